@@ -1,0 +1,94 @@
+package bus
+
+import (
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestDeliverAllocs(t *testing.T) {
+	var n int
+	b, _ := newBus(t, Config{Handler: func(ch string, payload []byte) { n += len(ch) + len(payload) }})
+	m := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
+	if got := testing.AllocsPerRun(1000, func() { b.deliver(m) }); got != 0 {
+		t.Errorf("deliver: %v allocs, want 0", got)
+	}
+	if n == 0 {
+		t.Error("Handler not called")
+	}
+}
+
+func TestHeldInterestAllocs(t *testing.T) {
+	b, _ := newBus(t, Config{})
+	if err := b.Interest("user.1"); err != nil {
+		t.Fatal(err)
+	}
+	got := testing.AllocsPerRun(1000, func() {
+		if err := b.Interest("user.1"); err != nil {
+			t.Fatal(err)
+		}
+		b.Release("user.1")
+	})
+	if got != 0 {
+		t.Errorf("Interest+Release of a held channel: %v allocs, want 0", got)
+	}
+}
+
+// TestMemoryPerSubscription logs the heap each distinct channel costs:
+// client side only (the bus's map entry and nats.go's Subscription, against
+// a server that is not there), and with the embedded server's share (its
+// subscription and subject index) in the same process.
+func TestMemoryPerSubscription(t *testing.T) {
+	const n = 10000
+
+	client, _ := newBus(t, Config{URL: deadURL(t)})
+	perClient := heapGrowth(n, func(i int) {
+		if _, err := client.acquire("user.m" + strconv.Itoa(i)); err != nil {
+			t.Error(err)
+		}
+	})
+	client.Close()
+
+	b, _ := newBus(t, Config{})
+	var wg sync.WaitGroup
+	perTotal := heapGrowth(n, func(i int) {
+		// In 16 batches of concurrent calls, so that flushes are shared.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Interest("user.m" + strconv.Itoa(i)); err != nil {
+				t.Error(err)
+			}
+		}()
+		if i%(n/16) == n/16-1 {
+			wg.Wait()
+		}
+	})
+	wg.Wait()
+	if got := b.Subscriptions(); got != n {
+		t.Fatalf("Subscriptions() = %d, want %d", got, n)
+	}
+	t.Logf("heap per subscribed channel over %d channels: %.0f B client side (bus + nats.go), %.0f B with the embedded server's share (%.0f B server)",
+		n, perClient, perTotal, perTotal-perClient)
+	// Far above what is measured, so that only a regression of the kind
+	// "a goroutine or a buffer per subscription" trips it.
+	if perClient > 1024 {
+		t.Errorf("client-side heap per subscription = %.0f B, want at most 1 KiB", perClient)
+	}
+}
+
+// heapGrowth returns the live heap added per call of f(0..n-1), after GC.
+func heapGrowth(n int, f func(i int)) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		f(i)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+}

@@ -1,0 +1,415 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultPrefix           = "notify"
+	DefaultName             = "wsgate"
+	DefaultEmbeddedListen   = "127.0.0.1:4222"
+	DefaultDispatchers      = 2
+	DefaultQueueLen         = 65536
+	DefaultSubscribeTimeout = 5 * time.Second
+)
+
+// Connection tuning shared by the gateway's connection and Dial.
+const (
+	// reconnectWait plus a random jitter of up to reconnectJitter is the pause
+	// between two rounds of reconnect attempts: 1–2 s, so that a fleet of
+	// gateways does not hit a restarted NATS server in one wave.
+	reconnectWait   = time.Second
+	reconnectJitter = time.Second
+
+	// pingInterval and maxPingsOut notice a dead server (half-open TCP) in
+	// about a minute instead of nats.go's default of 4–6 minutes; readiness
+	// depends on it.
+	pingInterval = 20 * time.Second
+	maxPingsOut  = 3
+)
+
+// Config configures a Bus. Only Handler is required: the zero value of every
+// other field means its default.
+type Config struct {
+	// URL of the NATS server(s), comma-separated. Empty means: start an
+	// embedded NATS server in this process, listening on EmbeddedListen, and
+	// connect to it.
+	URL string
+
+	// EmbeddedListen is the host:port of the embedded server, used only when
+	// URL is empty. Empty means "127.0.0.1:4222". Port 0 picks a free port
+	// (for tests); ClientURL reports the real one. An empty host listens on
+	// every interface.
+	EmbeddedListen string
+
+	// Prefix is the first part of every subject: channel X is subject
+	// "<Prefix>.X". Empty means "notify". It must be a valid channel name
+	// (one or more dot-separated tokens of [A-Za-z0-9_-]).
+	Prefix string
+
+	// Name is the NATS connection name, shown by the server's monitoring.
+	// Empty means "wsgate".
+	Name string
+
+	// Handler receives every message of every subscribed channel. channel is
+	// the subject without "<Prefix>." (e.g. "user.42"); payload is the
+	// message body and is valid only until Handler returns. Handler is called
+	// from the Dispatchers goroutines, concurrently for different channels;
+	// the messages of one channel are always handed over by the same
+	// dispatcher, one at a time, in the order NATS delivered them. It may
+	// still be called for a channel shortly after its last Release (messages
+	// already queued).
+	// It should not block: while every dispatcher is busy, messages queue up
+	// to QueueLen and are then dropped. Required.
+	Handler func(channel string, payload []byte)
+
+	// Dispatchers is the number of goroutines that call Handler. Zero means
+	// 2: the reference host runs with GOMAXPROCS=2, Handler only looks up
+	// local connections and encodes a frame once (large fan-outs go to the
+	// worker pool), so more dispatchers than cores buy nothing and fewer
+	// would leave a core idle while a burst is queued.
+	Dispatchers int
+
+	// QueueLen is the capacity of the dispatch queues, in messages, split
+	// evenly among the dispatchers. Zero means 65536 (512 KiB of pointers). When it is full,
+	// nats.go drops further messages for this client (a client-side slow
+	// consumer); Dropped counts them.
+	QueueLen int
+
+	// SubscribeTimeout bounds how long Interest waits for the server to
+	// confirm a new subscription. Zero means 5s.
+	SubscribeTimeout time.Duration
+
+	// Logger receives connection state changes (connected, disconnected,
+	// reconnected, closed) and asynchronous errors; repeated errors are
+	// rate-limited. Nil means zap.NewNop(). The bus does not name it: pass
+	// logger.Named("bus").
+	Logger *zap.Logger
+}
+
+// Bus is the gateway's link to NATS: it holds one NATS connection, one
+// subscription per channel some caller has an interest in, and the
+// goroutines that hand messages to Config.Handler. All methods are safe for
+// concurrent use.
+type Bus struct {
+	nc      *nats.Conn
+	srv     *server.Server // the embedded server; nil when Config.URL is set
+	url     string         // what ClientURL reports
+	prefix  string
+	handler func(channel string, payload []byte)
+	timeout time.Duration
+	log     *zap.Logger
+
+	// queues are shared by the subscriptions (ChanSubscribe), one per
+	// dispatcher: the number of goroutines does not grow with the number of
+	// subscriptions. A channel always uses the queue its name hashes to, so
+	// its messages keep their order through dispatch.
+	queues []chan *nats.Msg
+	seed   maphash.Seed
+
+	shards [numShards]shard
+
+	// Confirmation rounds, see confirm and runFlusher.
+	fmu     sync.Mutex
+	next    *round        // guarded by fmu: the round the next flush confirms; nil when nobody waits
+	kick    chan struct{} // capacity 1: wakes the flusher when a round is opened
+	flushes atomic.Uint64 // PING/PONG round trips made to confirm subscriptions; read by tests
+
+	subs       atomic.Int64  // live NATS subscriptions (map entries)
+	dropped    atomic.Uint64 // drops of subscriptions already released
+	reconnects atomic.Uint64
+
+	asyncErrs, reconnectErrs, unsubErrs limiter
+
+	closed    atomic.Bool   // set first thing in Close; checked under a shard lock by acquire
+	done      chan struct{} // closed by Close after the connection: stops dispatchers, flusher and waiters
+	closeOnce sync.Once
+	wg        sync.WaitGroup // dispatchers and flusher
+}
+
+// New applies the defaults, starts the embedded server when cfg.URL is empty,
+// connects, and starts the dispatchers.
+//
+// The connection reconnects forever (1–2 s between rounds of attempts) and
+// New does not fail when the NATS server is not reachable yet: the bus
+// connects in the background, so a gateway can start before NATS. Interest
+// calls made meanwhile wait up to SubscribeTimeout.
+func New(cfg Config) (*Bus, error) {
+	if cfg.Handler == nil {
+		return nil, ErrNoHandler
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !channel.Valid(prefix) {
+		return nil, fmt.Errorf("%w: prefix %q", ErrInvalidName, prefix)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = DefaultName
+	}
+	dispatchers := cfg.Dispatchers
+	if dispatchers == 0 {
+		dispatchers = DefaultDispatchers
+	}
+	queueLen := cfg.QueueLen
+	if queueLen == 0 {
+		queueLen = DefaultQueueLen
+	}
+	timeout := cfg.SubscribeTimeout
+	if timeout == 0 {
+		timeout = DefaultSubscribeTimeout
+	}
+	if dispatchers < 0 || queueLen < 0 || timeout < 0 {
+		return nil, fmt.Errorf("%w: Dispatchers %d, QueueLen %d, SubscribeTimeout %v: must not be negative",
+			ErrInvalidConfig, cfg.Dispatchers, cfg.QueueLen, cfg.SubscribeTimeout)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+
+	b := &Bus{
+		url:     cfg.URL,
+		prefix:  prefix,
+		handler: cfg.Handler,
+		timeout: timeout,
+		log:     log,
+		seed:    maphash.MakeSeed(),
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	for i := range b.shards {
+		b.shards[i].m = make(map[string]*entry)
+	}
+
+	if b.url == "" {
+		listen := cfg.EmbeddedListen
+		if listen == "" {
+			listen = DefaultEmbeddedListen
+		}
+		srv, url, err := startEmbedded(listen, log)
+		if err != nil {
+			return nil, err
+		}
+		b.srv, b.url = srv, url
+		log.Info("embedded nats server listening", zap.String("url", url))
+	}
+
+	nc, err := nats.Connect(b.url, b.options(name)...)
+	if err != nil {
+		b.stopEmbedded()
+		return nil, fmt.Errorf("bus: connect %s: %w", b.url, err)
+	}
+	b.nc = nc
+	if !nc.IsConnected() {
+		log.Warn("nats not reachable yet, connecting in the background", zap.String("url", b.url))
+	}
+
+	b.queues = make([]chan *nats.Msg, max(dispatchers, 1))
+	for i := range b.queues {
+		b.queues[i] = make(chan *nats.Msg, max(queueLen/len(b.queues), 1))
+	}
+	b.wg.Add(len(b.queues) + 1)
+	for _, q := range b.queues {
+		go b.dispatch(q)
+	}
+	go b.runFlusher()
+	return b, nil
+}
+
+// options returns the connection options of the gateway's connection: named,
+// reconnecting forever with jitter, connecting in the background when the
+// server is not up yet, and logging its state changes.
+func (b *Bus) options(name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		nats.RetryOnFailedConnect(true),
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		// Close logs by itself; the callback would run on nats.go's
+		// callback goroutine after Close has returned.
+		nats.NoCallbacksAfterClientClose(),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.log.Warn("nats disconnected", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.reconnects.Add(1)
+			b.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if ok, held := b.reconnectErrs.allow(); ok {
+				b.log.Warn("nats reconnect attempt failed", zap.Error(err), zap.Int("suppressed", held))
+			}
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			// Only when nats.go gives up by itself; never with MaxReconnects(-1)
+			// short of an authorization error.
+			b.log.Error("nats connection closed")
+		}),
+		nats.LameDuckModeHandler(func(*nats.Conn) {
+			b.log.Info("nats server entering lame duck mode")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if ok, held := b.asyncErrs.allow(); ok {
+				fields := []zap.Field{zap.Error(err), zap.Int("suppressed", held)}
+				if sub != nil {
+					fields = append(fields, zap.String("subject", sub.Subject))
+				}
+				b.log.Warn("nats async error", fields...)
+			}
+		}),
+	}
+}
+
+// queue returns the dispatch queue of channel ch.
+func (b *Bus) queue(ch string) chan *nats.Msg {
+	return b.queues[maphash.String(b.seed, ch)%uint64(len(b.queues))]
+}
+
+// dispatch hands the messages of queue q to the Handler until Close.
+func (b *Bus) dispatch(q chan *nats.Msg) {
+	defer b.wg.Done()
+	for {
+		select {
+		case m := <-q:
+			b.deliver(m)
+		case <-b.done:
+			return
+		}
+	}
+}
+
+// deliver calls the Handler with the channel of m: its subject without the
+// prefix, as a substring (no allocation).
+func (b *Bus) deliver(m *nats.Msg) {
+	if n := len(b.prefix) + 1; len(m.Subject) > n {
+		b.handler(m.Subject[n:], m.Data)
+	}
+}
+
+// Connected reports whether the NATS connection is up.
+func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+
+// Subscriptions returns how many NATS subscriptions the bus holds now: one
+// per channel with at least one interest.
+func (b *Bus) Subscriptions() int { return int(b.subs.Load()) }
+
+// Dropped returns how many messages nats.go dropped because the shared
+// channel was full. It visits every subscription, so it costs O(channels):
+// call it from a metrics scrape, not per message.
+func (b *Bus) Dropped() uint64 {
+	n := b.dropped.Load()
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			n += subDropped(e.sub)
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// subDropped returns how many messages nats.go dropped for sub, 0 once it is
+// closed.
+func subDropped(sub *nats.Subscription) uint64 {
+	n, err := sub.Dropped()
+	if err != nil || n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
+// Reconnects returns how many times the connection was re-established after
+// it was lost. The count is updated from nats.go's callback goroutine, a
+// moment after Connected turns true.
+func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
+
+// ClientURL returns the URL publishers should use: the embedded server's
+// when Config.URL was empty, Config.URL otherwise.
+func (b *Bus) ClientURL() string { return b.url }
+
+// Conn returns the underlying connection, e.g. for a Publisher in the same
+// process. The Bus owns it: do not close it, and do not Subscribe on it with
+// a callback per channel.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Close forgets every interest, closes the connection without draining
+// (messages still queued are discarded), waits for the dispatchers, and
+// shuts the embedded server down and waits for it. Interest fails with
+// ErrClosed afterwards. Close is idempotent and always returns nil.
+//
+// Close does not send an UNSUB per subscription: closing the connection
+// removes all of them on the server at once.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.closed.Store(true)
+		for i := range b.shards {
+			s := &b.shards[i]
+			s.mu.Lock()
+			for _, e := range s.m {
+				b.dropped.Add(subDropped(e.sub))
+			}
+			clear(s.m)
+			s.mu.Unlock()
+		}
+		b.subs.Store(0)
+		b.nc.Close()
+		close(b.done)
+		b.wg.Wait()
+		b.stopEmbedded()
+		b.log.Info("bus closed")
+	})
+	return nil
+}
+
+// limiter lets one event through per logPeriod and counts the ones it holds
+// back, so that an error repeated a thousand times a second costs one log
+// line every ten seconds.
+type limiter struct {
+	mu   sync.Mutex
+	next time.Time // guarded by mu: when the next event may pass
+	held int       // guarded by mu: events held back since the last one passed
+}
+
+const logPeriod = 10 * time.Second
+
+// allow reports whether this event may be logged and, if so, how many were
+// held back before it.
+func (l *limiter) allow() (ok bool, held int) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.held++
+		return false, 0
+	}
+	held, l.held = l.held, 0
+	l.next = now.Add(logPeriod)
+	return true, held
+}
+
+// errIsClosed reports whether err says the connection is closed.
+func errIsClosed(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, ErrClosed)
+}

@@ -1,0 +1,228 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// numShards is the number of independently locked parts of the channel map.
+// 64 keeps lock contention low for the 2 dispatchers plus every pool worker
+// that registers or closes a connection, for 4 KiB of shards.
+const numShards = 64
+
+// shard is one part of the channel map. It fills a cache line so that two
+// shards' locks never share one.
+type shard struct {
+	mu sync.Mutex
+	// m maps a channel to its subscription; guarded by mu. The key is a
+	// substring of entry.sub.Subject, so it costs no memory of its own.
+	m map[string]*entry
+	_ [64 - 16]byte
+}
+
+// entry is the bookkeeping of one subscribed channel, guarded by its shard's
+// lock.
+type entry struct {
+	sub   *nats.Subscription
+	refs  int32 // interests held; the entry is removed when it drops to 0
+	ready bool  // a flush has confirmed sub on the server
+}
+
+// shard returns the shard of ch (FNV-1a, no allocation).
+func (b *Bus) shard(ch string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(ch); i++ {
+		h ^= uint32(ch[i])
+		h *= 16777619
+	}
+	return &b.shards[h%numShards]
+}
+
+// Interest declares that the caller needs the messages of channel. The first
+// interest in a channel subscribes "<prefix>.<channel>" on NATS; later ones
+// only count. Interest returns nil once the NATS server has the
+// subscription, so a message published after Interest returns is delivered.
+// On error (ErrInvalidName, ErrClosed, ErrSubscribeTimeout, or a NATS
+// error) the interest is not held and the caller must not Release it.
+//
+// Concurrent Interest calls share their confirmations: one PING/PONG round
+// trip confirms every subscription made before it was sent. An interest in a
+// channel that is already confirmed returns at once, without NATS traffic.
+func (b *Bus) Interest(ch string) error {
+	if !channel.Valid(ch) {
+		return fmt.Errorf("%w: %q", ErrInvalidName, ch)
+	}
+	e, err := b.acquire(ch)
+	if err != nil || e == nil {
+		return err
+	}
+	if err := b.confirm(); err != nil {
+		b.Release(ch)
+		if err == ErrClosed {
+			return err
+		}
+		return fmt.Errorf("%w: channel %s", err, ch)
+	}
+	s := b.shard(ch)
+	s.mu.Lock()
+	e.ready = true // harmless if Close has removed e meanwhile
+	s.mu.Unlock()
+	return nil
+}
+
+// acquire takes one reference on ch and subscribes on NATS if it is the
+// first. It returns the entry when the caller must wait for a confirmation,
+// nil when the subscription is confirmed already.
+//
+// The shard lock is held across ChanSubscribe, so a first Interest racing a
+// last Release of the same channel leaves exactly one subscription or none.
+// The wait for the confirmation happens outside the lock.
+func (b *Bus) acquire(ch string) (*entry, error) {
+	s := b.shard(ch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Close sets closed before it sweeps the shards, so under this lock
+	// either the sweep is still to come or closed is visible.
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	if e, ok := s.m[ch]; ok {
+		e.refs++
+		// While disconnected the server does not have the subscription;
+		// wait for the confirmation that follows the resubscription.
+		if e.ready && b.nc.IsConnected() {
+			return nil, nil
+		}
+		return e, nil
+	}
+	subject := b.prefix + "." + ch
+	sub, err := b.nc.ChanSubscribe(subject, b.queue(ch))
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe %s: %w", ch, err)
+	}
+	e := &entry{sub: sub, refs: 1}
+	s.m[subject[len(b.prefix)+1:]] = e
+	b.subs.Add(1)
+	return e, nil
+}
+
+// Release drops one interest in ch; the last one unsubscribes from NATS.
+// Releasing a channel without interest is a no-op. Handler may still receive
+// a few messages of ch that were queued before the last Release.
+func (b *Bus) Release(ch string) {
+	s := b.shard(ch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[ch]
+	if !ok {
+		return
+	}
+	if e.refs--; e.refs > 0 {
+		return
+	}
+	delete(s.m, ch)
+	b.subs.Add(-1)
+	b.dropped.Add(subDropped(e.sub))
+	if err := e.sub.Unsubscribe(); err != nil && !errIsClosed(err) {
+		if ok, held := b.unsubErrs.allow(); ok {
+			b.log.Warn("nats unsubscribe failed", zap.String("channel", ch), zap.Error(err), zap.Int("suppressed", held))
+		}
+	}
+}
+
+// round is one confirmation round trip shared by every Interest that joined
+// it before the flusher took it.
+type round struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
+// confirm waits until the server has processed every subscription this
+// goroutine made before calling it. It joins the open round (opening one if
+// there is none) and waits for the flusher to complete it.
+//
+// Correctness: a caller joins a round only after its SUB is in nats.go's
+// write buffer, and the flusher sends the round's PING only after taking the
+// round, so the PING follows every SUB of the round and the server's PONG
+// proves it has processed them.
+func (b *Bus) confirm() error {
+	b.fmu.Lock()
+	r := b.next
+	if r == nil {
+		r = &round{done: make(chan struct{})}
+		b.next = r
+		select {
+		case b.kick <- struct{}{}:
+		default: // the flusher is already due to look
+		}
+	}
+	b.fmu.Unlock()
+
+	t := time.NewTimer(b.timeout)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.err
+	case <-b.done:
+		return ErrClosed
+	case <-t.C:
+		return ErrSubscribeTimeout
+	}
+}
+
+// runFlusher completes rounds one at a time until Close. While it waits for
+// one PONG, later callers gather in the next round, so N concurrent Interest
+// calls cost a handful of round trips, not N.
+func (b *Bus) runFlusher() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.kick:
+		case <-b.done:
+			return // waiters of an open round see done too
+		}
+		b.fmu.Lock()
+		r := b.next
+		b.next = nil
+		b.fmu.Unlock()
+		if r == nil {
+			continue
+		}
+		r.err = b.flush()
+		close(r.done)
+	}
+}
+
+// flush makes one PING/PONG round trip, retrying within SubscribeTimeout if
+// the connection drops while the PING is in flight: nats.go then releases
+// the flush with ErrConnectionClosed, and on reconnect it resends every
+// subscription before any PING queued meanwhile, so a retried flush still
+// confirms them.
+func (b *Bus) flush() error {
+	deadline := time.Now().Add(b.timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ErrSubscribeTimeout
+		}
+		b.flushes.Add(1)
+		err := b.nc.FlushTimeout(left)
+		switch {
+		case err == nil:
+			return nil
+		case b.closed.Load() || b.nc.IsClosed():
+			return ErrClosed
+		case errors.Is(err, nats.ErrTimeout):
+			return ErrSubscribeTimeout
+		case !errors.Is(err, nats.ErrConnectionClosed):
+			return fmt.Errorf("bus: flush: %w", err)
+		}
+	}
+}

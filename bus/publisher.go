@@ -1,0 +1,115 @@
+package bus
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// DefaultFlushTimeout is what Publisher.Flush waits when given zero.
+const DefaultFlushTimeout = 10 * time.Second
+
+// Publisher publishes notifications the way storage and app services do:
+// the message body is the payload, the subject is "<prefix>.<channel>". It
+// checks every name, so a publisher can never send to a wildcard. A
+// Publisher is safe for concurrent use; it does not own nc.
+type Publisher struct {
+	nc        *nats.Conn
+	prefix    string
+	broadcast string // "<prefix>.broadcast", built once
+	err       error  // non-nil when prefix is invalid; returned by every publish
+}
+
+// NewPublisher returns a Publisher on nc. An empty prefix means "notify".
+// An invalid prefix is not reported here but by every publish, as
+// ErrInvalidName.
+func NewPublisher(nc *nats.Conn, prefix string) *Publisher {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	p := &Publisher{nc: nc, prefix: prefix, broadcast: prefix + "." + channel.Broadcast}
+	if !channel.Valid(prefix) {
+		p.err = fmt.Errorf("%w: prefix %q", ErrInvalidName, prefix)
+	}
+	return p
+}
+
+// User publishes payload to every socket of user id, on subject
+// "<prefix>.user.<id>". id must be a single token of [A-Za-z0-9_-] and
+// "user.<id>" at most 128 bytes, else the error is ErrInvalidName.
+func (p *Publisher) User(id string, payload []byte) error {
+	if !channel.ValidToken(id) || len(channel.UserKind)+1+len(id) > channel.MaxLen {
+		return fmt.Errorf("%w: user id %q", ErrInvalidName, id)
+	}
+	return p.publish(p.prefix+"."+channel.UserKind+"."+id, payload)
+}
+
+// Topic publishes payload to the subscribers of topic name, on subject
+// "<prefix>.topic.<name>". name is one or more dot-separated tokens of
+// [A-Za-z0-9_-] and "topic.<name>" at most 128 bytes, else the error is
+// ErrInvalidName.
+func (p *Publisher) Topic(name string, payload []byte) error {
+	if !channel.Valid(name) || len(channel.TopicKind)+1+len(name) > channel.MaxLen {
+		return fmt.Errorf("%w: topic %q", ErrInvalidName, name)
+	}
+	return p.publish(p.prefix+"."+channel.TopicKind+"."+name, payload)
+}
+
+// Broadcast publishes payload to every socket of every gateway, on subject
+// "<prefix>.broadcast".
+func (p *Publisher) Broadcast(payload []byte) error {
+	return p.publish(p.broadcast, payload)
+}
+
+// Flush waits until the server has processed everything published so far,
+// or timeout passes. Zero means DefaultFlushTimeout. Core NATS publishes are
+// fire-and-forget: a short-lived publisher (a CLI) must Flush before it
+// exits.
+func (p *Publisher) Flush(timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultFlushTimeout
+	}
+	if err := p.nc.FlushTimeout(timeout); err != nil {
+		return fmt.Errorf("bus: flush: %w", err)
+	}
+	return nil
+}
+
+func (p *Publisher) publish(subject string, payload []byte) error {
+	if p.err != nil {
+		return p.err
+	}
+	if err := p.nc.Publish(subject, payload); err != nil {
+		return fmt.Errorf("bus: publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Dial connects a publisher-only client, for the `wsgate publish` CLI and Go
+// services. An empty url means nats.DefaultURL (nats://127.0.0.1:4222, where
+// a zero-config gateway's embedded server listens); an empty name means
+// "wsgate-publisher". Unlike the gateway's connection, Dial fails at once if
+// no server answers, so that a mistyped URL is reported; once connected, the
+// client reconnects forever and buffers what is published meanwhile (up to
+// nats.go's 8 MiB reconnect buffer). The caller closes the connection.
+func Dial(url, name string) (*nats.Conn, error) {
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	if name == "" {
+		name = "wsgate-publisher"
+	}
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bus: dial %s: %w", url, err)
+	}
+	return nc, nil
+}

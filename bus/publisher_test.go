@@ -1,0 +1,139 @@
+package bus
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestPublisherValidation(t *testing.T) {
+	b, _ := newBus(t, Config{})
+	nc, err := Dial(b.ClientURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Everything the publisher sends, to check that valid names reach the
+	// server with the right subject.
+	seen := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe("notify.>", seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(nc, "")
+
+	maxUser := strings.Repeat("u", 128-len("user."))
+	maxTopic := strings.Repeat("t", 128-len("topic."))
+	tests := []struct {
+		name    string
+		publish func() error
+		subject string // "" when the publish must fail with ErrInvalidName
+	}{
+		{name: "user", publish: func() error { return p.User("42", nil) }, subject: "notify.user.42"},
+		{name: "user chars", publish: func() error { return p.User("a-B_9", nil) }, subject: "notify.user.a-B_9"},
+		{name: "user max length", publish: func() error { return p.User(maxUser, nil) }, subject: "notify.user." + maxUser},
+		{name: "user too long", publish: func() error { return p.User(maxUser+"u", nil) }},
+		{name: "user empty", publish: func() error { return p.User("", nil) }},
+		{name: "user dotted", publish: func() error { return p.User("4.2", nil) }},
+		{name: "user star", publish: func() error { return p.User("*", nil) }},
+		{name: "user gt", publish: func() error { return p.User(">", nil) }},
+		{name: "user star inside", publish: func() error { return p.User("4*", nil) }},
+		{name: "user space", publish: func() error { return p.User("4 2", nil) }},
+		{name: "user newline", publish: func() error { return p.User("4\r\n2", nil) }},
+		{name: "topic", publish: func() error { return p.Topic("sports", nil) }, subject: "notify.topic.sports"},
+		{name: "topic dotted", publish: func() error { return p.Topic("news.eu", nil) }, subject: "notify.topic.news.eu"},
+		{name: "topic max length", publish: func() error { return p.Topic(maxTopic, nil) }, subject: "notify.topic." + maxTopic},
+		{name: "topic too long", publish: func() error { return p.Topic(maxTopic+"t", nil) }},
+		{name: "topic empty", publish: func() error { return p.Topic("", nil) }},
+		{name: "topic empty token", publish: func() error { return p.Topic("news..eu", nil) }},
+		{name: "topic leading dot", publish: func() error { return p.Topic(".news", nil) }},
+		{name: "topic trailing dot", publish: func() error { return p.Topic("news.", nil) }},
+		{name: "topic star", publish: func() error { return p.Topic("news.*", nil) }},
+		{name: "topic gt", publish: func() error { return p.Topic(">", nil) }},
+		{name: "topic space", publish: func() error { return p.Topic("news eu", nil) }},
+		{name: "topic non-ascii", publish: func() error { return p.Topic("nöws", nil) }},
+		{name: "broadcast", publish: func() error { return p.Broadcast(nil) }, subject: "notify.broadcast"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.publish()
+			if tt.subject == "" {
+				if !errors.Is(err, ErrInvalidName) {
+					t.Fatalf("err = %v, want ErrInvalidName", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			select {
+			case m := <-seen:
+				if m.Subject != tt.subject {
+					t.Fatalf("subject = %q, want %q", m.Subject, tt.subject)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("nothing published")
+			}
+		})
+	}
+	if err := p.Flush(time.Second); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	select {
+	case m := <-seen:
+		t.Fatalf("an invalid publish reached the server: %q", m.Subject)
+	default:
+	}
+}
+
+func TestPublisherInvalidPrefix(t *testing.T) {
+	b, _ := newBus(t, Config{})
+	p := NewPublisher(b.Conn(), "notify.>")
+	for _, err := range []error{p.User("1", nil), p.Topic("a", nil), p.Broadcast(nil)} {
+		if !errors.Is(err, ErrInvalidName) {
+			t.Errorf("publish with an invalid prefix = %v, want ErrInvalidName", err)
+		}
+	}
+}
+
+func TestPublisherInProcess(t *testing.T) {
+	b, rec := newBus(t, Config{})
+	if err := b.Interest("user.1"); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(b.Conn(), "")
+	if err := p.User("1", []byte("same connection")); err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, delivery{channel: "user.1", payload: "same connection"})
+}
+
+func TestPublisherClosed(t *testing.T) {
+	b, _ := newBus(t, Config{})
+	nc, err := Dial(b.ClientURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	p := NewPublisher(nc, "")
+	if err := p.User("1", nil); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("publish on a closed connection = %v, want nats.ErrConnectionClosed", err)
+	}
+	if err := p.Flush(time.Second); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("Flush on a closed connection = %v, want nats.ErrConnectionClosed", err)
+	}
+}
+
+func TestDialNoServer(t *testing.T) {
+	if nc, err := Dial(deadURL(t), "x"); err == nil {
+		nc.Close()
+		t.Fatal("Dial to a port where nothing listens: no error")
+	}
+}
