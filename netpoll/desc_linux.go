@@ -1,0 +1,205 @@
+//go:build linux && !netpoll_portable
+
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+
+	easy "github.com/mailru/easygo/netpoll"
+)
+
+// Desc is one observed socket. It is held per connection, so it is kept to
+// three words: a mutex, the fd with the interest state, and the callback.
+type Desc struct {
+	mu sync.Mutex // protects the fields below; held while the callback runs
+
+	fd          int32 // the socket's own fd, never a dup
+	readArmed   bool  // read-side events are wanted
+	writeWanted bool  // EPOLLOUT is wanted
+	stopped     bool  // removed from the epoll set or Poller closed
+
+	cb func(Event)
+}
+
+// events returns the kernel registration for d's interest. d.mu must be
+// held.
+func (d *Desc) events() easy.EpollEvent {
+	ev := easy.EpollEvent(easy.EPOLLONESHOT | easy.EPOLLRDHUP)
+	if d.readArmed {
+		ev |= easy.EPOLLIN
+	}
+	if d.writeWanted {
+		ev |= easy.EPOLLOUT
+	}
+	return ev
+}
+
+// Observe registers the socket behind rc with one-shot read interest (plus
+// RDHUP) and calls cb on events. rc is typically from
+// (*net.TCPConn).SyscallConn; the socket's own fd is registered, so it
+// stays non-blocking and its deadlines keep working.
+//
+// cb runs on the poller goroutine with d's mutex held, once per armed
+// interest that became ready: read interest is re-armed with Resume, write
+// interest with WantWrite. cb must return quickly (schedule work elsewhere),
+// must not call Poller methods for the same Desc (that deadlocks), and may
+// call them for other Descs. cb must not be nil. cb may run before Observe
+// has returned d to the caller.
+//
+// A socket can be observed by one Desc at a time; close it only through
+// Release.
+func (p *Poller) Observe(rc syscall.RawConn, cb func(Event)) (*Desc, error) {
+	if cb == nil {
+		panic("netpoll: Observe with nil callback")
+	}
+	d := &Desc{fd: -1, readArmed: true, cb: cb}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var addErr error
+	// Adding inside Control keeps the fd from being closed meanwhile.
+	err := rc.Control(func(fd uintptr) {
+		d.fd = int32(fd)
+		addErr = p.ep.Add(int(fd), d.events(), func(ev easy.EpollEvent) { p.dispatch(d, ev) })
+		var errno syscall.Errno
+		if errors.As(addErr, &errno) {
+			// easygo keeps the callback when epoll_ctl fails; drop it so
+			// that the fd number can be observed later.
+			_ = p.ep.Del(int(fd))
+		}
+	})
+	if err == nil {
+		err = addErr
+	}
+	if err != nil {
+		d.stopped = true
+		if errors.Is(err, easy.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("netpoll: observe fd %d: %w", d.fd, err)
+	}
+	return d, nil
+}
+
+// Resume re-arms one-shot read interest after the caller has finished a
+// read task for d. Resuming an armed Desc does nothing. It returns
+// ErrNotObserved if d was stopped or the Poller closed.
+func (p *Poller) Resume(d *Desc) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return ErrNotObserved
+	}
+	if d.readArmed {
+		return nil
+	}
+	d.readArmed = true
+	return p.arm(d)
+}
+
+// WantWrite arms one-shot write interest in addition to any armed read
+// interest; cb gets EventWrite (or EventErr/EventHup) once the socket is
+// writable. It is used when the kernel send buffer is full. It returns
+// ErrNotObserved if d was stopped or the Poller closed.
+func (p *Poller) WantWrite(d *Desc) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return ErrNotObserved
+	}
+	if d.writeWanted {
+		return nil
+	}
+	d.writeWanted = true
+	return p.arm(d)
+}
+
+// arm sets d's kernel registration to its interest. d.mu must be held.
+func (p *Poller) arm(d *Desc) error {
+	err := p.ep.Mod(int(d.fd), d.events())
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, easy.ErrClosed) {
+		// Close is about to deliver EventClosed, or has done so.
+		return ErrNotObserved
+	}
+	return fmt.Errorf("netpoll: arm fd %d: %w", d.fd, err)
+}
+
+// Stop removes d from the epoll set. After Stop returns no callback for d
+// starts or is running. It does not close the socket: use Release for that.
+// Stop is idempotent: a second call, or a call after Close, returns
+// ErrNotObserved.
+func (p *Poller) Stop(d *Desc) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return ErrNotObserved
+	}
+	d.stopped = true
+	d.readArmed, d.writeWanted = false, false
+	err := p.ep.Del(int(d.fd))
+	if err == nil || errors.Is(err, easy.ErrClosed) {
+		// Closed: the wait loop is gone and d will get no EventClosed.
+		return nil
+	}
+	return fmt.Errorf("netpoll: stop fd %d: %w", d.fd, err)
+}
+
+// dispatch is d's easygo callback. It runs on the poller goroutine, or with
+// easyClosed on the goroutine calling Close.
+//
+// EPOLLONESHOT has disarmed the whole registration, so dispatch delivers
+// what was armed and re-arms whatever interest remains. Read-side
+// conditions reach only an armed reader; EPOLLERR and EPOLLHUP also reach a
+// write waiter, so that it learns of a dead socket.
+func (p *Poller) dispatch(d *Desc, ev easy.EpollEvent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return // stale event fetched before Stop, or Close after Stop
+	}
+	if ev == easyClosed {
+		d.stopped = true
+		d.readArmed, d.writeWanted = false, false
+		d.cb(EventClosed)
+		return
+	}
+
+	var out Event
+	if ev&easy.EPOLLERR != 0 {
+		out |= EventErr
+	}
+	if ev&easy.EPOLLHUP != 0 {
+		out |= EventHup
+	}
+	var e Event
+	if d.readArmed && ev&(easy.EPOLLIN|easy.EPOLLRDHUP|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
+		d.readArmed = false
+		e |= out
+		if ev&easy.EPOLLIN != 0 {
+			e |= EventRead
+		}
+		if ev&easy.EPOLLRDHUP != 0 {
+			e |= EventHup
+		}
+	}
+	if d.writeWanted && ev&(easy.EPOLLOUT|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
+		d.writeWanted = false
+		e |= out
+		if ev&easy.EPOLLOUT != 0 {
+			e |= EventWrite
+		}
+	}
+	if d.readArmed || d.writeWanted {
+		if err := p.arm(d); err != nil && err != ErrNotObserved {
+			p.cfg.onError(err)
+		}
+	}
+	if e != 0 {
+		d.cb(e)
+	}
+}
