@@ -1,0 +1,47 @@
+# wsgate — run `make help` for the targets.
+
+GO      ?= go
+PKGS    ?= ./...
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run the gateway on :8080 (admin :9090) with an embedded NATS server and development auth (?user=)
+	$(GO) run ./cmd/wsgate --auth=none --log-format=console
+
+.PHONY: build
+build: ## build the wsgate binary into ./wsgate
+	$(GO) build -o wsgate ./cmd/wsgate
+
+.PHONY: test
+test: lint ## vet, gofmt, cross-build, every test with the race detector, then the allocation budgets without it
+	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
+	$(GO) test -count=1 -run Allocs $(PKGS)
+
+.PHONY: lint
+lint: ## go vet, gofmt, and a macOS cross-build (the portable netpoll)
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	GOOS=darwin $(GO) build $(PKGS)
+
+.PHONY: bench
+bench: ## Go benchmarks: upgrade (beside net/http+gorilla), frames, fan-out families, read path, pool, poller, bus
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzConnInput$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./internal/channel
+
+.PHONY: cover
+cover: ## test coverage report in cover.out (open with go tool cover -html=cover.out)
+	$(GO) test -count=1 -coverprofile=cover.out $(PKGS)
+	$(GO) tool cover -func=cover.out | tail -1

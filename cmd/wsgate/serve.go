@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+type serveFlags struct {
+	listen, admin, path             string
+	auth, jwtSecret, jwtPublicKey   string
+	jwtIssuer, jwtAudience          string
+	allowedOrigins                  string
+	natsURL, embeddedNATS, prefix   string
+	pingInterval, idleTimeout       time.Duration
+	writeTimeout, handshakeTimeout  time.Duration
+	shutdownTimeout                 time.Duration
+	maxMessageSize, writeQueueLimit int
+	maxSubscriptions, poolSize      int
+	logLevel, logFormat             string
+	pprof                           bool
+}
+
+func serve(args []string) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("wsgate [flags]", flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", ":8080", "WebSocket listen address")
+	fs.StringVar(&f.admin, "admin", ":9090", "admin listen address (/healthz, /readyz, /metrics); empty disables")
+	fs.StringVar(&f.path, "path", "/ws", "WebSocket endpoint path")
+	fs.StringVar(&f.auth, "auth", "jwt", "authentication: jwt, or none (development only: trusts ?user=)")
+	fs.StringVar(&f.jwtSecret, "jwt-secret", "", "HS256 shared secret (prefer WSGATE_JWT_SECRET over the command line)")
+	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "PEM file of the RS256 or ES256 public key")
+	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "required iss claim, if set")
+	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim, if set")
+	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated allowed browser origins (https://app.example.com, https://*.example.com, *); empty allows any")
+	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL(s); empty starts an embedded NATS server")
+	fs.StringVar(&f.embeddedNATS, "embedded-nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server")
+	fs.StringVar(&f.prefix, "subject-prefix", "notify", "NATS subject prefix: channel X is subject <prefix>.X")
+	fs.DurationVar(&f.pingInterval, "ping-interval", 25*time.Second, "send a WebSocket ping after this much silence; 0 uses the default, negative disables")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close connections silent (no pong either) for this long")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "close a connection whose write queue has not moved for this long")
+	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", 5*time.Second, "deadline of the upgrade request")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for connections to close")
+	fs.IntVar(&f.maxMessageSize, "max-message-size", 4096, "largest client message in bytes (1009 beyond)")
+	fs.IntVar(&f.writeQueueLimit, "write-queue-limit", 256<<10, "bytes that may wait for a slow client before it is closed")
+	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 100, "topics one connection may subscribe to")
+	fs.IntVar(&f.poolSize, "pool-size", 256, "worker goroutines for upgrades, reads and fan-out")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	return run(f, log)
+}
+
+func newLogger(level, format string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	var cfg zap.Config
+	switch format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+	default:
+		return nil, fmt.Errorf("--log-format must be json or console, not %q", format)
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	return cfg.Build()
+}
+
+func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error) {
+	switch f.auth {
+	case "none":
+		log.Warn("INSECURE: --auth=none trusts ?user= from anyone and allows every topic; for development only, never in production")
+		return gateway.InsecureAuth{}, nil
+	case "jwt":
+		cfg := gateway.JWTConfig{Secret: []byte(f.jwtSecret), Issuer: f.jwtIssuer, Audience: f.jwtAudience, Leeway: 5 * time.Second}
+		if f.jwtPublicKey != "" {
+			pem, err := os.ReadFile(f.jwtPublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("--jwt-public-key: %w", err)
+			}
+			cfg.PublicKeyPEM = pem
+		}
+		if len(cfg.Secret) == 0 && len(cfg.PublicKeyPEM) == 0 {
+			return nil, errors.New("--auth=jwt needs --jwt-secret (or WSGATE_JWT_SECRET) or --jwt-public-key; use --auth=none only for development")
+		}
+		return gateway.NewJWTAuth(cfg)
+	}
+	return nil, fmt.Errorf("--auth must be jwt or none, not %q", f.auth)
+}
+
+func run(f serveFlags, log *zap.Logger) error {
+	auth, err := authenticator(f, log)
+	if err != nil {
+		return err
+	}
+	var gw atomic.Pointer[gateway.Server]
+	b, err := bus.New(bus.Config{
+		URL:            f.natsURL,
+		EmbeddedListen: f.embeddedNATS,
+		Prefix:         f.prefix,
+		Logger:         log.Named("bus"),
+		Handler: func(ch string, payload []byte) {
+			if s := gw.Load(); s != nil {
+				s.Deliver(ch, payload)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	defer b.Close()
+
+	s, err := gateway.New(gateway.Config{
+		Path:             f.path,
+		Auth:             auth,
+		AllowedOrigins:   splitList(f.allowedOrigins),
+		Bus:              b,
+		Logger:           log.Named("gateway"),
+		PingInterval:     f.pingInterval,
+		IdleTimeout:      f.idleTimeout,
+		WriteTimeout:     f.writeTimeout,
+		WriteQueueLimit:  f.writeQueueLimit,
+		MaxMessageSize:   f.maxMessageSize,
+		HandshakeTimeout: f.handshakeTimeout,
+		MaxSubscriptions: f.maxSubscriptions,
+		PoolSize:         f.poolSize,
+		EnablePprof:      f.pprof,
+	})
+	if err != nil {
+		return err
+	}
+	gw.Store(s)
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	var admin *http.Server
+	if f.admin != "" {
+		aln, err := net.Listen("tcp", f.admin)
+		if err != nil {
+			ln.Close()
+			s.Close()
+			return fmt.Errorf("admin: %w", err)
+		}
+		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go admin.Serve(aln)
+		log.Info("admin listening", zap.Stringer("addr", aln.Addr()))
+	}
+	log.Info("gateway listening",
+		zap.Stringer("addr", ln.Addr()), zap.String("path", f.path), zap.String("auth", f.auth),
+		zap.String("nats", b.ClientURL()), zap.String("subject_prefix", f.prefix))
+
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case err := <-served:
+		s.Close()
+		return err
+	case sig := <-sigs:
+		log.Info("shutting down", zap.Stringer("signal", sig), zap.Duration("timeout", f.shutdownTimeout))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	go func() {
+		sig := <-sigs
+		log.Warn("second signal: closing now", zap.Stringer("signal", sig))
+		cancel()
+	}()
+	err = s.Shutdown(ctx)
+	if admin != nil {
+		admin.Close()
+	}
+	if err != nil {
+		log.Warn("shutdown cut short", zap.Error(err))
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// Credentials are what a client presented at upgrade. The slices are only
+// valid until Authenticate returns.
+type Credentials struct {
+	// Token is the bearer token from ?token=, "Authorization: Bearer" or the
+	// wsgate_token cookie, in that order of preference.
+	Token []byte
+	// User is the ?user= query parameter (development mode only).
+	User []byte
+}
+
+// Identity is who a connection belongs to and what it may subscribe to.
+type Identity struct {
+	// User is the user id; the connection gets channel "user.<User>".
+	User string
+	// Channels lists the channel patterns ("topic.sports", "topic.news.*",
+	// "topic.>") the user may subscribe to. Nil means none.
+	Channels []string
+	// Expires is when the credentials stop being valid; the connection is
+	// closed with 1008 then. Zero means never.
+	Expires time.Time
+}
+
+// mayJoin reports whether the identity's patterns allow channel name.
+func (id *Identity) mayJoin(name string) bool {
+	for _, p := range id.Channels {
+		if channel.Match(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticator turns upgrade credentials into an Identity. Implementations
+// must be safe for concurrent use; an error rejects the upgrade with 401.
+type Authenticator interface {
+	Authenticate(c Credentials) (Identity, error)
+}
+
+// InsecureAuth is the development authenticator: it trusts ?user= and lets
+// the user subscribe to every topic. Never use it in production.
+type InsecureAuth struct{}
+
+var allTopics = []string{channel.TopicKind + ".>"}
+
+// Authenticate returns the identity named by ?user=, which must be a single
+// channel token ([A-Za-z0-9_-], at most 128 bytes).
+func (InsecureAuth) Authenticate(c Credentials) (Identity, error) {
+	if len(c.User) == 0 || !channel.ValidToken(string(c.User)) {
+		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-]", ErrUnauthorized)
+	}
+	return Identity{User: string(c.User), Channels: allTopics}, nil
+}
+
+// JWTConfig configures NewJWTAuth. Exactly one of Secret and PublicKeyPEM is
+// set.
+type JWTConfig struct {
+	// Secret is the HS256 shared secret.
+	Secret []byte
+	// PublicKeyPEM is an RSA (RS256) or ECDSA P-256 (ES256) public key in
+	// PEM form.
+	PublicKeyPEM []byte
+	// Issuer, when set, must equal the token's iss claim.
+	Issuer string
+	// Audience, when set, must be among the token's aud claim.
+	Audience string
+	// Leeway tolerates clock skew on exp, nbf and iat. Zero means none.
+	Leeway time.Duration
+}
+
+// JWTAuth verifies JSON Web Tokens: sub is the user id, exp is required,
+// the optional channels claim lists topic patterns. Only the algorithm that
+// matches the configured key is accepted (no "none", no algorithm
+// confusion).
+type JWTAuth struct {
+	parser *jwt.Parser
+	key    any
+}
+
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	Channels []string `json:"channels,omitempty"`
+}
+
+// NewJWTAuth returns a JWT authenticator for the key in cfg.
+func NewJWTAuth(cfg JWTConfig) (*JWTAuth, error) {
+	var (
+		method string
+		key    any
+	)
+	switch {
+	case len(cfg.Secret) > 0 && len(cfg.PublicKeyPEM) > 0:
+		return nil, errors.New("gateway: set either a JWT secret or a public key, not both")
+	case len(cfg.Secret) > 0:
+		if len(cfg.Secret) < 32 {
+			return nil, fmt.Errorf("gateway: the HS256 secret has %d bytes; use at least 32", len(cfg.Secret))
+		}
+		method, key = jwt.SigningMethodHS256.Alg(), cfg.Secret
+	case len(cfg.PublicKeyPEM) > 0:
+		var err error
+		method, key, err = parsePublicKey(cfg.PublicKeyPEM)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("gateway: JWT auth needs a secret or a public key")
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{method}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &JWTAuth{parser: jwt.NewParser(opts...), key: key}, nil
+}
+
+func parsePublicKey(pemBytes []byte) (method string, key any, err error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return "", nil, errors.New("gateway: the JWT public key is not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		rsaKey, rerr := x509.ParsePKCS1PublicKey(block.Bytes)
+		if rerr != nil {
+			return "", nil, fmt.Errorf("gateway: parse JWT public key: %w", err)
+		}
+		pub = rsaKey
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return jwt.SigningMethodRS256.Alg(), k, nil
+	case *ecdsa.PublicKey:
+		if k.Curve.Params().Name != "P-256" {
+			return "", nil, fmt.Errorf("gateway: ES256 needs a P-256 key, got %s", k.Curve.Params().Name)
+		}
+		return jwt.SigningMethodES256.Alg(), k, nil
+	}
+	return "", nil, fmt.Errorf("gateway: unsupported JWT public key type %T", pub)
+}
+
+// Authenticate verifies the bearer token.
+func (a *JWTAuth) Authenticate(c Credentials) (Identity, error) {
+	if len(c.Token) == 0 {
+		return Identity{}, fmt.Errorf("%w: missing token", ErrUnauthorized)
+	}
+	var claims jwtClaims
+	_, err := a.parser.ParseWithClaims(string(c.Token), &claims, func(*jwt.Token) (any, error) { return a.key, nil })
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if !channel.ValidToken(claims.Subject) {
+		return Identity{}, fmt.Errorf("%w: sub must be a token of [A-Za-z0-9_-]", ErrUnauthorized)
+	}
+	return Identity{User: claims.Subject, Channels: claims.Channels, Expires: claims.ExpiresAt.Time}, nil
+}

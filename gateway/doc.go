@@ -1,0 +1,30 @@
+// Package gateway is wsgate's WebSocket server: it accepts TCP connections,
+// upgrades them without net/http, authenticates them, keeps them in a
+// sharded hub with no goroutine and no buffer of their own, and delivers
+// bus notifications to them.
+//
+// Usage:
+//
+//	b, _ := bus.New(bus.Config{Handler: func(ch string, p []byte) { s.Deliver(ch, p) }})
+//	s, _ := gateway.New(gateway.Config{Bus: b, Auth: auth, Logger: log})
+//	go s.Serve(ln)
+//	http.Serve(adminLn, s.AdminHandler())
+//	...
+//	s.Shutdown(ctx) // 1001 to every client, then Close
+//
+// # Concurrency
+//
+// Serve runs the accept loop of one listener; several listeners may be
+// served at once. Upgrades, reads, write flushes and fan-out chunks run as
+// tasks on one bounded gopool.Pool; the netpoll callbacks only schedule
+// them. A connection has at most one read task at a time (one-shot
+// readiness). Writes to a connection come from any goroutine and are
+// ordered by Conn.wmu. Deliver may be called from many goroutines; one
+// caller's notifications for a channel reach each recipient in order.
+//
+// Lock order: Conn.wmu, then hub shard locks. Nothing writes to a socket or
+// blocks while holding a shard lock.
+//
+// Every goroutine the server starts (the sweeper, the pool workers, the
+// poller) ends in Close; Serve returns ErrServerClosed.
+package gateway

@@ -1,0 +1,17 @@
+package gateway
+
+import "errors"
+
+// Errors returned by the gateway.
+var (
+	// ErrServerClosed is returned by Serve after Shutdown or Close.
+	ErrServerClosed = errors.New("gateway: server closed")
+	// ErrNoBus is returned by New when Config.Bus is nil.
+	ErrNoBus = errors.New("gateway: no bus")
+	// ErrNoAuth is returned by New when Config.Auth is nil.
+	ErrNoAuth = errors.New("gateway: no authenticator")
+	// ErrUnauthorized is returned by an Authenticator for missing or invalid credentials.
+	ErrUnauthorized = errors.New("gateway: unauthorized")
+	// ErrHandshakeTooLarge means the upgrade request went over MaxHandshakeSize.
+	ErrHandshakeTooLarge = errors.New("gateway: handshake request too large")
+)

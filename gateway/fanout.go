@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"sync"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// A notification is fanned out in chunks of at most Config.FanoutChunk
+// recipients. The first chunk runs on the calling bus dispatcher, the others
+// on the pool, so both cores work on a large fan-out and the first recipient
+// does not wait for the last. Deliver returns when every chunk is written
+// (or queued), so one dispatcher delivers the messages of a channel in the
+// order NATS gave them.
+
+// chunk is one pool task of a fan-out. Chunks are pooled; run is bound once.
+type chunk struct {
+	srv   *Server
+	frame []byte
+	conns []*Conn
+	wg    *sync.WaitGroup
+	run   func()
+}
+
+// fanoutJob is the per-message scratch of Deliver, pooled.
+type fanoutJob struct {
+	chunks []*chunk
+	wg     sync.WaitGroup
+}
+
+func (k *chunk) full() bool { return len(k.conns) == cap(k.conns) }
+
+func (k *chunk) deliver() {
+	delivered := 0
+	for i, c := range k.conns {
+		if c.write(k.frame) {
+			delivered++
+		}
+		k.conns[i] = nil
+	}
+	s, wg := k.srv, k.wg
+	s.metrics.delivered.Add(float64(delivered))
+	k.conns, k.frame, k.wg = k.conns[:0], nil, nil
+	s.chunks.Put(k)
+	wg.Done()
+}
+
+func (s *Server) newChunk() any {
+	k := &chunk{srv: s, conns: make([]*Conn, 0, s.cfg.FanoutChunk)}
+	k.run = k.deliver
+	return k
+}
+
+func (s *Server) takeChunk() *chunk { return s.chunks.Get().(*chunk) }
+
+// Deliver sends a notification published on channel name to every local
+// member of it: all connections for "broadcast", the members otherwise. The
+// frame is encoded once and the same bytes are written to every recipient.
+// The bus calls it from its dispatcher goroutines; payload is not kept after
+// Deliver returns.
+func (s *Server) Deliver(name string, payload []byte) {
+	if s.closed.Load() {
+		return
+	}
+	s.metrics.notifications.Inc()
+	job := s.jobs.Get().(*fanoutJob)
+	chunks := job.chunks[:0]
+	if name == channel.Broadcast {
+		for i := 0; i < shardCount; i++ {
+			chunks = s.hub.shardChunks(i, chunks, s.takeChunkFn)
+		}
+	} else {
+		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
+	}
+	if len(chunks) > 0 {
+		frame := messageFrame(name, payload)
+		job.wg.Add(len(chunks))
+		for _, k := range chunks {
+			k.frame, k.wg = frame, &job.wg
+		}
+		for _, k := range chunks[1:] {
+			if s.pool.Schedule(k.run) != nil {
+				k.run() // the pool is closed: finish on this goroutine
+			}
+		}
+		chunks[0].run()
+		job.wg.Wait()
+	}
+	clear(chunks)
+	job.chunks = chunks[:0]
+	s.jobs.Put(job)
+}

@@ -1,0 +1,57 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/gobwas/ws"
+)
+
+func TestFrames(t *testing.T) {
+	long := strings.Repeat("x", 70000)
+	tests := []struct {
+		name  string
+		frame []byte
+		want  string
+	}{
+		{name: "json payload", frame: messageFrame("user.42", []byte(`{"a":1}`)), want: `{"type":"message","channel":"user.42","data":{"a":1}}`},
+		{name: "text payload", frame: messageFrame("broadcast", []byte(`he said "hi"`)), want: `{"type":"message","channel":"broadcast","data":"he said \"hi\""}`},
+		{name: "invalid utf-8 payload", frame: messageFrame("user.1", []byte{0xff}), want: `{"type":"message","channel":"user.1","data":"\ufffd"}`},
+		{name: "16-bit length", frame: messageFrame("user.1", []byte(`"`+long[:300]+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long[:300] + `"}`},
+		{name: "64-bit length", frame: messageFrame("user.1", []byte(`"`+long+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long + `"}`},
+		{name: "welcome", frame: welcomeFrame("ab-1", "42", 25), want: `{"type":"welcome","conn":"ab-1","user":"42","ping_interval":25}`},
+		{name: "subscribed", frame: replyFrame("subscribed", "topic.x", 7), want: `{"type":"subscribed","channel":"topic.x","ref":7}`},
+		{name: "pong", frame: replyFrame("pong", "", 3), want: `{"type":"pong","ref":3}`},
+		{name: "error", frame: errorFrame(2, "forbidden", `no "way"`), want: `{"type":"error","ref":2,"code":"forbidden","message":"no \"way\""}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ws.ReadFrame(bytes.NewReader(tt.frame))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.Header.Fin || f.Header.Masked || f.Header.OpCode != ws.OpText {
+				t.Fatalf("header = %+v", f.Header)
+			}
+			if string(f.Payload) != tt.want {
+				t.Fatalf("payload = %.200s, want %.200s", f.Payload, tt.want)
+			}
+			if !json.Valid(f.Payload) {
+				t.Fatal("payload is not JSON")
+			}
+		})
+	}
+}
+
+func TestCloseReasons(t *testing.T) {
+	for r := CloseReason(1); r < numReasons; r++ {
+		if r.String() == "unknown" {
+			t.Errorf("reason %d has no name", r)
+		}
+		if code, ok := r.Code(); ok && (code.IsNotUsed() || code == 0) {
+			t.Errorf("%v sends close code %d", r, code)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"time"
+)
+
+// One goroutine keeps every connection's timers: no timer per connection.
+// Every tick it walks the hub's connection shards and, per connection,
+// sends an RFC 6455 ping when it has been silent for PingInterval, closes
+// it when silent for IdleTimeout (4001), when its token expired (1008), when
+// its write queue has not moved for WriteTimeout (slow consumer), and drops
+// it when it was closing for longer than CloseTimeout.
+
+// sweepPeriod is how often the sweeper runs: a quarter of the shortest
+// timer, within [10ms, 1s]. Timers are as precise as one period.
+func (c Config) sweepPeriod() time.Duration {
+	d := min(c.WriteTimeout, c.CloseTimeout)
+	if c.PingInterval > 0 {
+		d = min(d, c.PingInterval)
+	}
+	if c.IdleTimeout > 0 {
+		d = min(d, c.IdleTimeout)
+	}
+	return min(max(d/4, 10*time.Millisecond), time.Second)
+}
+
+func (s *Server) sweep() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.sweepPeriod())
+	defer t.Stop()
+	var batch []*Conn
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		now, unix := s.clock(), uint32(time.Now().Unix())
+		for i := 0; i < shardCount; i++ {
+			batch = s.hub.appendShard(i, batch[:0])
+			for _, c := range batch {
+				c.tick(now, unix)
+			}
+			clear(batch)
+		}
+	}
+}
+
+// tick applies the timers to c at server clock now (ms) and unix seconds.
+func (c *Conn) tick(now, unix uint32) {
+	cfg := &c.srv.cfg
+	switch c.state.Load() {
+	case stateClosing:
+		if elapsed(now, c.since.Load()) > cfg.CloseTimeout {
+			c.srv.metrics.closeTimeouts.Inc()
+			c.finishClose()
+		}
+	case stateOpen:
+		silent := elapsed(now, c.lastRead.Load())
+		switch since := c.since.Load(); {
+		case c.expires != 0 && unix >= c.expires:
+			c.close(ReasonAuthExpired)
+		case cfg.IdleTimeout > 0 && silent > cfg.IdleTimeout:
+			c.close(ReasonIdleTimeout)
+		case since != 0 && elapsed(now, since) > cfg.WriteTimeout:
+			c.close(ReasonSlowConsumer)
+		case cfg.PingInterval > 0 && silent >= cfg.PingInterval && elapsed(now, c.lastPing.Load()) >= cfg.PingInterval:
+			c.lastPing.Store(now)
+			c.writeControl(pingFrame)
+		}
+	}
+}
+
+// elapsed returns the time from server clock reading then to now.
+func elapsed(now, then uint32) time.Duration {
+	return time.Duration(now-then) * time.Millisecond
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own (no
+// globals), served by AdminHandler.
+type metrics struct {
+	registry       *prometheus.Registry
+	connections    prometheus.Gauge
+	upgrades       map[string]prometheus.Counter
+	closes         [numReasons]prometheus.Counter
+	notifications  prometheus.Counter
+	delivered      prometheus.Counter
+	slowConsumers  prometheus.Counter
+	closeTimeouts  prometheus.Counter
+	acceptErrors   prometheus.Counter
+	clientMessages *prometheus.CounterVec
+}
+
+// busStats is what the metrics read from a bus that offers it.
+type busStats interface {
+	Subscriptions() int
+	Dropped() uint64
+	Reconnects() uint64
+}
+
+func newMetrics(s *Server) *metrics {
+	r := prometheus.NewRegistry()
+	m := &metrics{
+		registry: r,
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsgate_connections", Help: "Open WebSocket connections.",
+		}),
+		upgrades: make(map[string]prometheus.Counter),
+		notifications: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_notifications_total", Help: "Notifications received from the bus that had local recipients.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_messages_delivered_total", Help: "Message frames written or queued to clients, one per recipient.",
+		}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_slow_consumers_total", Help: "Connections closed because they did not read what was sent.",
+		}),
+		closeTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_close_timeouts_total", Help: "Close handshakes the client did not answer within the close timeout.",
+		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_accept_errors_total", Help: "Failed accept calls (EMFILE and the like).",
+		}),
+		clientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_client_messages_total", Help: "Client messages by op.",
+		}, []string{"op"}),
+	}
+	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_upgrades_total", Help: "Upgrade attempts by result.",
+	}, []string{"result"})
+	for _, res := range upgradeResults {
+		m.upgrades[res] = upgrades.WithLabelValues(res)
+	}
+	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_closes_total", Help: "Closed connections by reason.",
+	}, []string{"reason"})
+	for r := CloseReason(1); r < numReasons; r++ {
+		m.closes[r] = closes.WithLabelValues(r.String())
+	}
+	pool := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	poolCounter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	r.MustRegister(
+		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
+		m.closeTimeouts, m.acceptErrors, m.clientMessages,
+		pool("wsgate_pool_workers", "Pool workers started.", func() float64 { return float64(s.pool.Stats().Workers) }),
+		pool("wsgate_pool_size", "Pool workers at most.", func() float64 { return float64(s.pool.Stats().Size) }),
+		pool("wsgate_pool_busy", "Pool workers running a task.", func() float64 { return float64(s.pool.Stats().Busy) }),
+		pool("wsgate_pool_queued", "Tasks waiting for a pool worker.", func() float64 { return float64(s.pool.Stats().Queued) }),
+		poolCounter("wsgate_pool_saturated_total", "Schedules that found the pool saturated and waited.", func() float64 { return float64(s.pool.Stats().Waits) }),
+		poolCounter("wsgate_pool_schedule_timeouts_total", "Upgrades refused because the pool stayed saturated.", func() float64 { return float64(s.pool.Stats().Timeouts) }),
+		pool("wsgate_bus_connected", "1 when the bus connection is up.", func() float64 {
+			if s.bus.Connected() {
+				return 1
+			}
+			return 0
+		}),
+		pool("wsgate_draining", "1 while the gateway drains.", func() float64 {
+			if s.draining.Load() {
+				return 1
+			}
+			return 0
+		}),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if bs, ok := s.bus.(busStats); ok {
+		r.MustRegister(
+			pool("wsgate_bus_subscriptions", "Subscriptions held on the bus.", func() float64 { return float64(bs.Subscriptions()) }),
+			poolCounter("wsgate_bus_dropped_total", "Bus messages dropped because the dispatch queue was full.", func() float64 { return float64(bs.Dropped()) }),
+			poolCounter("wsgate_bus_reconnects_total", "Bus reconnections.", func() float64 { return float64(bs.Reconnects()) }),
+		)
+	}
+	return m
+}

@@ -1,0 +1,384 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/netpoll"
+)
+
+// A readable event schedules one read task. It reads what the kernel holds
+// without blocking, handles every complete frame, keeps an incomplete frame
+// in readState, and re-arms the poller. Frames are parsed straight from the
+// read buffer; client payloads are unmasked in place.
+
+// readState is the part of a connection's read side that outlives a read
+// task; it exists only while a frame or a fragmented message is incomplete.
+type readState struct {
+	pending []byte    // the bytes of an incomplete frame
+	msg     []byte    // the fragments of an incomplete message so far
+	msgOp   ws.OpCode // the opcode of the first fragment; 0 when no message is open
+	skip    int64     // payload bytes still to discard (closing, or a frame too big)
+}
+
+func (rs *readState) empty() bool {
+	return len(rs.pending) == 0 && rs.msgOp == 0 && rs.skip == 0
+}
+
+const (
+	// readBufSize is the size of the pooled read buffers; a frame that
+	// does not fit grows its own buffer up to MaxMessageSize plus a header.
+	readBufSize = 4096
+	// readBudget is how many bytes one read task takes before it yields
+	// the worker; the poller reports the rest at once.
+	readBudget = 64 << 10
+	// maxClientHeader is the largest frame header: 2 + 8 length + 4 mask.
+	maxClientHeader = 14
+)
+
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, readBufSize)
+	return &b
+}}
+
+var (
+	errIncomplete = errors.New("gateway: incomplete frame")
+	errEOF        = errors.New("gateway: end of stream")
+)
+
+// readTask runs on the pool when the socket is readable.
+func (c *Conn) readTask() {
+	if c.state.Load() == stateClosed {
+		return
+	}
+	bp := readBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	if rs := c.rs; rs != nil && len(rs.pending) > 0 {
+		if len(rs.pending) > cap(buf) {
+			buf = rs.pending
+		} else {
+			buf = append(buf, rs.pending...)
+		}
+		rs.pending = nil
+	}
+	open, total := true, 0
+	for open && total < readBudget {
+		if len(buf) == cap(buf) {
+			buf = c.grow(buf)
+		}
+		n, err := c.sysRead(buf[len(buf):cap(buf)])
+		if n > 0 {
+			c.lastRead.Store(c.srv.clock())
+			total += n
+			buf = buf[:len(buf)+n]
+			var used int
+			used, open = c.consume(buf)
+			buf = buf[:copy(buf, buf[used:])]
+			continue
+		}
+		if err == nil {
+			break // EAGAIN: the kernel has nothing more
+		}
+		if err == errEOF {
+			c.shut(ReasonPeerGone, 0, "", closeDrop)
+		} else {
+			c.shut(ReasonReadError, 0, "", closeDrop)
+		}
+		c.finishClose()
+		open = false
+	}
+	if open && len(buf) > 0 {
+		c.readState().pending = append([]byte(nil), buf...)
+	}
+	*bp = (*bp)[:0]
+	readBufs.Put(bp)
+	if c.rs != nil && c.rs.empty() {
+		c.rs = nil
+	}
+	if open && c.state.Load() != stateClosed {
+		if err := c.srv.poller.Resume(c.observed()); err != nil {
+			c.close(ReasonInternal)
+			c.finishClose()
+		}
+	}
+}
+
+// observed returns c's poller registration. The upgrade sets it under
+// c.wmu, possibly after the first read task has started.
+func (c *Conn) observed() *netpoll.Desc {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.desc
+}
+
+func (c *Conn) readState() *readState {
+	if c.rs == nil {
+		c.rs = &readState{}
+	}
+	return c.rs
+}
+
+// grow returns a bigger buffer holding buf, for a frame that does not fit.
+// It grows by doubling as bytes arrive, never to more than one frame of
+// MaxMessageSize, and never by what a peer declares.
+func (c *Conn) grow(buf []byte) []byte {
+	limit := c.srv.cfg.MaxMessageSize + maxClientHeader
+	n := max(2*cap(buf), readBufSize)
+	if n > limit {
+		n = max(limit, cap(buf)+1)
+	}
+	nb := make([]byte, len(buf), n)
+	copy(nb, buf)
+	return nb
+}
+
+// consume handles the complete frames at the start of p. It returns the
+// bytes used and whether the read side stays open.
+func (c *Conn) consume(p []byte) (used int, open bool) {
+	for {
+		if c.state.Load() == stateClosed {
+			return len(p), false
+		}
+		if rs := c.rs; rs != nil && rs.skip > 0 {
+			n := min(rs.skip, int64(len(p)-used))
+			rs.skip -= n
+			used += int(n)
+			if rs.skip > 0 {
+				return used, true
+			}
+		}
+		h, hlen, err := parseHeader(p[used:])
+		if err == errIncomplete {
+			return used, true
+		}
+		if err != nil {
+			c.close(ReasonProtocolError)
+			return len(p), c.state.Load() == stateClosing
+		}
+		if c.state.Load() != stateOpen {
+			// Closing: discard everything until the client's close frame.
+			if h.OpCode == ws.OpClose {
+				c.finishClose()
+				return len(p), false
+			}
+			used += hlen
+			c.readState().skip = h.Length
+			continue
+		}
+		if err := ws.CheckHeader(h, c.checkState()); err != nil {
+			c.close(ReasonProtocolError)
+			used += hlen
+			c.readState().skip = h.Length
+			continue
+		}
+		if !h.OpCode.IsControl() && h.Length+int64(c.msgLen()) > int64(c.srv.cfg.MaxMessageSize) {
+			c.close(ReasonTooBig)
+			used += hlen
+			c.readState().skip = h.Length
+			continue
+		}
+		if int64(len(p)-used-hlen) < h.Length {
+			return used, true
+		}
+		payload := p[used+hlen : used+hlen+int(h.Length)]
+		used += hlen + int(h.Length)
+		ws.Cipher(payload, h.Mask, 0)
+		if !c.handleFrame(h, payload) {
+			return len(p), false
+		}
+	}
+}
+
+func (c *Conn) checkState() ws.State {
+	s := ws.StateServerSide
+	if c.rs != nil && c.rs.msgOp != 0 {
+		s |= ws.StateFragmented
+	}
+	return s
+}
+
+func (c *Conn) msgLen() int {
+	if c.rs == nil {
+		return 0
+	}
+	return len(c.rs.msg)
+}
+
+// handleFrame handles one complete, unmasked frame and reports whether the
+// read side stays open.
+func (c *Conn) handleFrame(h ws.Header, payload []byte) bool {
+	switch h.OpCode {
+	case ws.OpPing:
+		c.writeControl(controlFrame(ws.OpPong, payload))
+		return true
+	case ws.OpPong:
+		return true // lastRead is already fresh
+	case ws.OpClose:
+		c.handleClose(payload)
+		return false
+	}
+	if h.OpCode != ws.OpContinuation && h.Fin {
+		c.handleMessage(h.OpCode, payload)
+		return true
+	}
+	rs := c.readState()
+	if h.OpCode != ws.OpContinuation {
+		rs.msgOp = h.OpCode
+	}
+	rs.msg = append(rs.msg, payload...)
+	if h.Fin {
+		op, msg := rs.msgOp, rs.msg
+		rs.msgOp, rs.msg = 0, nil
+		c.handleMessage(op, msg)
+	}
+	return true
+}
+
+// handleClose answers the client's close frame with the same code (RFC 6455
+// section 5.5.1) and drops the socket, or fails the connection when the
+// frame is malformed.
+func (c *Conn) handleClose(p []byte) {
+	if c.state.Load() != stateOpen {
+		c.finishClose()
+		return
+	}
+	code := ws.StatusNormalClosure
+	switch {
+	case len(p) == 1:
+		c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close frame", closeReply)
+		return
+	case len(p) >= 2:
+		code = ws.StatusCode(binary.BigEndian.Uint16(p))
+		reason := p[2:]
+		if !utf8.Valid(reason) {
+			c.shut(ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8", closeReply)
+			return
+		}
+		if ws.CheckCloseFrameData(code, "") != nil {
+			c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close code", closeReply)
+			return
+		}
+	}
+	c.shut(ReasonClientClose, code, "", closeReply)
+}
+
+// handleMessage handles a complete client message.
+func (c *Conn) handleMessage(op ws.OpCode, msg []byte) {
+	if op != ws.OpText {
+		c.close(ReasonUnsupportedData)
+		return
+	}
+	if !utf8.Valid(msg) {
+		c.close(ReasonBadUTF8)
+		return
+	}
+	c.handleOp(msg)
+}
+
+// writeControl sends a control frame from the read side.
+func (c *Conn) writeControl(frame []byte) {
+	c.wmu.Lock()
+	if c.state.Load() != stateOpen {
+		c.wmu.Unlock()
+		return
+	}
+	err := c.writeControlLocked(frame)
+	c.wmu.Unlock()
+	c.closeOnWriteError(err)
+}
+
+// parseHeader parses the frame header at the start of p. It returns
+// errIncomplete when p holds only part of it. Validation is ws.CheckHeader's.
+func parseHeader(p []byte) (h ws.Header, n int, err error) {
+	if len(p) < 2 {
+		return h, 0, errIncomplete
+	}
+	h.Fin = p[0]&0x80 != 0
+	h.Rsv = (p[0] & 0x70) >> 4
+	h.OpCode = ws.OpCode(p[0] & 0x0f)
+	h.Masked = p[1]&0x80 != 0
+	n = 2
+	switch l := p[1] & 0x7f; l {
+	case 126:
+		if len(p) < n+2 {
+			return h, 0, errIncomplete
+		}
+		h.Length = int64(binary.BigEndian.Uint16(p[n:]))
+		n += 2
+	case 127:
+		if len(p) < n+8 {
+			return h, 0, errIncomplete
+		}
+		u := binary.BigEndian.Uint64(p[n:])
+		if u>>63 != 0 {
+			return h, 0, ws.ErrHeaderLengthMSB
+		}
+		h.Length = int64(u)
+		n += 8
+	default:
+		h.Length = int64(l)
+	}
+	if h.Masked {
+		if len(p) < n+4 {
+			return h, 0, errIncomplete
+		}
+		copy(h.Mask[:], p[n:n+4])
+		n += 4
+	}
+	return h, n, nil
+}
+
+// sysRead makes one non-blocking read(2). It returns n > 0 with data, (0,
+// nil) when the kernel has nothing (EAGAIN), (0, errEOF) at end of stream,
+// or another error.
+func (c *Conn) sysRead(p []byte) (int, error) {
+	r := rawReaders.Get().(*rawReader)
+	r.p = p
+	err := c.rc.Read(r.fn)
+	n := r.n
+	if err == nil {
+		err = r.err
+	}
+	r.p, r.err = nil, nil
+	rawReaders.Put(r)
+	return n, err
+}
+
+// rawReader carries one read through syscall.RawConn.Read without
+// allocating; its callback always returns true so the worker never waits.
+type rawReader struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var rawReaders = sync.Pool{New: func() any {
+	r := &rawReader{}
+	r.fn = r.read
+	return r
+}}
+
+func (r *rawReader) read(fd uintptr) bool {
+	for {
+		n, err := unix.Read(int(fd), r.p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			r.n, r.err = 0, nil
+		case err != nil:
+			r.n, r.err = 0, err
+		case n == 0 && len(r.p) > 0:
+			r.n, r.err = 0, errEOF
+		default:
+			r.n, r.err = n, nil
+		}
+		return true
+	}
+}

@@ -1,0 +1,371 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/gopool"
+	"github.com/wsgate/wsgate/internal/channel"
+	"github.com/wsgate/wsgate/netpoll"
+)
+
+// Bus is what the gateway needs from the message bus: interest in channels,
+// counted per connection. Interest returns once messages of the channel
+// published from then on will be delivered to Server.Deliver.
+type Bus interface {
+	Interest(channel string) error
+	Release(channel string)
+	Connected() bool
+}
+
+// Server is a WebSocket notification gateway: it accepts connections,
+// upgrades them, keeps them in the hub and the poller, and delivers bus
+// notifications to them.
+type Server struct {
+	cfg     Config
+	log     *zap.Logger
+	bus     Bus
+	origins []originRule
+	pool    *gopool.Pool
+	poller  *netpoll.Poller
+	hub     *hub
+	metrics *metrics
+
+	start    time.Time
+	nextID   atomic.Uint64
+	idPrefix string
+
+	handshakes  sync.Pool // *handshake
+	chunks      sync.Pool // *chunk
+	jobs        sync.Pool // *fanoutJob
+	tasks       sync.Pool // *task
+	takeChunkFn func() *chunk
+
+	draining atomic.Bool
+	closed   atomic.Bool
+
+	mu        sync.Mutex // protects listeners
+	listeners map[net.Listener]struct{}
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup // the sweeper and Serve loops
+}
+
+// New returns a Server for cfg. It subscribes the broadcast channel on the
+// bus and starts the poller, the pool and the heartbeat sweeper; call Close
+// to stop them.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		bus:       cfg.Bus,
+		origins:   parseOrigins(cfg.AllowedOrigins),
+		hub:       newHub(),
+		start:     time.Now(),
+		idPrefix:  randomPrefix(),
+		listeners: make(map[net.Listener]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.handshakes.New = s.newHandshake
+	s.chunks.New = s.newChunk
+	s.jobs.New = func() any { return &fanoutJob{} }
+	s.tasks.New = func() any {
+		t := &task{srv: s}
+		t.run = t.do
+		return t
+	}
+	s.takeChunkFn = s.takeChunk
+
+	s.pool, err = gopool.New(gopool.Config{
+		Size:     cfg.PoolSize,
+		Queue:    cfg.PoolQueue,
+		Prespawn: cfg.PoolSize,
+		OnPanic: func(v any) {
+			s.log.Error("task panicked", zap.Any("panic", v), zap.Stack("stack"))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.poller, err = netpoll.New(netpoll.Config{OnError: func(err error) {
+		s.log.Error("poller", zap.Error(err))
+	}})
+	if err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	s.metrics = newMetrics(s)
+	if err := s.bus.Interest(channel.Broadcast); err != nil {
+		s.poller.Close()
+		s.pool.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.sweep()
+	return s, nil
+}
+
+func randomPrefix() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// connID formats a connection id: a per-process prefix and a counter, so ids
+// are unique across a fleet in practice.
+func (s *Server) connID(id uint64) string {
+	return s.idPrefix + "-" + strconv.FormatUint(id, 36)
+}
+
+// clock returns the server clock: milliseconds since New, plus one so that
+// zero can mean "never". It wraps after 49 days; differences stay right.
+func (s *Server) clock() uint32 {
+	return uint32(time.Since(s.start)/time.Millisecond) + 1
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and then returns
+// ErrServerClosed. Accept errors (EMFILE and the like) back off from 5 ms
+// doubling to 1 s; they never end Serve. Each accepted socket is upgraded on
+// the pool; when the pool stays busy for UpgradeScheduleTimeout the socket
+// is refused with 503 and accepting pauses, so the backlog and the load
+// balancer take the pressure.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closed.Load() || s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.metrics.acceptErrors.Inc()
+			s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
+			if !s.pause(backoff) {
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		err = s.pool.ScheduleTimeout(s.cfg.UpgradeScheduleTimeout, func() { s.upgrade(nc) })
+		if err != nil {
+			s.metrics.upgrades[resultBusy].Inc()
+			refuseBusy(nc)
+			if !s.pause(5 * time.Millisecond) {
+				return ErrServerClosed
+			}
+		}
+	}
+}
+
+var busyResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
+
+// refuseBusy answers 503 without waiting on the socket and closes it.
+func refuseBusy(nc net.Conn) {
+	nc.SetWriteDeadline(time.Now())
+	nc.Write(busyResponse)
+	nc.Close()
+}
+
+// pause waits for d or until Close; it reports false on Close.
+func (s *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() || s.draining.Load() {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// upgrade runs on the pool for every accepted socket: handshake, identity,
+// bus interest in the user's channel, then the welcome frame.
+func (s *Server) upgrade(nc net.Conn) {
+	if s.closed.Load() {
+		nc.Close()
+		return
+	}
+	h := s.handshakes.Get().(*handshake)
+	err := h.run(nc)
+	id, result, authErr := h.id, h.result, h.authErr
+	h.reset()
+	s.handshakes.Put(h)
+	if err != nil {
+		s.metrics.upgrades[result].Inc()
+		if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
+			ce.Write(zap.String("result", result), zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err), zap.NamedError("auth", authErr))
+		}
+		nc.Close()
+		return
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		s.metrics.upgrades[resultError].Inc()
+		nc.Close()
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		s.metrics.upgrades[resultError].Inc()
+		nc.Close()
+		return
+	}
+	c := &Conn{srv: s, nc: nc, rc: rc, id: s.nextID.Add(1), user: id.User, channels: id.Channels}
+	if !id.Expires.IsZero() {
+		c.expires = uint32(id.Expires.Unix())
+	}
+	now := s.clock()
+	c.lastRead.Store(now)
+	c.lastPing.Store(now)
+	s.welcome(c)
+}
+
+// welcome makes the user's channel live on the bus, publishes c in the hub
+// and the poller, and sends the welcome frame. The join and the welcome
+// happen under c.wmu, so no notification can overtake the welcome, and
+// anything published after the client has it is delivered.
+func (s *Server) welcome(c *Conn) {
+	userCh := channel.User(c.user)
+	if err := s.bus.Interest(userCh); err != nil {
+		s.log.Warn("subscribe user channel", zap.String("user", c.user), zap.Error(err))
+		s.metrics.upgrades[resultUnavailable].Inc()
+		c.close(ReasonBusError)
+		return
+	}
+	// The poller may call back (and a read task may start) before Observe
+	// returns; c.desc is set under c.wmu, which the read task takes before
+	// it uses c.desc.
+	c.wmu.Lock()
+	desc, err := s.poller.Observe(c.rc, c.onEvent)
+	if err != nil {
+		c.wmu.Unlock()
+		s.bus.Release(userCh)
+		s.metrics.upgrades[resultError].Inc()
+		s.log.Error("observe connection", zap.Error(err))
+		c.close(ReasonInternal)
+		return
+	}
+	c.desc = desc
+	s.hub.join(c, userCh)
+	s.hub.addConn(c)
+	s.metrics.connections.Inc()
+	err = c.writeLocked(welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second)), false)
+	c.wmu.Unlock()
+	s.metrics.upgrades[resultOK].Inc()
+	c.closeOnWriteError(err)
+}
+
+// Addr returns the address of one listener Serve is accepting on, or nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Connections returns the number of connections the server holds.
+func (s *Server) Connections() int { return s.hub.count() }
+
+// Draining reports whether Shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Shutdown drains the server: readiness turns off, listeners close, and
+// every connection gets a 1001 close frame; it then waits for the clients
+// to answer (or CloseTimeout) and closes the server. If ctx ends first,
+// Shutdown closes the server at once and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.closeListeners()
+	s.log.Info("draining", zap.Int("connections", s.hub.count()))
+	var batch []*Conn
+	for i := 0; i < shardCount; i++ {
+		batch = s.hub.appendShard(i, batch[:0])
+		for _, c := range batch {
+			c.close(ReasonShutdown)
+		}
+	}
+	clear(batch)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.hub.count() > 0 {
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return s.Close()
+}
+
+// Close closes the server at once: listeners, every connection (without a
+// close handshake), the sweeper, the pool and the poller. It waits for every
+// goroutine the server started. The bus is the caller's to close.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.draining.Store(true)
+		close(s.done)
+		s.closeListeners()
+		s.wg.Wait()
+		s.pool.Close() // finishes queued upgrades and reads; they see closed
+		var batch []*Conn
+		for i := 0; i < shardCount; i++ {
+			batch = s.hub.appendShard(i, batch[:0])
+			for _, c := range batch {
+				c.shut(ReasonShutdown, 0, "", closeDrop)
+				c.finishClose()
+			}
+		}
+		s.poller.Close()
+		s.bus.Release(channel.Broadcast)
+	})
+	return nil
+}
