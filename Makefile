@@ -45,3 +45,15 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 cover: ## test coverage report in cover.out (open with go tool cover -html=cover.out)
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS)
 	$(GO) tool cover -func=cover.out | tail -1
+
+IDLE_N ?= 5000
+
+.PHONY: idle-rss
+idle-rss: build ## RSS and goroutines per idle connection (IDLE_N connections, NATS in another process)
+	@set -e; \
+	./wsgate --auth=none --listen 127.0.0.1:18079 --admin '' --embedded-nats-listen 127.0.0.1:14222 --log-level warn & nats=$$!; \
+	sleep 1; \
+	./wsgate --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 --log-level warn & gw=$$!; \
+	trap 'kill $$gw $$nats 2>/dev/null' EXIT; \
+	sleep 1; \
+	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N)
