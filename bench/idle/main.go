@@ -33,14 +33,15 @@ func main() {
 	admin := flag.String("admin", "http://127.0.0.1:9090", "gateway admin URL")
 	pid := flag.Int("pid", 0, "gateway process id (for /proc/<pid>/status)")
 	n := flag.Int("n", 5000, "connections to open")
+	hold := flag.Duration("hold", 0, "keep the connections open this long after measuring (to profile the gateway)")
 	flag.Parse()
-	if err := run(*url, *admin, *pid, *n); err != nil {
+	if err := run(*url, *admin, *pid, *n, *hold); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, admin string, pid, n int) error {
+func run(url, admin string, pid, n int, hold time.Duration) error {
 	settle := func() (rss, goroutines int, err error) {
 		time.Sleep(2 * time.Second) // let the gateway's GC and scavenger settle
 		if rss, err = rssKiB(pid); err != nil {
@@ -85,6 +86,7 @@ func run(url, admin string, pid, n int) error {
 	fmt.Printf("connections: %d opened in %v (%.0f/s)\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	fmt.Printf("gateway RSS: %d KiB before, %d KiB after: %.2f KiB per connection\n", rss0, rss1, float64(rss1-rss0)/float64(n))
 	fmt.Printf("gateway goroutines: %d before, %d after: %.4f per connection\n", g0, g1, float64(g1-g0)/float64(n))
+	time.Sleep(hold)
 	for _, c := range conns {
 		c.Close()
 	}
