@@ -156,9 +156,12 @@ func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
 }
 
 // onEvent is the poller callback. It runs on the poller goroutine and only
-// schedules work on the pool.
+// schedules work on the pool. EventRead and EventWrite each mean that their
+// one-shot interest fired, so there is never more than one read task and
+// one flush task per connection; a hang-up or error surfaces in the read
+// or write itself.
 func (c *Conn) onEvent(ev netpoll.Event) {
-	if ev&(netpoll.EventRead|netpoll.EventHup|netpoll.EventErr) != 0 {
+	if ev&netpoll.EventRead != 0 {
 		c.srv.schedule(c, (*Conn).readTask)
 	}
 	if ev&netpoll.EventWrite != 0 {

@@ -176,23 +176,20 @@ func (p *Poller) dispatch(d *Desc, ev easy.EpollEvent) {
 	if ev&easy.EPOLLHUP != 0 {
 		out |= EventHup
 	}
+	// EventRead and EventWrite say which interest fired, so that a caller
+	// runs at most one reader and one writer per Desc: a read or write
+	// attempt will not block (it returns data, EOF or the error).
 	var e Event
 	if d.readArmed && ev&(easy.EPOLLIN|easy.EPOLLRDHUP|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
 		d.readArmed = false
-		e |= out
-		if ev&easy.EPOLLIN != 0 {
-			e |= EventRead
-		}
+		e |= EventRead | out
 		if ev&easy.EPOLLRDHUP != 0 {
 			e |= EventHup
 		}
 	}
 	if d.writeWanted && ev&(easy.EPOLLOUT|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
 		d.writeWanted = false
-		e |= out
-		if ev&easy.EPOLLOUT != 0 {
-			e |= EventWrite
-		}
+		e |= EventWrite | out
 	}
 	if d.readArmed || d.writeWanted {
 		if err := p.arm(d); err != nil && err != ErrNotObserved {

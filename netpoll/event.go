@@ -4,10 +4,13 @@ package netpoll
 type Event uint8
 
 // Readiness conditions. A callback receives one or more of them OR-ed
-// together, except EventClosed, which always comes alone.
+// together, except EventClosed, which always comes alone. EventRead is set
+// exactly when armed read interest fired and EventWrite exactly when armed
+// write interest fired, so a caller can run one reader and one writer per
+// Desc; EventHup and EventErr only add detail to them.
 const (
-	EventRead   Event = 1 << iota // readable (data, or EOF pending)
-	EventWrite                    // writable
+	EventRead   Event = 1 << iota // read interest fired: a read will not block (data, EOF or error)
+	EventWrite                    // write interest fired: a write will not block (room, or an error)
 	EventHup                      // peer hung up (EPOLLHUP or EPOLLRDHUP)
 	EventErr                      // socket error (EPOLLERR)
 	EventClosed                   // the Poller was closed; no more events will come

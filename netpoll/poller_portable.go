@@ -128,10 +128,7 @@ func (p *Poller) waitWrite(d *Desc) {
 		return
 	}
 	d.writeWanted = false
-	if e &^= EventRead; e == 0 {
-		e = EventWrite
-	}
-	d.cb(e)
+	d.cb(e&^EventRead | EventWrite) // an error surfaces in the caller's Write
 }
 
 // readyErr maps an error of RawConn.Read or Write to the event to deliver:
