@@ -74,7 +74,7 @@ type Config struct {
 	PoolSize int
 
 	// PoolQueue is how many tasks may wait for a worker. Zero means
-	// PoolSize.
+	// PoolSize; negative means none.
 	PoolQueue int
 
 	// UpgradeScheduleTimeout is how long the accept loop waits for a worker

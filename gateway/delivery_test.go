@@ -216,4 +216,14 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 	if got := e.srv.Connections(); got != 2001 {
 		t.Fatalf("Connections() = %d, want 2001", got)
 	}
+	// A broadcast to all of them is split into chunks on the pool; every
+	// client gets it once.
+	if err := e.pub.Broadcast([]byte(`"all"`)); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if m := c.next(); m["data"] != "all" {
+			t.Fatalf("client %d got %v", i, m)
+		}
+	}
 }

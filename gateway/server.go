@@ -178,10 +178,14 @@ func (s *Server) Serve(ln net.Listener) error {
 
 var busyResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
 
-// refuseBusy answers 503 without waiting on the socket and closes it.
+// refuseBusy answers 503 with one non-blocking write, so the accept loop
+// never waits on a client, and closes the socket.
 func refuseBusy(nc net.Conn) {
-	nc.SetWriteDeadline(time.Now())
-	nc.Write(busyResponse)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rawWrite(rc, busyResponse)
+		}
+	}
 	nc.Close()
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -136,10 +137,12 @@ func (c *Conn) flushLocked() error {
 // sysWrite makes one non-blocking write(2) on the socket. It returns the
 // bytes written, which may be fewer than len(p) (0 when the socket buffer is
 // full), or an error other than EAGAIN.
-func (c *Conn) sysWrite(p []byte) (int, error) {
+func (c *Conn) sysWrite(p []byte) (int, error) { return rawWrite(c.rc, p) }
+
+func rawWrite(rc syscall.RawConn, p []byte) (int, error) {
 	w := rawWriters.Get().(*rawWriter)
 	w.p = p
-	err := c.rc.Write(w.fn)
+	err := rc.Write(w.fn)
 	n := w.n
 	if err == nil {
 		err = w.err

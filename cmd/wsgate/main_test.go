@@ -15,7 +15,10 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestEnvFillsUnsetFlags(t *testing.T) {
 	t.Setenv("WSGATE_NATS_URL", "nats://from-env:4222")
