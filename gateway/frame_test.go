@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -52,6 +54,22 @@ func TestCloseReasons(t *testing.T) {
 		}
 		if code, ok := r.Code(); ok && (code.IsNotUsed() || code == 0) {
 			t.Errorf("%v sends close code %d", r, code)
+		}
+	}
+}
+
+func TestElapsed(t *testing.T) {
+	tests := []struct {
+		now, then uint32
+		want      time.Duration
+	}{
+		{now: 1500, then: 500, want: time.Second},
+		{now: 500, then: 501, want: 0},                                   // stamped after the sweep read the clock
+		{now: 10, then: math.MaxUint32 - 9, want: 20 * time.Millisecond}, // across the wrap
+	}
+	for _, tt := range tests {
+		if got := elapsed(tt.now, tt.then); got != tt.want {
+			t.Errorf("elapsed(%d, %d) = %v, want %v", tt.now, tt.then, got, tt.want)
 		}
 	}
 }

@@ -71,7 +71,10 @@ func (c *Conn) tick(now, unix uint32) {
 	}
 }
 
-// elapsed returns the time from server clock reading then to now.
+// elapsed returns the time from server clock reading then to now, or 0
+// when then is later (another goroutine stamped it after the sweep read the
+// clock). The difference is taken as int32, so the clock's wrap after 49
+// days is harmless for intervals under 24 days.
 func elapsed(now, then uint32) time.Duration {
-	return time.Duration(now-then) * time.Millisecond
+	return time.Duration(max(int32(now-then), 0)) * time.Millisecond
 }
