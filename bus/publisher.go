@@ -41,7 +41,7 @@ func NewPublisher(nc *nats.Conn, prefix string) *Publisher {
 // "<prefix>.user.<id>". id must be a single token of [A-Za-z0-9_-] and
 // "user.<id>" at most 128 bytes, else the error is ErrInvalidName.
 func (p *Publisher) User(id string, payload []byte) error {
-	if !channel.ValidToken(id) || len(channel.UserKind)+1+len(id) > channel.MaxLen {
+	if !channel.ValidUser(id) {
 		return fmt.Errorf("%w: user id %q", ErrInvalidName, id)
 	}
 	return p.publish(p.prefix+"."+channel.UserKind+"."+id, payload)

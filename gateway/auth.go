@@ -61,8 +61,8 @@ var allTopics = []string{channel.TopicKind + ".>"}
 // Authenticate returns the identity named by ?user=, which must be a single
 // channel token ([A-Za-z0-9_-], at most 128 bytes).
 func (InsecureAuth) Authenticate(c Credentials) (Identity, error) {
-	if len(c.User) == 0 || !channel.ValidToken(string(c.User)) {
-		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-]", ErrUnauthorized)
+	if !channel.ValidUser(string(c.User)) {
+		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-], at most 123 bytes", ErrUnauthorized)
 	}
 	return Identity{User: string(c.User), Channels: allTopics}, nil
 }
@@ -90,6 +90,7 @@ type JWTConfig struct {
 type JWTAuth struct {
 	parser *jwt.Parser
 	key    any
+	leeway time.Duration
 }
 
 type jwtClaims struct {
@@ -131,7 +132,7 @@ func NewJWTAuth(cfg JWTConfig) (*JWTAuth, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &JWTAuth{parser: jwt.NewParser(opts...), key: key}, nil
+	return &JWTAuth{parser: jwt.NewParser(opts...), key: key, leeway: cfg.Leeway}, nil
 }
 
 func parsePublicKey(pemBytes []byte) (method string, key any, err error) {
@@ -169,8 +170,10 @@ func (a *JWTAuth) Authenticate(c Credentials) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	if !channel.ValidToken(claims.Subject) {
-		return Identity{}, fmt.Errorf("%w: sub must be a token of [A-Za-z0-9_-]", ErrUnauthorized)
+	if !channel.ValidUser(claims.Subject) {
+		return Identity{}, fmt.Errorf("%w: sub must be a token of [A-Za-z0-9_-], at most 123 bytes", ErrUnauthorized)
 	}
-	return Identity{User: claims.Subject, Channels: claims.Channels, Expires: claims.ExpiresAt.Time}, nil
+	// The leeway that admitted the token also delays its expiry close.
+	expires := claims.ExpiresAt.Time.Add(a.leeway)
+	return Identity{User: claims.Subject, Channels: claims.Channels, Expires: expires}, nil
 }

@@ -30,7 +30,8 @@ const (
 	// ReasonAuthExpired: the token's exp passed while connected. Close code 1008.
 	ReasonAuthExpired
 	// ReasonSlowConsumer: the write queue went over its limit or did not
-	// drain for WriteTimeout. Close code 4000.
+	// drain for WriteTimeout. The socket is dropped without a close frame:
+	// the client is not reading, so none could reach it (it sees 1006).
 	ReasonSlowConsumer
 	// ReasonIdleTimeout: nothing was read (not even a pong) for IdleTimeout.
 	// Close code 4001.
@@ -42,21 +43,19 @@ const (
 	ReasonBusError
 	// ReasonInternal: a bug or an unexpected state. Close code 1011.
 	ReasonInternal
-	// ReasonCloseTimeout: the server sent a close frame and the client did
-	// not answer within CloseTimeout.
-	ReasonCloseTimeout
 
 	numReasons = iota + 1
 )
 
-// Application close codes (RFC 6455 section 7.4.2 reserves 4000-4999 for
-// applications). They are documented in docs/protocol.md.
+// Close codes wsgate sends that gobwas/ws has no constant for; all close
+// codes are listed in docs/protocol.md.
 const (
-	// StatusTryAgainLater is RFC 6455's 1013 (registered by IANA after the
-	// RFC; gobwas/ws has no constant for it).
+	// StatusTryAgainLater is 1013, registered with IANA after RFC 6455.
 	StatusTryAgainLater ws.StatusCode = 1013
-	StatusSlowConsumer  ws.StatusCode = 4000
-	StatusIdleTimeout   ws.StatusCode = 4001
+	// StatusIdleTimeout is wsgate's 4001 (RFC 6455 section 7.4.2 leaves
+	// 4000-4999 to applications): nothing, not even a pong, was read for
+	// IdleTimeout.
+	StatusIdleTimeout ws.StatusCode = 4001
 )
 
 var reasonNames = [numReasons]string{
@@ -74,7 +73,6 @@ var reasonNames = [numReasons]string{
 	ReasonShutdown:        "shutdown",
 	ReasonBusError:        "bus_error",
 	ReasonInternal:        "internal",
-	ReasonCloseTimeout:    "close_timeout",
 }
 
 // String returns the reason's metric label, e.g. "slow_consumer".

@@ -162,11 +162,20 @@ func TestClientCloseHandshake(t *testing.T) {
 	})
 
 	// A close frame with a code that must not be sent is a protocol error.
+	for _, code := range []ws.StatusCode{1005, 1006, 1015, 999, 2000, 5000} {
+		c = e.connect("leaver")
+		writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(code, ""))
+		f = readRawFrame(t, c)
+		if got, _ := ws.ParseCloseFrameData(f.payload); f.op != opClose || got != ws.StatusProtocolError {
+			t.Fatalf("reply to close %d = %v %d, want close 1002", code, f.op, got)
+		}
+	}
+	// Application codes are echoed.
 	c = e.connect("leaver")
-	writeFrame(c.conn, true, opClose, []byte{0x03, 0xed}) // 1005
+	writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(4321, "app"))
 	f = readRawFrame(t, c)
-	if code, _ := ws.ParseCloseFrameData(f.payload); f.op != opClose || code != ws.StatusProtocolError {
-		t.Fatalf("reply to close 1005 = %v %d, want close 1002", f.op, code)
+	if got, _ := ws.ParseCloseFrameData(f.payload); got != 4321 {
+		t.Fatalf("reply to close 4321 = %d, want the same code", got)
 	}
 }
 
@@ -219,6 +228,9 @@ func TestUpgradeRejections(t *testing.T) {
 		{name: "query token", url: e.url + "?token=" + good, want: 101},
 		{name: "bearer header", url: e.url, header: http.Header{"Authorization": {"Bearer " + good}}, want: 101},
 		{name: "cookie", url: e.url, header: http.Header{"Cookie": {"a=b; wsgate_token=" + good}}, want: 101},
+		{name: "query before bearer", url: e.url + "?token=" + good, header: http.Header{"Authorization": {"Bearer bad"}}, want: 101},
+		{name: "bearer before cookie", url: e.url, header: http.Header{"Cookie": {"wsgate_token=" + good}, "Authorization": {"Bearer bad"}}, want: 401},
+		{name: "user id too long for its channel", url: e.url + "?token=" + token(t, strings.Repeat("u", 124), time.Hour), want: 401},
 		{name: "origin allowed", url: e.url + "?token=" + good, header: http.Header{"Origin": {"https://app.example.com"}}, want: 101},
 		{name: "origin subdomain", url: e.url + "?token=" + good, header: http.Header{"Origin": {"https://x.example.org"}}, want: 101},
 		{name: "origin denied", url: e.url + "?token=" + good, header: http.Header{"Origin": {"https://evil.com"}}, want: 403},

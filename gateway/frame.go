@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -47,7 +48,9 @@ func textFrame(size int, fill func([]byte) []byte) []byte {
 // JSON string. ch must be a valid channel name (no escaping needed).
 func messageFrame(ch string, payload []byte) []byte {
 	const head, mid, tail = `{"type":"message","channel":"`, `","data":`, `}`
-	verbatim := json.Valid(payload)
+	// json.Valid accepts invalid UTF-8 inside strings; browsers fail the
+	// connection on it, so such a payload is sent as a (repaired) string.
+	verbatim := json.Valid(payload) && utf8.Valid(payload)
 	size := len(head) + len(ch) + len(mid) + len(tail) + len(payload)
 	if !verbatim {
 		size += len(payload)/4 + 16 // room for the quoting of a few characters

@@ -21,6 +21,7 @@ func TestFrames(t *testing.T) {
 		{name: "json payload", frame: messageFrame("user.42", []byte(`{"a":1}`)), want: `{"type":"message","channel":"user.42","data":{"a":1}}`},
 		{name: "text payload", frame: messageFrame("broadcast", []byte(`he said "hi"`)), want: `{"type":"message","channel":"broadcast","data":"he said \"hi\""}`},
 		{name: "invalid utf-8 payload", frame: messageFrame("user.1", []byte{0xff}), want: `{"type":"message","channel":"user.1","data":"\ufffd"}`},
+		{name: "JSON with invalid utf-8", frame: messageFrame("user.1", []byte("\"a\xffb\"")), want: `{"type":"message","channel":"user.1","data":"\"a\ufffdb\""}`},
 		{name: "16-bit length", frame: messageFrame("user.1", []byte(`"`+long[:300]+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long[:300] + `"}`},
 		{name: "64-bit length", frame: messageFrame("user.1", []byte(`"`+long+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long + `"}`},
 		{name: "welcome", frame: welcomeFrame("ab-1", "42", 25), want: `{"type":"welcome","conn":"ab-1","user":"42","ping_interval":25}`},

@@ -36,7 +36,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 		upgrades: make(map[string]prometheus.Counter),
 		notifications: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_notifications_total", Help: "Notifications received from the bus that had local recipients.",
+			Name: "wsgate_notifications_total", Help: "Notifications received from the bus.",
 		}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wsgate_messages_delivered_total", Help: "Message frames written or queued to clients, one per recipient.",

@@ -84,7 +84,12 @@ func (c *Conn) subscribe(name string, ref int64) {
 		return
 	}
 	// Interest returns once the bus has the subscription, so the client may
-	// rely on everything published after "subscribed".
+	// rely on everything published after "subscribed". It waits on a pool
+	// worker for a NATS round trip, so with the bus down it is not tried.
+	if !c.srv.bus.Connected() {
+		c.write(errorFrame(ref, codeUnavailable, "the message bus is unavailable; try again"))
+		return
+	}
 	if err := c.srv.bus.Interest(name); err != nil {
 		c.srv.log.Warn("subscribe topic", zap.String("channel", name), zap.Error(err))
 		c.write(errorFrame(ref, codeUnavailable, "the message bus is unavailable; try again"))

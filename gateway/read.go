@@ -259,7 +259,7 @@ func (c *Conn) handleClose(p []byte) {
 			c.shut(ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8", closeReply)
 			return
 		}
-		if ws.CheckCloseFrameData(code, "") != nil {
+		if code >= 5000 || ws.CheckCloseFrameData(code, "") != nil {
 			c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close code", closeReply)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -260,8 +261,8 @@ func (s *Server) upgrade(nc net.Conn) {
 		return
 	}
 	c := &Conn{srv: s, nc: nc, rc: rc, id: s.nextID.Add(1), user: id.User, channels: id.Channels}
-	if !id.Expires.IsZero() {
-		c.expires = uint32(id.Expires.Unix())
+	if exp := id.Expires.Unix(); !id.Expires.IsZero() && exp > 0 && exp <= math.MaxUint32 {
+		c.expires = uint32(exp) // beyond 2106 it is never, not a wrapped past
 	}
 	now := s.clock()
 	c.lastRead.Store(now)
@@ -302,6 +303,11 @@ func (s *Server) welcome(c *Conn) {
 	c.wmu.Unlock()
 	s.metrics.upgrades[resultOK].Inc()
 	c.closeOnWriteError(err)
+	// Shutdown may have walked the hub between this upgrade's availability
+	// check and the join above; such a connection closes itself.
+	if s.draining.Load() {
+		c.close(ReasonShutdown)
+	}
 }
 
 // Addr returns the address of one listener Serve is accepting on, or nil.

@@ -3,9 +3,11 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +113,31 @@ func TestAuthExpiryCloses(t *testing.T) {
 	}
 }
 
+// A token that expires after 2106 (exp beyond uint32 seconds) never
+// expires; it must not wrap into the past and close at the first sweep.
+func TestFarFutureExpiry(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.PingInterval = 40 * time.Millisecond
+		c.IdleTimeout = time.Second
+	})
+	// exp = 9999999999 (year 2286) wraps to 2014 as uint32.
+	c, err := e.dialURL(e.url+"?token="+token(t, "forever", time.Until(time.Unix(9999999999, 0))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.next(); m["type"] != "welcome" {
+		t.Fatalf("got %v", m)
+	}
+	if m, err := c.read(300 * time.Millisecond); err == nil || !isTimeout(err) {
+		t.Fatalf("got %v, %v; want the connection to stay open", m, err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func TestInsecureAuth(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Auth = InsecureAuth{} })
 	c, err := e.dialURL(e.url+"?user=42", nil)
@@ -124,7 +151,7 @@ func TestInsecureAuth(t *testing.T) {
 	if m := c.next(); m["type"] != "subscribed" {
 		t.Fatalf("development mode allows every topic; got %v", m)
 	}
-	for _, q := range []string{"", "?user=", "?user=a.b", "?user=%2A"} {
+	for _, q := range []string{"", "?user=", "?user=a.b", "?user=%2A", "?user=" + strings.Repeat("u", 124)} {
 		if _, err := e.dialURL(e.url+q, nil); err == nil {
 			t.Errorf("%q was accepted", q)
 		}

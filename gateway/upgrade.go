@@ -52,7 +52,9 @@ type handshake struct {
 	srv    *Server
 	u      ws.Upgrader
 	conn   limitedConn
-	token  []byte
+	token  []byte // from ?token=
+	bearer []byte // from Authorization: Bearer
+	cookie []byte // from the wsgate_token cookie
 	user   []byte
 	origin []byte
 	// hasOrigin records whether the request had an Origin header.
@@ -74,7 +76,8 @@ func (s *Server) newHandshake() any {
 }
 
 func (h *handshake) reset() {
-	h.token, h.user, h.origin = h.token[:0], h.user[:0], h.origin[:0]
+	h.token, h.bearer, h.cookie = h.token[:0], h.bearer[:0], h.cookie[:0]
+	h.user, h.origin = h.user[:0], h.origin[:0]
 	h.hasOrigin = false
 	h.result = ""
 	h.id = Identity{}
@@ -146,14 +149,12 @@ func (h *handshake) onHeader(key, value []byte) error {
 		h.origin = append(h.origin[:0], value...)
 	case "Authorization":
 		const bearer = "bearer "
-		if len(h.token) == 0 && len(value) > len(bearer) && bytes.EqualFold(value[:len(bearer)], []byte(bearer)) {
-			h.token = append(h.token[:0], bytes.TrimSpace(value[len(bearer):])...)
+		if len(value) > len(bearer) && bytes.EqualFold(value[:len(bearer)], []byte(bearer)) {
+			h.bearer = append(h.bearer[:0], bytes.TrimSpace(value[len(bearer):])...)
 		}
 	case "Cookie":
-		if len(h.token) == 0 {
-			if v, ok := cookieValue(value, "wsgate_token"); ok {
-				h.token = append(h.token[:0], v...)
-			}
+		if v, ok := cookieValue(value, "wsgate_token"); ok {
+			h.cookie = append(h.cookie[:0], v...)
 		}
 	}
 	return nil
@@ -167,7 +168,14 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		h.result = resultForbidden
 		return nil, rejectForbidden
 	}
-	id, err := s.cfg.Auth.Authenticate(Credentials{Token: h.token, User: h.user})
+	token := h.token
+	if len(token) == 0 {
+		token = h.bearer
+	}
+	if len(token) == 0 {
+		token = h.cookie
+	}
+	id, err := s.cfg.Auth.Authenticate(Credentials{Token: token, User: h.user})
 	if err != nil {
 		h.result = resultUnauthorized
 		h.authErr = err

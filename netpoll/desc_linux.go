@@ -26,10 +26,12 @@ type Desc struct {
 
 // events returns the kernel registration for d's interest. d.mu must be
 // held.
+// EPOLLRDHUP goes with read interest only: a half-closed socket waiting
+// for write interest alone would otherwise report it again at every re-arm.
 func (d *Desc) events() easy.EpollEvent {
-	ev := easy.EpollEvent(easy.EPOLLONESHOT | easy.EPOLLRDHUP)
+	ev := easy.EpollEvent(easy.EPOLLONESHOT)
 	if d.readArmed {
-		ev |= easy.EPOLLIN
+		ev |= easy.EPOLLIN | easy.EPOLLRDHUP
 	}
 	if d.writeWanted {
 		ev |= easy.EPOLLOUT

@@ -55,6 +55,12 @@ func ValidToken(s string) bool {
 	return Valid(s) && !strings.Contains(s, ".")
 }
 
+// ValidUser reports whether id can be a user id: a single token short
+// enough that "user.<id>" is a valid channel name.
+func ValidUser(id string) bool {
+	return ValidToken(id) && len(UserKind)+1+len(id) <= MaxLen
+}
+
 func tokenChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
