@@ -174,6 +174,22 @@ func (p *Pool) ScheduleTimeout(d time.Duration, task func()) error {
 	}
 }
 
+// TrySchedule runs task on a worker if it can do so without waiting, and
+// reports whether it did: false when the pool is saturated or closed. It is
+// for callers that must never block, such as a poller callback; they keep
+// the task and schedule it later.
+func (p *Pool) TrySchedule(task func()) bool {
+	if !p.enter(task) {
+		return false
+	}
+	defer p.exit()
+	if p.try(task) {
+		return true
+	}
+	p.waits.Add(1)
+	return false
+}
+
 // enter registers a scheduling call in flight and reports whether the pool
 // is still open. Every call to enter must be followed by one to exit.
 func (p *Pool) enter(task func()) bool {

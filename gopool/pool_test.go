@@ -614,3 +614,29 @@ func TestScheduleAllocs(t *testing.T) {
 		}
 	})
 }
+
+func TestTrySchedule(t *testing.T) {
+	p := newPool(t, Config{Size: 1, Queue: 1})
+	ran := make(chan struct{}, 4)
+	if !p.TrySchedule(func() { ran <- struct{}{} }) {
+		t.Fatal("TrySchedule on an idle pool refused")
+	}
+	<-ran
+	waitFor(t, "worker idle", func() bool { return p.idle.Load() == 1 })
+	g := newGate(t)
+	saturate(t, p, g)
+	waits := p.Stats().Waits
+	if p.TrySchedule(func() { ran <- struct{}{} }) {
+		t.Fatal("TrySchedule on a saturated pool accepted")
+	}
+	if got := p.Stats().Waits; got != waits+1 {
+		t.Errorf("Waits = %d, want %d", got, waits+1)
+	}
+	g.open()
+	waitFor(t, "a free worker", func() bool { return p.TrySchedule(func() { ran <- struct{}{} }) })
+	<-ran
+	p.Close()
+	if p.TrySchedule(func() {}) {
+		t.Fatal("TrySchedule after Close accepted")
+	}
+}
