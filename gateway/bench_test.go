@@ -73,13 +73,11 @@ func BenchmarkUpgrade(b *testing.B) {
 				c.AllowedOrigins = []string{"https://app.example.com"}
 			})
 			req := upgradeRequest(bc.query)
-			conn := &memConn{}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				conn.reset(req)
 				h := e.srv.handshakes.Get().(*handshake)
-				if err := h.run(conn); err != nil {
+				if err := h.runWith(req, io.Discard); err != nil {
 					b.Fatal(err)
 				}
 				h.reset()
@@ -137,11 +135,9 @@ func TestUpgradeAllocs(t *testing.T) {
 	}
 	e := newEnv(t, func(c *Config) { c.Auth = staticAuth{Identity{User: "42"}} })
 	req := upgradeRequest("?user=42")
-	conn := &memConn{}
 	allocs := testing.AllocsPerRun(200, func() {
-		conn.reset(req)
 		h := e.srv.handshakes.Get().(*handshake)
-		if err := h.run(conn); err != nil {
+		if err := h.runWith(req, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		h.reset()

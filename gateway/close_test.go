@@ -54,7 +54,9 @@ func readRawFrame(t testing.TB, c *client) rawFrame {
 }
 
 func TestCloseCodes(t *testing.T) {
-	e := newEnv(t, nil)
+	// A frame that announces more than the client sends swallows the
+	// client's close reply; the server then gives up after CloseTimeout.
+	e := newEnv(t, func(c *Config) { c.CloseTimeout = 300 * time.Millisecond })
 	tests := []struct {
 		name string
 		send func(c *client) error
@@ -74,6 +76,19 @@ func TestCloseCodes(t *testing.T) {
 					}
 				}
 				return nil
+			},
+			want: ws.StatusMessageTooBig,
+		},
+		{
+			// The announced length would overflow a naive
+			// "length + buffered > limit" check.
+			name: "continuation of 2^63-1 bytes",
+			send: func(c *client) error {
+				if err := writeFragment(c.conn, true, false, opText, []byte("a")); err != nil {
+					return err
+				}
+				_, err := c.conn.Write([]byte{0x80, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 'x'})
+				return err
 			},
 			want: ws.StatusMessageTooBig,
 		},
@@ -170,12 +185,15 @@ func TestClientCloseHandshake(t *testing.T) {
 			t.Fatalf("reply to close %d = %v %d, want close 1002", code, f.op, got)
 		}
 	}
-	// Application codes are echoed.
-	c = e.connect("leaver")
-	writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(4321, "app"))
-	f = readRawFrame(t, c)
-	if got, _ := ws.ParseCloseFrameData(f.payload); got != 4321 {
-		t.Fatalf("reply to close 4321 = %d, want the same code", got)
+	// Application codes and the codes IANA registered after the RFC are
+	// echoed.
+	for _, code := range []ws.StatusCode{4321, 3000, 1012, 1013, 1014} {
+		c = e.connect("leaver")
+		writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(code, "app"))
+		f = readRawFrame(t, c)
+		if got, _ := ws.ParseCloseFrameData(f.payload); got != code {
+			t.Fatalf("reply to close %d = %d, want the same code", code, got)
+		}
 	}
 }
 

@@ -53,8 +53,8 @@ type Config struct {
 	// joined; a bigger one closes the connection with 1009. Zero means 4096.
 	MaxMessageSize int
 
-	// HandshakeTimeout bounds the whole upgrade request (slowloris). Zero
-	// means 5s.
+	// HandshakeTimeout is how long an accepted socket may take to send its
+	// whole upgrade request (slowloris); it is then dropped. Zero means 5s.
 	HandshakeTimeout time.Duration
 
 	// MaxHandshakeSize bounds the bytes of the upgrade request (request
@@ -78,8 +78,8 @@ type Config struct {
 	PoolQueue int
 
 	// UpgradeScheduleTimeout is how long the accept loop waits for a worker
-	// before refusing a new connection with 503 and cooling down. Zero means
-	// 10ms.
+	// to register a new socket before refusing it with 503 and cooling down.
+	// Zero means 10ms.
 	UpgradeScheduleTimeout time.Duration
 
 	// FanoutChunk is how many recipients one pool task writes to; a bigger

@@ -15,9 +15,10 @@ import (
 
 // Connection states. A connection only moves forward.
 const (
-	stateOpen    uint32 = iota
-	stateClosing        // our close frame is out; waiting for the client's
-	stateClosed         // the socket is released
+	stateHandshake uint32 = iota // accepted; the upgrade request is being read
+	stateOpen                    // welcomed
+	stateClosing                 // our close frame is out; waiting for the client's
+	stateClosed                  // the socket is released
 )
 
 // closeMode says how a connection closes.
@@ -29,17 +30,18 @@ const (
 	closeHandshake                  // send a close frame and wait for the client's
 )
 
-// Conn is one WebSocket connection. After the upgrade it owns no goroutine
+// Conn is one WebSocket connection, from accept on. It owns no goroutine
 // and no buffer: a few words here, one entry per channel in the hub, and one
-// registration in the poller. Buffers exist only while a frame is incomplete
-// (readState) or the socket does not take what is written (writeQueue).
+// registration in the poller. Buffers exist only while a request or frame is
+// incomplete (readState) or the socket does not take what is written
+// (writeQueue).
 type Conn struct {
 	srv  *Server
 	nc   net.Conn
 	rc   syscall.RawConn
-	desc *netpoll.Desc // set before the connection is published in the hub
+	desc *netpoll.Desc // set under wmu right after accept
 	id   uint64
-	user string
+	user string // set under wmu at the welcome
 	// channels are the patterns of the topics the user may join; read-only.
 	channels []string
 	// expires is the unix second when the credentials expire; 0 means never.
@@ -48,14 +50,18 @@ type Conn struct {
 	state    atomic.Uint32
 	lastRead atomic.Uint32 // server clock (ms) of the last byte read
 	lastPing atomic.Uint32 // server clock (ms) of the last ping sent
-	// since is the server clock of the write queue's last progress while it
-	// is not empty, or of the close frame while closing; 0 otherwise.
+	// since is the server clock of the accept during the handshake, of the
+	// write queue's last progress while it is not empty, or of the close
+	// frame while closing; 0 otherwise.
 	since atomic.Uint32
 
-	wmu    sync.Mutex  // protects wq, topics, reason, and the order of bytes on the socket
+	wmu    sync.Mutex  // protects wq, topics, reason, peerClosed, and the order of bytes on the socket
 	wq     *writeQueue // nil while nothing waits for the socket
 	topics []string    // topic channels joined by this connection
 	reason CloseReason
+	// peerClosed: the client's close frame came in; once our answer has
+	// left the write queue, the socket goes.
+	peerClosed bool
 
 	rs *readState // owned by the read task; nil unless a frame or message is incomplete
 }
@@ -83,16 +89,27 @@ func (c *Conn) close(r CloseReason) {
 // now or, for closeHandshake, when the client answers or CloseTimeout passes.
 func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMode) {
 	c.wmu.Lock()
-	if c.state.Load() != stateOpen {
+	switch c.state.Load() {
+	case stateOpen:
+	case stateHandshake:
+		// Not a WebSocket yet: nothing joined, nothing to say.
+		c.state.Store(stateClosed)
+		c.wmu.Unlock()
+		c.release()
+		return
+	default:
 		c.wmu.Unlock()
 		return
 	}
 	c.reason = r
-	if mode != closeDrop && c.writeControlLocked(closeFrame(code, text)) != nil {
+	if mode != closeDrop && c.writeCloseLocked(closeFrame(code, text)) != nil {
 		mode = closeDrop
 	}
-	if mode == closeHandshake && c.desc == nil {
-		mode = closeReply // not observed yet: the reply could not be read
+	if mode == closeReply && c.wq != nil {
+		// Our answer waits behind a backlog: drop the socket once the
+		// queue has flushed (or after CloseTimeout), not before.
+		c.peerClosed = true
+		mode = closeHandshake
 	}
 	if mode == closeHandshake {
 		c.since.Store(c.srv.clock())
@@ -118,18 +135,12 @@ func (c *Conn) finishClose() {
 	}
 }
 
-// release frees the socket of a closed connection. It runs once.
+// release frees the socket of a closed connection. It runs once. The
+// poller closes the socket once no stale event for its fd can be in flight;
+// it closes it whatever error it returns.
 func (c *Conn) release() {
 	c.srv.hub.removeConn(c)
-	if c.desc == nil {
-		c.nc.Close()
-		return
-	}
-	// The poller closes the socket once no stale event for its fd can be in
-	// flight.
-	if err := c.srv.poller.Release(c.desc, c.nc); err != nil {
-		c.nc.Close()
-	}
+	c.srv.poller.Release(c.desc, c.nc)
 }
 
 // detach removes a connection that stopped being open from its channels and
@@ -185,11 +196,63 @@ func (t *task) do() {
 	fn(c)
 }
 
+// schedule runs fn(c) on the pool without ever blocking: it is called from
+// the poller goroutine, which must not wait for a worker (a worker may be
+// waiting for the poller's Desc lock). When the pool is saturated the task
+// waits in the backlog, which holds at most one read and one flush task per
+// connection.
 func (s *Server) schedule(c *Conn, fn func(*Conn)) {
 	t := s.tasks.Get().(*task)
 	t.c, t.fn = c, fn
-	if s.pool.Schedule(t.run) != nil {
-		t.c, t.fn = nil, nil
-		s.tasks.Put(t)
+	if s.pool.TrySchedule(t.run) {
+		return
+	}
+	s.backlog.push(t)
+}
+
+// backlog holds the tasks the poller could not hand to a saturated pool;
+// one goroutine feeds them to the pool in order.
+type backlog struct {
+	mu      sync.Mutex // protects tasks
+	tasks   []*task
+	wake    chan struct{} // capacity 1
+	pending atomic.Int64  // tasks pushed and not yet handed to the pool
+}
+
+func (b *backlog) push(t *task) {
+	b.pending.Add(1)
+	b.mu.Lock()
+	b.tasks = append(b.tasks, t)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// len returns how many tasks wait for the pool.
+func (b *backlog) len() int { return int(b.pending.Load()) }
+
+// drainBacklog feeds the backlog to the pool, waiting for workers as long as
+// it must, until Close.
+func (s *Server) drainBacklog() {
+	defer s.wg.Done()
+	var batch []*task
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.backlog.wake:
+		}
+		s.backlog.mu.Lock()
+		batch, s.backlog.tasks = s.backlog.tasks, batch[:0]
+		s.backlog.mu.Unlock()
+		for i, t := range batch {
+			if s.pool.Schedule(t.run) != nil {
+				return // closed: the connections are going too
+			}
+			s.backlog.pending.Add(-1)
+			batch[i] = nil
+		}
 	}
 }

@@ -14,4 +14,6 @@ var (
 	ErrUnauthorized = errors.New("gateway: unauthorized")
 	// ErrHandshakeTooLarge means the upgrade request went over MaxHandshakeSize.
 	ErrHandshakeTooLarge = errors.New("gateway: handshake request too large")
+
+	errHandshakeTimeout = errors.New("gateway: handshake timed out")
 )

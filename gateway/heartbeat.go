@@ -5,6 +5,8 @@ import (
 )
 
 // One goroutine keeps every connection's timers: no timer per connection.
+// It also drops sockets whose upgrade request is not complete after
+// HandshakeTimeout (slowloris).
 // Every tick it walks the hub's connection shards and, per connection,
 // sends an RFC 6455 ping when it has been silent for PingInterval, closes
 // it when silent for IdleTimeout (4001), when its token expired (1008), when
@@ -14,7 +16,7 @@ import (
 // sweepPeriod is how often the sweeper runs: a quarter of the shortest
 // timer, within [10ms, 1s]. Timers are as precise as one period.
 func (c Config) sweepPeriod() time.Duration {
-	d := min(c.WriteTimeout, c.CloseTimeout)
+	d := min(c.WriteTimeout, c.CloseTimeout, c.HandshakeTimeout)
 	if c.PingInterval > 0 {
 		d = min(d, c.PingInterval)
 	}
@@ -50,6 +52,10 @@ func (s *Server) sweep() {
 func (c *Conn) tick(now, unix uint32) {
 	cfg := &c.srv.cfg
 	switch c.state.Load() {
+	case stateHandshake:
+		if elapsed(now, c.since.Load()) > cfg.HandshakeTimeout {
+			c.srv.refuse(c, resultTimeout, errHandshakeTimeout, nil)
+		}
 	case stateClosing:
 		if elapsed(now, c.since.Load()) > cfg.CloseTimeout {
 			c.srv.metrics.closeTimeouts.Inc()

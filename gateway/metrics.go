@@ -79,6 +79,7 @@ func newMetrics(s *Server) *metrics {
 		pool("wsgate_pool_size", "Pool workers at most.", func() float64 { return float64(s.pool.Stats().Size) }),
 		pool("wsgate_pool_busy", "Pool workers running a task.", func() float64 { return float64(s.pool.Stats().Busy) }),
 		pool("wsgate_pool_queued", "Tasks waiting for a pool worker.", func() float64 { return float64(s.pool.Stats().Queued) }),
+		pool("wsgate_pool_backlog", "Read and flush tasks the poller parked because the pool was saturated.", func() float64 { return float64(s.backlog.len()) }),
 		poolCounter("wsgate_pool_saturated_total", "Schedules that found the pool saturated and waited.", func() float64 { return float64(s.pool.Stats().Waits) }),
 		poolCounter("wsgate_pool_schedule_timeouts_total", "Upgrades refused because the pool stayed saturated.", func() float64 { return float64(s.pool.Stats().Timeouts) }),
 		pool("wsgate_bus_connected", "1 when the bus connection is up.", func() float64 {

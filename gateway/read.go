@@ -53,23 +53,37 @@ var (
 
 // readTask runs on the pool when the socket is readable.
 func (c *Conn) readTask() {
-	if c.state.Load() == stateClosed {
+	switch c.state.Load() {
+	case stateClosed:
+		return
+	case stateHandshake:
+		c.handshake()
 		return
 	}
 	bp := readBufs.Get().(*[]byte)
-	buf := (*bp)[:0]
+	buf, pooled := (*bp)[:0], true
 	if rs := c.rs; rs != nil && len(rs.pending) > 0 {
 		if len(rs.pending) > cap(buf) {
-			buf = rs.pending
+			buf, pooled = rs.pending, false
 		} else {
 			buf = append(buf, rs.pending...)
 		}
 		rs.pending = nil
 	}
 	open, total := true, 0
+	if len(buf) > 0 { // bytes that came with the upgrade request, or an incomplete frame
+		var used int
+		used, open = c.consume(buf)
+		buf = buf[:copy(buf, buf[used:])]
+	}
 	for open && total < readBudget {
 		if len(buf) == cap(buf) {
-			buf = c.grow(buf)
+			if buf, pooled = c.grow(buf), false; buf == nil {
+				c.close(ReasonInternal) // unreachable: see grow
+				c.finishClose()
+				open = false
+				break
+			}
 		}
 		n, err := c.sysRead(buf[len(buf):cap(buf)])
 		if n > 0 {
@@ -93,7 +107,11 @@ func (c *Conn) readTask() {
 		open = false
 	}
 	if open && len(buf) > 0 {
-		c.readState().pending = append([]byte(nil), buf...)
+		if pooled {
+			c.readState().pending = append([]byte(nil), buf...)
+		} else {
+			c.readState().pending = buf // a grown buffer is already ours
+		}
 	}
 	*bp = (*bp)[:0]
 	readBufs.Put(bp)
@@ -101,10 +119,15 @@ func (c *Conn) readTask() {
 		c.rs = nil
 	}
 	if open && c.state.Load() != stateClosed {
-		if err := c.srv.poller.Resume(c.observed()); err != nil {
-			c.close(ReasonInternal)
-			c.finishClose()
-		}
+		c.resume()
+	}
+}
+
+// resume re-arms read interest at the end of a read task.
+func (c *Conn) resume() {
+	if err := c.srv.poller.Resume(c.observed()); err != nil {
+		c.close(ReasonInternal)
+		c.finishClose()
 	}
 }
 
@@ -126,13 +149,16 @@ func (c *Conn) readState() *readState {
 // grow returns a bigger buffer holding buf, for a frame that does not fit.
 // It grows by doubling as bytes arrive, never to more than one frame of
 // MaxMessageSize, and never by what a peer declares.
+//
+// The frame checks close any frame over MaxMessageSize before its payload
+// is buffered, so a full buffer of cap limit cannot hold an incomplete
+// frame; grow returns nil then, and the caller fails the connection.
 func (c *Conn) grow(buf []byte) []byte {
 	limit := c.srv.cfg.MaxMessageSize + maxClientHeader
-	n := max(2*cap(buf), readBufSize)
-	if n > limit {
-		n = max(limit, cap(buf)+1)
+	if cap(buf) >= limit {
+		return nil
 	}
-	nb := make([]byte, len(buf), n)
+	nb := make([]byte, len(buf), min(max(2*cap(buf), readBufSize), limit))
 	copy(nb, buf)
 	return nb
 }
@@ -176,7 +202,7 @@ func (c *Conn) consume(p []byte) (used int, open bool) {
 			c.readState().skip = h.Length
 			continue
 		}
-		if !h.OpCode.IsControl() && h.Length+int64(c.msgLen()) > int64(c.srv.cfg.MaxMessageSize) {
+		if !h.OpCode.IsControl() && h.Length > int64(c.srv.cfg.MaxMessageSize-c.msgLen()) {
 			c.close(ReasonTooBig)
 			used += hlen
 			c.readState().skip = h.Length
@@ -259,12 +285,25 @@ func (c *Conn) handleClose(p []byte) {
 			c.shut(ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8", closeReply)
 			return
 		}
-		if code >= 5000 || ws.CheckCloseFrameData(code, "") != nil {
+		if !validCloseCode(code) {
 			c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close code", closeReply)
 			return
 		}
 	}
 	c.shut(ReasonClientClose, code, "", closeReply)
+}
+
+// validCloseCode reports whether a client may send code in a close frame:
+// the codes RFC 6455 defines for sending, those IANA registered since
+// (1012-1014), and the 3000-4999 range for libraries and applications.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 // handleMessage handles a complete client message.
@@ -287,7 +326,7 @@ func (c *Conn) writeControl(frame []byte) {
 		c.wmu.Unlock()
 		return
 	}
-	err := c.writeControlLocked(frame)
+	err := c.writeLocked(frame, false)
 	c.wmu.Unlock()
 	c.closeOnWriteError(err)
 }

@@ -51,6 +51,7 @@ type Server struct {
 	jobs        sync.Pool // *fanoutJob
 	tasks       sync.Pool // *task
 	takeChunkFn func() *chunk
+	backlog     backlog
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -116,8 +117,10 @@ func New(cfg Config) (*Server, error) {
 		s.pool.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.backlog.wake = make(chan struct{}, 1)
+	s.wg.Add(2)
 	go s.sweep()
+	go s.drainBacklog()
 	return s, nil
 }
 
@@ -141,10 +144,11 @@ func (s *Server) clock() uint32 {
 
 // Serve accepts connections on ln until Shutdown or Close, and then returns
 // ErrServerClosed. Accept errors (EMFILE and the like) back off from 5 ms
-// doubling to 1 s; they never end Serve. Each accepted socket is upgraded on
-// the pool; when the pool stays busy for UpgradeScheduleTimeout the socket
-// is refused with 503 and accepting pauses, so the backlog and the load
-// balancer take the pressure.
+// doubling to 1 s; they never end Serve. Each accepted socket is handed to
+// the pool, which registers it with the poller; its upgrade runs when its
+// request arrives. When the pool stays busy for UpgradeScheduleTimeout the
+// socket is refused with 503 and accepting pauses, so the backlog and the
+// load balancer take the pressure.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(ln) {
 		return ErrServerClosed
@@ -166,7 +170,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		err = s.pool.ScheduleTimeout(s.cfg.UpgradeScheduleTimeout, func() { s.upgrade(nc) })
+		err = s.pool.ScheduleTimeout(s.cfg.UpgradeScheduleTimeout, func() { s.open(nc) })
 		if err != nil {
 			s.metrics.upgrades[resultBusy].Inc()
 			refuseBusy(nc)
@@ -228,23 +232,12 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// upgrade runs on the pool for every accepted socket: handshake, identity,
-// bus interest in the user's channel, then the welcome frame.
-func (s *Server) upgrade(nc net.Conn) {
+// open runs on the pool for every accepted socket: it registers the socket
+// with the poller, whose first readable event starts the handshake. A
+// socket that sends nothing costs no worker; the sweeper drops it after
+// HandshakeTimeout.
+func (s *Server) open(nc net.Conn) {
 	if s.closed.Load() {
-		nc.Close()
-		return
-	}
-	h := s.handshakes.Get().(*handshake)
-	err := h.run(nc)
-	id, result, authErr := h.id, h.result, h.authErr
-	h.reset()
-	s.handshakes.Put(h)
-	if err != nil {
-		s.metrics.upgrades[result].Inc()
-		if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
-			ce.Write(zap.String("result", result), zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err), zap.NamedError("auth", authErr))
-		}
 		nc.Close()
 		return
 	}
@@ -260,46 +253,56 @@ func (s *Server) upgrade(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c := &Conn{srv: s, nc: nc, rc: rc, id: s.nextID.Add(1), user: id.User, channels: id.Channels}
-	if exp := id.Expires.Unix(); !id.Expires.IsZero() && exp > 0 && exp <= math.MaxUint32 {
-		c.expires = uint32(exp) // beyond 2106 it is never, not a wrapped past
-	}
-	now := s.clock()
-	c.lastRead.Store(now)
-	c.lastPing.Store(now)
-	s.welcome(c)
-}
-
-// welcome makes the user's channel live on the bus, publishes c in the hub
-// and the poller, and sends the welcome frame. The join and the welcome
-// happen under c.wmu, so no notification can overtake the welcome, and
-// anything published after the client has it is delivered.
-func (s *Server) welcome(c *Conn) {
-	userCh := channel.User(c.user)
-	if err := s.bus.Interest(userCh); err != nil {
-		s.log.Warn("subscribe user channel", zap.String("user", c.user), zap.Error(err))
-		s.metrics.upgrades[resultUnavailable].Inc()
-		c.close(ReasonBusError)
-		return
-	}
-	// The poller may call back (and a read task may start) before Observe
-	// returns; c.desc is set under c.wmu, which the read task takes before
-	// it uses c.desc.
+	c := &Conn{srv: s, nc: nc, rc: rc, id: s.nextID.Add(1)}
+	c.since.Store(s.clock())
+	// The poller may call back (and the handshake task start) before
+	// Observe returns; c.desc is set under c.wmu, which the read side
+	// takes before it uses c.desc.
 	c.wmu.Lock()
-	desc, err := s.poller.Observe(c.rc, c.onEvent)
+	desc, err := s.poller.Observe(rc, c.onEvent)
 	if err != nil {
 		c.wmu.Unlock()
-		s.bus.Release(userCh)
 		s.metrics.upgrades[resultError].Inc()
 		s.log.Error("observe connection", zap.Error(err))
-		c.close(ReasonInternal)
+		nc.Close()
 		return
 	}
 	c.desc = desc
-	s.hub.join(c, userCh)
 	s.hub.addConn(c)
+	c.wmu.Unlock()
+}
+
+// welcome turns an upgraded connection into an open one: it makes the
+// user's channel live on the bus, joins it, and sends the welcome frame.
+// The join and the welcome happen under c.wmu, so no notification can
+// overtake the welcome, and anything published after the client has it is
+// delivered. It reports whether the read side should go on.
+func (s *Server) welcome(c *Conn, id Identity) bool {
+	userCh := channel.User(id.User)
+	if err := s.bus.Interest(userCh); err != nil {
+		s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err))
+		rawWrite(c.rc, closeFrame(StatusTryAgainLater, ReasonBusError.closeText()))
+		s.refuse(c, resultUnavailable, err, nil)
+		return false
+	}
+	now := s.clock()
+	c.wmu.Lock()
+	if c.state.Load() != stateHandshake { // dropped meanwhile: handshake timeout or Close
+		c.wmu.Unlock()
+		s.bus.Release(userCh)
+		return false
+	}
+	c.user, c.channels = id.User, id.Channels
+	if exp := id.Expires.Unix(); !id.Expires.IsZero() && exp > 0 && exp <= math.MaxUint32 {
+		c.expires = uint32(exp) // beyond 2106 it is never, not a wrapped past
+	}
+	c.lastRead.Store(now)
+	c.lastPing.Store(now)
+	c.since.Store(0)
+	s.hub.join(c, userCh)
+	c.state.Store(stateOpen)
 	s.metrics.connections.Inc()
-	err = c.writeLocked(welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second)), false)
+	err := c.writeLocked(welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second)), false)
 	c.wmu.Unlock()
 	s.metrics.upgrades[resultOK].Inc()
 	c.closeOnWriteError(err)
@@ -308,6 +311,7 @@ func (s *Server) welcome(c *Conn) {
 	if s.draining.Load() {
 		c.close(ReasonShutdown)
 	}
+	return c.state.Load() != stateClosed
 }
 
 // Addr returns the address of one listener Serve is accepting on, or nil.
@@ -320,7 +324,8 @@ func (s *Server) Addr() net.Addr {
 	return nil
 }
 
-// Connections returns the number of connections the server holds.
+// Connections returns the number of connections the server holds, those
+// still in their handshake included.
 func (s *Server) Connections() int { return s.hub.count() }
 
 // Draining reports whether Shutdown has begun.

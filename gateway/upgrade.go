@@ -2,20 +2,24 @@ package gateway
 
 import (
 	"bytes"
-	"errors"
-	"net"
+	"io"
 	"net/http"
 	"strings"
-	"time"
+	"syscall"
 
 	"github.com/gobwas/ws"
+	"go.uber.org/zap"
 )
 
-// The upgrade reads the HTTP request straight from the socket with
-// ws.Upgrader: no net/http, no http.Request, no header map. The callbacks
-// copy the few values we need (token, user, origin) into a pooled
-// handshake, so a successful upgrade allocates nothing until the connection
-// itself is created.
+// The upgrade is read like everything else: an accepted socket is
+// registered with the poller at once, and each readable event runs a read
+// task that takes what the kernel holds without blocking. A request that is
+// not complete yet waits in the connection's readState (a slow client holds
+// bytes, never a worker); the sweeper drops it after HandshakeTimeout. Once
+// the blank line has arrived, ws.Upgrader parses the request from those
+// bytes: no net/http, no http.Request, no header map. The callbacks copy
+// the few values we need (token, user, origin) into a pooled handshake, and
+// the answer goes out with one non-blocking write.
 
 // Upgrade results, the label values of wsgate_upgrades_total.
 const (
@@ -27,12 +31,13 @@ const (
 	resultTooLarge     = "too_large"
 	resultUnavailable  = "unavailable"
 	resultTimeout      = "timeout"
+	resultAborted      = "aborted"
 	resultBusy         = "busy"
 	resultError        = "error"
 )
 
 var upgradeResults = []string{resultOK, resultBadRequest, resultNotFound, resultUnauthorized,
-	resultForbidden, resultTooLarge, resultUnavailable, resultTimeout, resultBusy, resultError}
+	resultForbidden, resultTooLarge, resultUnavailable, resultTimeout, resultAborted, resultBusy, resultError}
 
 // Rejections, built once so that refusing costs no allocation either.
 var (
@@ -51,7 +56,8 @@ func reject(status int, reason string) error {
 type handshake struct {
 	srv    *Server
 	u      ws.Upgrader
-	conn   limitedConn
+	io     handshakeIO
+	rcw    rawConnWriter
 	token  []byte // from ?token=
 	bearer []byte // from Authorization: Bearer
 	cookie []byte // from the wsgate_token cookie
@@ -82,39 +88,50 @@ func (h *handshake) reset() {
 	h.result = ""
 	h.id = Identity{}
 	h.authErr = nil
-	h.conn.Conn = nil
+	h.io.r.Reset(nil)
+	h.io.w, h.rcw.rc = nil, nil
 }
 
-// run upgrades nc. On success the identity is in h.id; on failure the
-// client has had its HTTP answer (if it could get one) and the error says
-// why.
-func (h *handshake) run(nc net.Conn) error {
-	s := h.srv
-	h.conn = limitedConn{Conn: nc, left: s.cfg.MaxHandshakeSize}
-	if err := nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)); err != nil {
-		h.result = resultError
-		return err
-	}
-	_, err := h.u.Upgrade(&h.conn)
-	if err == nil {
-		err = nc.SetDeadline(time.Time{})
-		if err != nil {
-			h.result = resultError
-		}
-		return err
-	}
-	var ne net.Error
-	switch {
-	case h.result != "":
-	case errors.Is(err, ErrHandshakeTooLarge):
-		h.result = resultTooLarge
-		nc.Write(tooLargeResponse)
-	case errors.As(err, &ne) && ne.Timeout():
-		h.result = resultTimeout
-	default:
+// run answers the complete upgrade request req on rc. On success the
+// identity is in h.id; on failure the client has had its HTTP answer and
+// h.result says why.
+func (h *handshake) run(req []byte, rc syscall.RawConn) error {
+	h.rcw.rc = rc
+	return h.runWith(req, &h.rcw)
+}
+
+// runWith answers req on w.
+func (h *handshake) runWith(req []byte, w io.Writer) error {
+	h.io.r.Reset(req)
+	h.io.w = w
+	_, err := h.u.Upgrade(&h.io)
+	if err != nil && h.result == "" {
 		h.result = resultBadRequest
 	}
 	return err
+}
+
+// handshakeIO is what ws.Upgrader reads the request from and writes the
+// answer to.
+type handshakeIO struct {
+	r bytes.Reader
+	w io.Writer
+}
+
+func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
+func (h *handshakeIO) Write(p []byte) (int, error) { return h.w.Write(p) }
+
+// rawConnWriter writes with one non-blocking write(2). A fresh socket's
+// buffer always takes an HTTP answer; if it does not, the client gets
+// nothing and the write fails.
+type rawConnWriter struct{ rc syscall.RawConn }
+
+func (w *rawConnWriter) Write(p []byte) (int, error) {
+	n, err := rawWrite(w.rc, p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return n, err
 }
 
 var tooLargeResponse = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
@@ -187,24 +204,6 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	}
 	h.id = id
 	return nil, nil
-}
-
-// limitedConn bounds the bytes read during the handshake.
-type limitedConn struct {
-	net.Conn
-	left int
-}
-
-func (l *limitedConn) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, ErrHandshakeTooLarge
-	}
-	if len(p) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.Conn.Read(p)
-	l.left -= n
-	return n, err
 }
 
 // originRule is one entry of Config.AllowedOrigins, parsed once.
@@ -287,4 +286,90 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 	return c - 'A' + 10
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// handshake is the read task of a connection still in stateHandshake: it
+// takes what the kernel holds of the upgrade request and, once the request
+// is complete, answers it and welcomes the connection.
+func (c *Conn) handshake() {
+	s := c.srv
+	limit := s.cfg.MaxHandshakeSize
+	bp := readBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	if c.rs != nil {
+		buf = append(buf, c.rs.pending...)
+		c.rs = nil
+	}
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(2*cap(buf), limit))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := c.sysRead(buf[len(buf):min(cap(buf), limit)])
+		if n > 0 {
+			buf = buf[:len(buf)+n]
+			continue
+		}
+		if err != nil { // EOF or error: the client left mid-request
+			s.refuse(c, resultAborted, err, nil)
+			putReadBuf(bp)
+			return
+		}
+		break // EAGAIN
+	}
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 {
+		if len(buf) >= limit {
+			rawWrite(c.rc, tooLargeResponse)
+			s.refuse(c, resultTooLarge, ErrHandshakeTooLarge, nil)
+			putReadBuf(bp)
+			return
+		}
+		c.readState().pending = append([]byte(nil), buf...)
+		putReadBuf(bp)
+		c.resume()
+		return
+	}
+	req, rest := buf[:end+len(crlfcrlf)], buf[end+len(crlfcrlf):]
+	h := s.handshakes.Get().(*handshake)
+	err := h.run(req, c.rc)
+	id, result, authErr := h.id, h.result, h.authErr
+	h.reset()
+	s.handshakes.Put(h)
+	if err != nil {
+		s.refuse(c, result, err, authErr)
+		putReadBuf(bp)
+		return
+	}
+	if len(rest) > 0 {
+		// A client may send frames right behind its request.
+		c.readState().pending = append([]byte(nil), rest...)
+	}
+	putReadBuf(bp)
+	if !s.welcome(c, id) {
+		return
+	}
+	if c.rs != nil {
+		c.readTask() // handles the early frames, then resumes
+		return
+	}
+	c.resume()
+}
+
+func putReadBuf(bp *[]byte) {
+	*bp = (*bp)[:0]
+	readBufs.Put(bp)
+}
+
+// refuse drops a connection whose upgrade failed and counts why.
+func (s *Server) refuse(c *Conn, result string, err, authErr error) {
+	s.metrics.upgrades[result].Inc()
+	if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
+		ce.Write(zap.String("result", result), zap.Stringer("remote", c.nc.RemoteAddr()),
+			zap.Error(err), zap.NamedError("auth", authErr))
+	}
+	c.shut(ReasonPeerGone, 0, "", closeDrop)
 }

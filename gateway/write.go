@@ -50,9 +50,11 @@ func (c *Conn) closeOnWriteError(err error) {
 	}
 }
 
-// writeControlLocked sends a control frame (ping, pong, close), which may go
-// over the queue limit. c.wmu must be held.
-func (c *Conn) writeControlLocked(frame []byte) error {
+// writeCloseLocked sends a close frame, which may go over the queue limit:
+// it is the last frame. Pings and pongs may not, or a client that sends
+// pings and never reads would grow its queue without bound. c.wmu must be
+// held.
+func (c *Conn) writeCloseLocked(frame []byte) error {
 	return c.writeLocked(frame, true)
 }
 
@@ -95,12 +97,13 @@ func (c *Conn) enqueue(p []byte, force bool) error {
 func (c *Conn) flush() {
 	c.wmu.Lock()
 	err := c.flushLocked()
+	answered := c.peerClosed && c.wq == nil
 	c.wmu.Unlock()
 	if err != nil {
 		c.close(ReasonWriteError)
-		if c.state.Load() == stateClosing {
-			c.finishClose()
-		}
+	}
+	if err != nil || answered {
+		c.finishClose()
 	}
 }
 

@@ -112,6 +112,9 @@ func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error)
 		if len(cfg.Secret) == 0 && len(cfg.PublicKeyPEM) == 0 {
 			return nil, errors.New("--auth=jwt needs --jwt-secret (or WSGATE_JWT_SECRET) or --jwt-public-key; use --auth=none only for development")
 		}
+		if f.allowedOrigins == "" {
+			log.Warn("no --allowed-origins: any web page may open a connection, and with the wsgate_token cookie it would be the visitor's; list your origins")
+		}
 		return gateway.NewJWTAuth(cfg)
 	}
 	return nil, fmt.Errorf("--auth must be jwt or none, not %q", f.auth)

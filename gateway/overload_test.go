@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// With every worker busy, the poller parks events in the backlog instead of
+// waiting for a worker (a worker may be waiting for the poller), and the
+// parked work runs once a worker is free.
+func TestPollerNeverWaitsForWorkers(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.PoolSize = 1
+		c.PoolQueue = -1
+	})
+	clients := []*client{e.connect("a"), e.connect("b"), e.connect("c")}
+	release := make(chan struct{})
+	if err := e.srv.pool.Schedule(func() { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		c.send(map[string]any{"op": "ping", "ref": i})
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if n := e.srv.backlog.len(); n != len(clients) {
+			return fmt.Errorf("backlog holds %d tasks, want %d: the poller is stuck", n, len(clients))
+		}
+		return nil
+	})
+	close(release)
+	for i, c := range clients {
+		if m := c.next(); m["type"] != "pong" || m["ref"] != float64(i) {
+			t.Fatalf("client %d got %v", i, m)
+		}
+	}
+}
+
+// Sockets that never send their upgrade request hold no worker: with far
+// more of them than workers, an open connection is still served, and they
+// are dropped after HandshakeTimeout.
+func TestSilentSocketsHoldNoWorker(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.PoolSize = 4
+		c.HandshakeTimeout = 500 * time.Millisecond
+	})
+	c := e.connect("busy")
+	addr := e.srv.Addr().String()
+	var silent []net.Conn
+	for range 100 {
+		s, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.Write([]byte("GET /ws HTTP/1.1\r\n")) // and nothing more
+		silent = append(silent, s)
+	}
+	c.send(map[string]any{"op": "ping", "ref": 1})
+	if m := c.next(); m["type"] != "pong" {
+		t.Fatalf("got %v", m)
+	}
+	for _, s := range silent {
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := s.Read(make([]byte, 1)); isTimeout(err) {
+			t.Fatal("a silent socket outlived the handshake timeout")
+		}
+	}
+}
+
+// A client that sends pings and never reads cannot grow its queue past the
+// limit with pongs: it is closed as a slow consumer.
+func TestPingFloodIsBounded(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10 })
+	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	conn, _, _, err := d.Dial(context.Background(), e.url+"?token="+token(t, "flooder", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var ping bytes.Buffer
+	for range 100 {
+		writeFrame(&ping, true, opPing, bytes.Repeat([]byte("p"), 125))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.srv.metrics.slowConsumerCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flooder was never closed")
+		}
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write(ping.Bytes()); err != nil && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+			break // reset by the server
+		}
+	}
+	checkFor(t, 2*time.Second, func() error {
+		if e.srv.metrics.slowConsumerCount() == 0 {
+			return errors.New("not counted as a slow consumer")
+		}
+		return nil
+	})
+}
