@@ -141,6 +141,25 @@ func (e *env) dialURL(url string, header http.Header) (*client, error) {
 	return c, nil
 }
 
+// dialNonReader connects as user a client that will not read: its receive
+// buffer is tiny, so the kernel holds little for it.
+func (e *env) dialNonReader(user string) net.Conn {
+	e.t.Helper()
+	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	conn, _, _, err := d.Dial(context.Background(), e.url+"?token="+token(e.t, user, time.Hour))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // connect dials as user with a token allowing channels and reads the welcome.
 func (e *env) connect(user string, channels ...string) *client {
 	e.t.Helper()

@@ -2,14 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // With every worker busy, the poller parks events in the backlog instead of
@@ -78,18 +75,7 @@ func TestSilentSocketsHoldNoWorker(t *testing.T) {
 // limit with pongs: it is closed as a slow consumer.
 func TestPingFloodIsBounded(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10 })
-	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
-	}}
-	conn, _, _, err := d.Dial(context.Background(), e.url+"?token="+token(t, "flooder", time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dialNonReader("flooder")
 	var ping bytes.Buffer
 	for range 100 {
 		writeFrame(&ping, true, opPing, bytes.Repeat([]byte("p"), 125))

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -18,19 +17,7 @@ import (
 // queue is over the limit, and everyone else keeps receiving meanwhile.
 func TestSlowConsumer(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10 })
-	// The slow client's receive buffer is tiny, so the kernel holds little.
-	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
-	}}
-	slow, _, _, err := d.Dial(context.Background(), e.url+"?token="+token(t, "sloth", time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	e.dialNonReader("sloth")
 	fast := e.connect("hare")
 
 	payload := []byte(`"` + string(bytes.Repeat([]byte("z"), 16<<10)) + `"`)
