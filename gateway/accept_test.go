@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
 )
 
 // flakyListener is a real listener whose first Accept calls fail with
@@ -48,9 +46,7 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 	if waited := time.Since(start); waited < 150*time.Millisecond {
 		t.Errorf("accepted after %v; the backoff after 5 errors is at least 155ms", waited)
 	}
-	var m dto.Metric
-	e.srv.metrics.acceptErrors.Write(&m)
-	if got := m.GetCounter().GetValue(); got != 5 {
+	if got := counterValue(e.srv.metrics.acceptErrors); got != 5 {
 		t.Errorf("accept errors counted: %v, want 5", got)
 	}
 	e.srv.Close()

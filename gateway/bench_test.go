@@ -193,6 +193,7 @@ func fanoutConns(tb testing.TB, s *Server, topic string, n int) []*Conn {
 	conns := make([]*Conn, n)
 	for i := range conns {
 		c := &Conn{srv: s, nc: ncs[i%pairs], rc: rcs[i%pairs], id: uint64(1_000_000 + i), user: "b" + strconv.Itoa(i)}
+		c.state.Store(stateOpen)
 		s.hub.join(c, topic)
 		conns[i] = c
 	}
@@ -213,6 +214,9 @@ func BenchmarkFanout(b *testing.B) {
 				e.srv.Deliver("topic.bench", payload)
 			}
 			b.StopTimer()
+			if got, want := counterValue(e.srv.metrics.delivered), float64(b.N*n); got != want {
+				b.Fatalf("%v frames delivered, want %v", got, want)
+			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/recipient")
 			if got := e.srv.hub.members("topic.bench"); got != n {
 				b.Fatalf("%d members left of %d: a recipient was closed", got, n)
@@ -234,6 +238,10 @@ func TestFanoutAllocsPerRecipient(t *testing.T) {
 	payload := []byte(`{"n":1}`)
 	small := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.small", payload) })
 	large := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.large", payload) })
+	// AllocsPerRun runs each function once more to warm up.
+	if got, want := counterValue(e.srv.metrics.delivered), float64(51*(10+2000)); got != want {
+		t.Fatalf("%v frames delivered, want %v", got, want)
+	}
 	t.Logf("allocations per notification: %.1f for 10 recipients, %.1f for 2,000", small, large)
 	if large > small+1 || small > 4 {
 		t.Fatalf("allocations grow with recipients: %.1f for 10, %.1f for 2,000", small, large)

@@ -1,10 +1,16 @@
 package gateway
 
-import dto "github.com/prometheus/client_model/go"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
 
 // slowConsumerCount reads the slow consumer counter.
-func (m *metrics) slowConsumerCount() float64 {
+func (m *metrics) slowConsumerCount() float64 { return counterValue(m.slowConsumers) }
+
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) float64 {
 	var out dto.Metric
-	m.slowConsumers.Write(&out)
+	c.Write(&out)
 	return out.GetCounter().GetValue()
 }
