@@ -19,13 +19,16 @@ build: ## build the wsgate binary into ./wsgate
 	$(GO) build -o wsgate ./cmd/wsgate
 
 .PHONY: test
-test: lint ## vet, gofmt, cross-build, every test with the race detector, then the allocation budgets without it
+test: lint ## vet, staticcheck, gofmt, cross-build, every test with the race detector, then the allocation budgets without it
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
 	$(GO) test -count=1 -run Allocs $(PKGS)
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: lint
-lint: ## go vet, gofmt, and a macOS cross-build (the portable netpoll)
+lint: ## go vet, staticcheck, gofmt, and a macOS cross-build (the portable netpoll)
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	GOOS=darwin $(GO) build $(PKGS)

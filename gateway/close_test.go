@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,6 +40,7 @@ func writeFragment(w io.Writer, masked, fin bool, op ws.OpCode, p []byte) error 
 }
 
 type rawFrame struct {
+	header  ws.Header
 	op      ws.OpCode
 	payload []byte
 }
@@ -46,11 +48,27 @@ type rawFrame struct {
 func readRawFrame(t testing.TB, c *client) rawFrame {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	f, err := ws.ReadFrame(c.rw)
+	f, err := readServerFrame(c.rw)
 	if err != nil {
 		t.Fatalf("read frame: %v", err)
 	}
-	return rawFrame{op: f.Header.OpCode, payload: f.Payload}
+	return f
+}
+
+// readServerFrame reads one frame the server sent, up to 1 MiB.
+func readServerFrame(r io.Reader) (rawFrame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return rawFrame{}, err
+	}
+	if h.Length > 1<<20 {
+		return rawFrame{}, fmt.Errorf("frame of %d bytes", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return rawFrame{}, err
+	}
+	return rawFrame{header: h, op: h.OpCode, payload: p}, nil
 }
 
 func TestCloseCodes(t *testing.T) {

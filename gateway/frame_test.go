@@ -31,17 +31,17 @@ func TestFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := ws.ReadFrame(bytes.NewReader(tt.frame))
+			f, err := readServerFrame(bytes.NewReader(tt.frame))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !f.Header.Fin || f.Header.Masked || f.Header.OpCode != ws.OpText {
-				t.Fatalf("header = %+v", f.Header)
+			if !f.header.Fin || f.header.Masked || f.op != ws.OpText {
+				t.Fatalf("header = %+v", f.header)
 			}
-			if string(f.Payload) != tt.want {
-				t.Fatalf("payload = %.200s, want %.200s", f.Payload, tt.want)
+			if string(f.payload) != tt.want {
+				t.Fatalf("payload = %.200s, want %.200s", f.payload, tt.want)
 			}
-			if !json.Valid(f.Payload) {
+			if !json.Valid(f.payload) {
 				t.Fatal("payload is not JSON")
 			}
 		})
