@@ -152,3 +152,22 @@ func TestBinaryEndToEnd(t *testing.T) {
 		t.Fatal("the gateway did not exit after SIGTERM")
 	}
 }
+
+// With --reuseport two listeners share one address; without it the second
+// fails.
+func TestReusePort(t *testing.T) {
+	a, err := listen("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := listen(a.Addr().String(), true)
+	if err != nil {
+		t.Fatalf("second listener with SO_REUSEPORT: %v", err)
+	}
+	b.Close()
+	if c, err := listen(a.Addr().String(), false); err == nil {
+		c.Close()
+		t.Fatal("a listener without SO_REUSEPORT shared the address")
+	}
+}

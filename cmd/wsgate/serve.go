@@ -32,7 +32,7 @@ type serveFlags struct {
 	maxMessageSize, writeQueueLimit int
 	maxSubscriptions, poolSize      int
 	logLevel, logFormat             string
-	pprof                           bool
+	pprof, reusePort                bool
 }
 
 func serve(args []string) error {
@@ -62,6 +62,7 @@ func serve(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	fs.BoolVar(&f.reusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes can share --listen")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -163,7 +164,7 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	gw.Store(s)
 
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := listen(f.listen, f.reusePort)
 	if err != nil {
 		s.Close()
 		return err
