@@ -364,12 +364,21 @@ func putReadBuf(bp *[]byte) {
 	readBufs.Put(bp)
 }
 
-// refuse drops a connection whose upgrade failed and counts why.
+// refuse drops a connection whose upgrade failed and counts why. It does
+// nothing once the connection has left its handshake (the sweeper may race
+// with a welcome).
 func (s *Server) refuse(c *Conn, result string, err, authErr error) {
+	c.wmu.Lock()
+	if c.state.Load() != stateHandshake {
+		c.wmu.Unlock()
+		return
+	}
+	c.state.Store(stateClosed)
+	c.wmu.Unlock()
+	c.release()
 	s.metrics.upgrades[result].Inc()
 	if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
 		ce.Write(zap.String("result", result), zap.Stringer("remote", c.nc.RemoteAddr()),
 			zap.Error(err), zap.NamedError("auth", authErr))
 	}
-	c.shut(ReasonPeerGone, 0, "", closeDrop)
 }
