@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+)
+
+// No goroutine is ignored: the test stops the embedded NATS server, both
+// NATS connections, the HTTP server and every WebSocket.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	t    *testing.T
+	ns   *natsserver.Server
+	srv  *server
+	http *http.Server
+	url  string
+	pub  *nats.Conn
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	s, err := newServer(config{NATSURL: ns.ClientURL(), Prefix: "notify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.handler()}
+	go func() { _ = hs.Serve(ln) }()
+	pub, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, ns: ns, srv: s, http: hs, url: "ws://" + ln.Addr().String(), pub: pub}
+}
+
+func (e *env) close() {
+	_ = e.http.Close()
+	e.srv.Close()
+	e.pub.Close()
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+}
+
+func (e *env) publish(subject, payload string) {
+	e.t.Helper()
+	if err := e.pub.Publish(subject, []byte(payload)); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.pub.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) dial(user string) *websocket.Conn {
+	e.t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(e.url+"/ws?user="+user, nil)
+	if err != nil {
+		e.t.Fatalf("dial %s: %v", user, err)
+	}
+	_ = resp.Body.Close()
+	return c
+}
+
+// read returns the next text message, failing after 5 s.
+func read(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.TextMessage {
+		t.Fatalf("message type %d", typ)
+	}
+	return string(b)
+}
+
+func expect(t *testing.T, c *websocket.Conn, want string) {
+	t.Helper()
+	if got := read(t, c); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func send(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) gauge() float64 {
+	var m dto.Metric
+	if err := e.srv.connections.Write(&m); err != nil {
+		e.t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestHTTPAnswers(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	for _, path := range []string{"/ws", "/ws?user=", "/ws?user=a.b", "/ws?user=" + strings.Repeat("x", 124)} {
+		_, resp, err := websocket.DefaultDialer.Dial(e.url+path, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %v %v, want 401", path, resp, err)
+		}
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(e.url+"/other?user=a", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/other: %v %v, want 404", resp, err)
+	}
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+
+	a1, a2, b := e.dial("alice"), e.dial("alice"), e.dial("bob")
+	conns := []*websocket.Conn{a1, a2, b}
+	expect(t, a1, `{"type":"welcome","conn":"1","user":"alice","ping_interval":25}`)
+	expect(t, a2, `{"type":"welcome","conn":"2","user":"alice","ping_interval":25}`)
+	expect(t, b, `{"type":"welcome","conn":"3","user":"bob","ping_interval":25}`)
+	eventually(t, "3 connections", func() bool { return e.gauge() == 3 })
+
+	// A user message reaches both of alice's sockets and not bob's.
+	e.publish("notify.user.alice", `{"n": 1}`)
+	expect(t, a1, `{"type":"message","channel":"user.alice","data":{"n": 1}}`)
+	expect(t, a2, `{"type":"message","channel":"user.alice","data":{"n": 1}}`)
+	send(t, b, `{"op":"ping","ref":7}`)
+	expect(t, b, `{"type":"pong","ref":7}`)
+
+	// Topics: subscribe, receive, unsubscribe.
+	send(t, b, `{"op":"subscribe","channel":"topic.sports","ref":1}`)
+	expect(t, b, `{"type":"subscribed","channel":"topic.sports","ref":1}`)
+	send(t, b, `{"op":"subscribe","channel":"topic.sports","ref":2}`)
+	expect(t, b, `{"type":"subscribed","channel":"topic.sports","ref":2}`)
+	e.publish("notify.topic.sports", "goal \xff")
+	expect(t, b, `{"type":"message","channel":"topic.sports","data":"goal \ufffd"}`)
+	send(t, b, `{"op":"unsubscribe","channel":"topic.sports","ref":3}`)
+	expect(t, b, `{"type":"unsubscribed","channel":"topic.sports","ref":3}`)
+	e.publish("notify.topic.sports", `"late"`)
+
+	// Broadcast reaches everyone, verbatim; bob's next frame is not "late".
+	e.publish("notify.broadcast", ` [1, 2] `)
+	for _, c := range conns {
+		expect(t, c, `{"type":"message","channel":"broadcast","data": [1, 2] }`)
+	}
+
+	// Errors.
+	for _, tc := range []struct{ op, want string }{
+		{`{"op":"subscribe","channel":"user.bob","ref":4}`, `{"type":"error","ref":4,"code":"forbidden","message":"only topic.\u003cname\u003e channels can be subscribed"}`},
+		{`{"op":"unsubscribe","channel":"topic","ref":5}`, `{"type":"error","ref":5,"code":"forbidden","message":"only topic.\u003cname\u003e channels can be subscribed"}`},
+		{`{"op":"subscribe","channel":"topic..x","ref":6}`, `{"type":"error","ref":6,"code":"invalid_channel","message":"a channel is dot-separated tokens of [A-Za-z0-9_-], at most 128 bytes, without wildcards"}`},
+		{`{"op":"subscribe","channel":"topic.>","ref":7}`, `{"type":"error","ref":7,"code":"invalid_channel","message":"a channel is dot-separated tokens of [A-Za-z0-9_-], at most 128 bytes, without wildcards"}`},
+		{`{"op":"nope","ref":8}`, `{"type":"error","ref":8,"code":"unknown_op","message":"op must be subscribe, unsubscribe or ping"}`},
+		{`hello`, `{"type":"error","ref":0,"code":"bad_request","message":"a message is a JSON object with op, channel and ref"}`},
+	} {
+		send(t, b, tc.op)
+		expect(t, b, tc.want)
+	}
+
+	// Metrics.
+	rec := httptest.NewRecorder()
+	e.srv.adminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, name := range []string{"process_resident_memory_bytes", "process_cpu_seconds_total", "go_goroutines", "baseline_connections 3", "baseline_messages_delivered_total 6"} {
+		if !strings.Contains(rec.Body.String(), "\n"+name) {
+			t.Errorf("/metrics has no %q", name)
+		}
+	}
+
+	// A client close removes the connection.
+	if err := a2.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")); err != nil {
+		t.Fatal(err)
+	}
+	var ce *websocket.CloseError
+	if _, _, err := a2.ReadMessage(); !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("after client close: %v, want 1000", err)
+	}
+	_ = a2.Close()
+	eventually(t, "2 connections", func() bool { return e.gauge() == 2 })
+
+	// Closing the server sends 1001 to the rest.
+	_ = e.http.Close()
+	errs := make(chan error, 2)
+	for _, c := range []*websocket.Conn{a1, b} {
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil { // answers the close frame
+					errs <- err
+					_ = c.Close()
+					return
+				}
+			}
+		}()
+	}
+	e.srv.Close()
+	for range 2 {
+		if err := <-errs; !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Errorf("at shutdown: %v, want 1001", err)
+		}
+	}
+}
+
+// A client that stops reading is dropped once its queue is full, without
+// holding up the others.
+func TestSlowConsumer(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	slow, fast := e.dial("slow"), e.dial("fast")
+	defer slow.Close()
+	defer fast.Close()
+	expect(t, slow, `{"type":"welcome","conn":"1","user":"slow","ping_interval":25}`)
+	expect(t, fast, `{"type":"welcome","conn":"2","user":"fast","ping_interval":25}`)
+	payload := `"` + strings.Repeat("x", 256<<10) + `"`
+	eventually(t, "the slow consumer to be dropped", func() bool {
+		e.publish("notify.user.slow", payload)
+		return e.gauge() == 1
+	})
+	e.publish("notify.user.fast", `1`)
+	expect(t, fast, `{"type":"message","channel":"user.fast","data":1}`)
+}
