@@ -60,3 +60,7 @@ idle-rss: build ## RSS and goroutines per idle connection (IDLE_N connections, N
 	trap 'kill $$gw $$nats 2>/dev/null' EXIT; \
 	sleep 1; \
 	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N)
+
+.PHONY: bench-compare
+bench-compare: ## the standard broadcast scenario against wsgate and the gorilla baseline, plus the kernel floor; prints the ratios
+	bash bench/compare.sh

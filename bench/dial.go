@@ -1,0 +1,299 @@
+package bench
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/netpoll"
+)
+
+// A dialer goroutine takes connection indices from the engine's queue,
+// dials, writes the upgrade request from a template, reads the 101 and
+// the welcome (and, for topic, the subscribed answer) with a deadline,
+// then hands the socket to the poller and moves on.
+
+type dialer struct {
+	e   *engine
+	buf []byte // handshake bytes; reused
+	req []byte // request scratch
+}
+
+func (d *dialer) run() {
+	defer d.e.dialWG.Done()
+	for job := range d.e.dialq {
+		d.connect(job)
+	}
+}
+
+func (d *dialer) connect(job dialJob) {
+	e := d.e
+	start := time.Now()
+	if !job.reconnect {
+		atomicMin(&e.firstDial, start.UnixNano())
+	}
+	tcp, rest, reason := d.handshake(e.global(job.k), start)
+	if reason != "" {
+		e.fail(job, reason)
+		return
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		tcp.Close()
+		e.fail(job, "poller")
+		return
+	}
+	k := job.k
+	c := &e.conns[k]
+	c.mu.Lock()
+	c.tcp, c.rc, c.seq, c.state = tcp, rc, seqState{}, stateOpen
+	if len(rest) > 0 {
+		r := append([]byte(nil), rest...)
+		c.rem = &r
+	}
+	// The callback may run before Observe returns; it only enqueues, and
+	// the reader waits for c.mu, so it sees c.desc set.
+	c.desc, err = e.poller.Observe(rc, func(ev netpoll.Event) {
+		if ev&netpoll.EventClosed == 0 {
+			e.enqueue(k)
+		}
+	})
+	if err != nil {
+		c.state, c.tcp, c.rc, c.rem = stateIdle, nil, nil, nil
+		c.mu.Unlock()
+		tcp.Close()
+		e.fail(job, "poller")
+		return
+	}
+	hasRest := c.rem != nil
+	c.mu.Unlock()
+	now := time.Now()
+	e.open.Add(1)
+	if job.reconnect {
+		e.reconnHist.record(now.Sub(job.since).Microseconds())
+		e.reconnects.Add(1)
+		e.reconnWG.Done()
+	} else {
+		e.handshakes.record(now.Sub(start).Microseconds())
+		e.established.Add(1)
+		atomicMax(&e.lastWelcome, now.UnixNano())
+		e.rampWG.Done()
+	}
+	if hasRest { // frames that came behind the welcome: the kernel will not report them again
+		e.enqueue(k)
+	}
+}
+
+// handshake dials conn g and returns it welcomed, with the bytes read past
+// the awaited frame, or the reason it failed: dial, timeout, closed,
+// http_<status>, protocol, server_close_<code>, subscribe_error.
+func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, string) {
+	e := d.e
+	cfg := e.cfg
+	deadline := start.Add(cfg.HandshakeTimeout.D())
+	nd := net.Dialer{Deadline: deadline}
+	if len(e.sources) > 0 {
+		nd.LocalAddr = &net.TCPAddr{IP: e.sources[g%len(e.sources)]}
+	}
+	var addr string
+	if cfg.Scenario == ScenarioFloor {
+		addr = e.spec.FloorAddrs[g%len(e.spec.FloorAddrs)]
+	} else {
+		addr = e.targets[g%len(e.targets)].host
+	}
+	nc, err := nd.Dial("tcp", addr)
+	if err != nil {
+		if isTimeout(err) {
+			return nil, nil, "timeout"
+		}
+		return nil, nil, "dial"
+	}
+	tcp := nc.(*net.TCPConn)
+	if cfg.Scenario == ScenarioFloor {
+		return tcp, nil, "" // plain TCP: no handshake
+	}
+	rest, reason := d.upgrade(tcp, g, deadline)
+	if reason != "" {
+		tcp.Close()
+		return nil, nil, reason
+	}
+	if err := tcp.SetDeadline(time.Time{}); err != nil {
+		tcp.Close()
+		return nil, nil, "closed"
+	}
+	return tcp, rest, ""
+}
+
+func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, string) {
+	e := d.e
+	cfg := e.cfg
+	if err := tcp.SetDeadline(deadline); err != nil {
+		return nil, "closed"
+	}
+	t := e.targets[g%len(e.targets)]
+	var keyRaw [16]byte
+	_, _ = rand.Read(keyRaw[:])
+	var key [24]byte
+	base64.StdEncoding.Encode(key[:], keyRaw[:])
+
+	req := append(d.req[:0], "GET "...)
+	req = append(req, t.path...)
+	if t.query {
+		req = append(req, '&')
+	} else {
+		req = append(req, '?')
+	}
+	user := cfg.UserPrefix + strconv.Itoa(g)
+	if len(e.secret) > 0 {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub":      user,
+			"exp":      time.Now().Add(24 * time.Hour).Unix(),
+			"channels": []string{"topic.>"},
+		}).SignedString(e.secret)
+		if err != nil {
+			return nil, "jwt"
+		}
+		req = append(append(req, "token="...), tok...)
+	} else {
+		req = append(append(req, "user="...), user...)
+	}
+	req = append(req, " HTTP/1.1\r\nHost: "...)
+	req = append(req, t.hdr...)
+	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
+	req = append(req, key[:]...)
+	req = append(req, "\r\n\r\n"...)
+	d.req = req
+	if _, err := tcp.Write(req); err != nil {
+		return nil, ioReason(err)
+	}
+
+	// The response head.
+	buf := d.buf[:0]
+	var head int
+	for {
+		if len(buf) == cap(buf) {
+			return nil, "protocol" // a response head over 16 KiB
+		}
+		n, err := tcp.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			head = i + 4
+			break
+		}
+		if err != nil {
+			return nil, ioReason(err)
+		}
+	}
+	status, ok := statusCode(buf[:head])
+	if !ok {
+		return nil, "protocol"
+	}
+	if status != 101 {
+		return nil, "http_" + strconv.Itoa(status)
+	}
+	if !bytes.Contains(buf[:head], acceptValue(key[:])) {
+		return nil, "protocol"
+	}
+	buf = buf[:copy(buf, buf[head:])]
+
+	buf, reason := d.await(tcp, buf, kindWelcome)
+	if reason != "" {
+		return nil, reason
+	}
+	if cfg.Scenario == ScenarioTopic {
+		sub := strconv.AppendInt(append(d.req[:0], `{"op":"subscribe","channel":"topic.t`...), int64(g%cfg.Topics), 10)
+		sub = append(sub, `","ref":1}`...)
+		frame := appendClientFrame(nil, opText, sub)
+		if _, err := tcp.Write(frame); err != nil {
+			return nil, ioReason(err)
+		}
+		if buf, reason = d.await(tcp, buf, kindSubscribed); reason != "" {
+			return nil, reason
+		}
+	}
+	d.buf = buf[:0]
+	return buf, ""
+}
+
+// await reads frames until a text frame of kind want, answering pings.
+// It returns the bytes after that frame. Other text frames are skipped.
+func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind) ([]byte, string) {
+	for {
+		for {
+			f, n, err := parseFrame(buf, maxFramePayload)
+			if err != nil {
+				return nil, "protocol"
+			}
+			if n == 0 {
+				break
+			}
+			switch f.op {
+			case opText:
+				switch parseMessage(f.payload).kind {
+				case want:
+					return buf[:copy(buf, buf[n:])], ""
+				case kindError:
+					if want == kindSubscribed {
+						return nil, "subscribe_error"
+					}
+				}
+			case opPing:
+				if _, err := tcp.Write(appendClientFrame(nil, opPong, f.payload)); err != nil {
+					return nil, ioReason(err)
+				}
+			case opClose:
+				return nil, "server_close_" + strconv.Itoa(closeCode(f.payload))
+			}
+			buf = buf[:copy(buf, buf[n:])]
+		}
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), 2*cap(buf)+maxFramePayload/16)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := tcp.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil && n == 0 {
+			return nil, ioReason(err)
+		}
+	}
+}
+
+// statusCode reads the status of "HTTP/1.1 101 Switching Protocols".
+func statusCode(head []byte) (int, bool) {
+	if !bytes.HasPrefix(head, []byte("HTTP/1.")) || len(head) < 12 || head[8] != ' ' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(head[9:12]))
+	return n, err == nil
+}
+
+// acceptValue is the Sec-WebSocket-Accept a server must answer for key.
+func acceptValue(key []byte) []byte {
+	h := sha1.New()
+	h.Write(key)
+	h.Write([]byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	out := make([]byte, 28)
+	base64.StdEncoding.Encode(out, h.Sum(nil))
+	return out
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+func ioReason(err error) string {
+	if isTimeout(err) {
+		return "timeout"
+	}
+	return "closed"
+}

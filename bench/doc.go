@@ -1,0 +1,113 @@
+// Package bench is wsbench, the capacity harness of wsgate: it loads a
+// gateway (or a fleet) from the outside, over WebSocket and NATS only, and
+// reports what capacity engineers buy hardware with — connect rate,
+// handshake and delivery latency percentiles, losses, and the server's
+// memory per connection and CPU per million delivered messages, next to
+// the kernel's own cost of the same writes.
+//
+// Usage:
+//
+//	res, err := bench.Run(ctx, bench.Config{
+//		Scenario: bench.ScenarioBroadcast,
+//		URLs:     []string{"ws://127.0.0.1:8080/ws"},
+//		Conns:    15000,
+//	}, os.Stderr)
+//	if err != nil {
+//		return err
+//	}
+//	res.WriteTable(os.Stdout)
+//	res.WriteJSON("broadcast.json")
+//
+// cmd/wsbench is a thin wrapper around Main; `wsbench -help` explains
+// every scenario and flag.
+//
+// # Scenarios
+//
+// Every scenario starts with the same ramp: Conns connections at Rate per
+// second (spread evenly over the workers), connection i authenticating as
+// user "<UserPrefix><i>" with ?user= (development auth) or ?token= (an HS256
+// token signed with JWTSecret: sub, exp in 24 h, channels [topic.>]).
+// Connection i goes to URLs[i mod len], from source address
+// SourceAddrs[i mod len], in worker i mod Workers. The ramp ends when every
+// connection is welcomed or has failed (dial, timeout, closed, http_<status>,
+// protocol, server_close_<code>, subscribe_error). Then the server is sampled
+// after Settle.
+//
+//   - connect: hold for Hold, then close. Connect rate is established /
+//     (first dial → last welcome); handshake latency is dial start →
+//     welcome frame read; server RSS and goroutines per connection are
+//     (after − before) / established.
+//   - broadcast: publish Messages payloads at MsgRate to <prefix>.broadcast
+//     and wait until every open connection has all of them, or Timeout
+//     after the last publish.
+//   - topic: Conns is Topics × SubsPerTopic; connection i subscribes to
+//     topic.t<i mod Topics> in its handshake and counts as established
+//     when "subscribed" arrives. Messages are published per topic,
+//     round-robin over the topics, at MsgRate in total.
+//   - unicast: Messages in total at MsgRate, each to a random user
+//     (Seed); every connection is its own user.
+//   - churn: for Hold, every second, close ChurnShare of the connections
+//     (close 1001) and reconnect them, while broadcasting at MsgRate.
+//     Reconnect latency is close → welcome.
+//   - floor: floor-server child processes accept Conns plain TCP
+//     connections from the same engine and make Messages rounds × Conns
+//     write(2) calls at MsgRate, of a real server frame as large as the
+//     gateway's for the same payload, one writer goroutine per CPU. Their
+//     CPU (getrusage) per million writes is the kernel's floor.
+//
+// # Delivery accounting
+//
+// A payload is {"seq":N,"ts":T,"pad":"x…"} padded to PayloadSize bytes; T
+// is the publish time in unix nanoseconds, so latency across hosts needs
+// synchronized clocks (a negative latency is recorded as 0). seq counts
+// 1, 2, 3… per channel: the broadcast channel, each topic, each user.
+// Each connection listens on exactly one channel and checks the channel
+// name of every message frame (a frame for another channel is misrouted,
+// not delivered). For each connection:
+//
+//   - a seq above every seq seen so far is in order;
+//   - a seq already seen is a duplicate: exactly for seqs up to 64 below
+//     the highest seen (a bitmap window), beyond that a duplicate cannot be
+//     told from a late first arrival and counts as reordered;
+//   - a seq below the highest seen and not seen before is reordered; it is
+//     also received;
+//   - lost = expected − distinct received, where expected is what was
+//     published to the channel (for connections that were ever welcomed;
+//     failed connections are counted under connections, not as lost).
+//     Churn cannot know which messages a reconnecting connection was
+//     promised (only those published after its welcome), so there lost is
+//     the gaps between the lowest and highest seq each connection
+//     incarnation received.
+//
+// delivered counts every sequenced message frame on the right channel,
+// duplicates included; delivered/s is delivered / (first publish → last
+// delivery). Server CPU per million delivered is the server's CPU over the
+// publish and drain window / delivered × 1e6.
+//
+// # Engine and concurrency
+//
+// Each worker (one per process) runs one engine: Dialers goroutines that
+// take connection indices at the paced rate, dial, write the upgrade
+// request from a template, read the 101 and the welcome with a deadline,
+// and register the socket with a netpoll.Poller (one-shot read interest).
+// After that a connection has no goroutine: it is a conn struct in a slice
+// (see Client.ConnStructBytes) plus its netpoll.Desc. The poller callback
+// only puts the connection's index on a channel; GOMAXPROCS reader
+// goroutines read non-blocking with syscall.RawConn.Read into their own
+// buffer, parse server frames (a partial frame is kept per connection only
+// while incomplete), answer pings with masked pongs, record latencies in
+// their own HDR histogram (one lock per read task, not per message), and
+// re-arm. A connection's mutex serializes its reader with churn and
+// finish.
+//
+// With Workers > 1, wsbench re-executes itself as `wsbench worker`
+// processes (the open-file limit is per process) and talks to them over
+// JSON lines on stdin/stdout: progress every 250 ms, and a final result
+// with the HDR histograms encoded, which the coordinator merges. With
+// Workers == 1 the worker runs in the coordinator's process over pipes,
+// speaking the same protocol. The coordinator publishes through NATS with
+// bus.Dial and bus.Publisher, like a storage service would.
+//
+// Run, Compare, ReadResult and the Result methods may be called from any
+// goroutine; a Result is not safe for concurrent modification.
+package bench

@@ -1,0 +1,301 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+)
+
+// WebSocket opcodes (RFC 6455 5.2).
+const (
+	opCont   = 0x0
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPing   = 0x9
+	opPong   = 0xa
+)
+
+// maxFramePayload bounds a server frame: the largest payload (1 MiB, the
+// NATS max_payload) plus the message envelope.
+const maxFramePayload = 1<<20 + 4096
+
+var (
+	errProtocol   = errors.New("bench: protocol error in a server frame")
+	errFragmented = errors.New("bench: fragmented server message (wsgate never fragments)")
+	errTooBig     = errors.New("bench: server frame too big")
+)
+
+// frame is one parsed server frame. payload aliases the read buffer and is
+// valid until the buffer is reused.
+type frame struct {
+	op      byte
+	payload []byte
+}
+
+// parseFrame parses the server frame at the start of b. It returns n == 0
+// and no error when b holds only part of a frame. Server frames are never
+// masked (RFC 6455 5.1); a masked frame, RSV bits, a reserved opcode, or a
+// control frame that is fragmented or over 125 bytes is errProtocol. Data
+// frames must be final: wsgate never fragments, and a client that only
+// counts whole messages has no use for fragments (errFragmented).
+func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
+	if len(b) < 2 {
+		return f, 0, nil
+	}
+	b0, b1 := b[0], b[1]
+	fin, op := b0&0x80 != 0, b0&0x0f
+	if b0&0x70 != 0 || b1&0x80 != 0 {
+		return f, 0, errProtocol
+	}
+	length, h := uint64(b1&0x7f), 2
+	switch length {
+	case 126:
+		if len(b) < 4 {
+			return f, 0, nil
+		}
+		length, h = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return f, 0, nil
+		}
+		length, h = binary.BigEndian.Uint64(b[2:]), 10
+		if length>>63 != 0 {
+			return f, 0, errProtocol
+		}
+	}
+	switch op {
+	case opText, opBinary:
+		if !fin {
+			return f, 0, errFragmented
+		}
+	case opCont:
+		return f, 0, errFragmented
+	case opClose, opPing, opPong:
+		if !fin || length > 125 {
+			return f, 0, errProtocol
+		}
+	default:
+		return f, 0, errProtocol
+	}
+	if length > uint64(maxPayload) {
+		return f, 0, errTooBig
+	}
+	end := h + int(length)
+	if len(b) < end {
+		return f, 0, nil
+	}
+	return frame{op: op, payload: b[h:end]}, end, nil
+}
+
+// appendServerFrame appends an unmasked final frame, as a server sends it.
+// The floor server and the tests use it.
+func appendServerFrame(dst []byte, op byte, payload []byte) []byte {
+	dst = append(dst, 0x80|op)
+	dst = appendLength(dst, 0, len(payload))
+	return append(dst, payload...)
+}
+
+// appendClientFrame appends a masked final frame, as a client must send
+// it (RFC 6455 5.3), with a fresh random mask.
+func appendClientFrame(dst []byte, op byte, payload []byte) []byte {
+	dst = append(dst, 0x80|op)
+	dst = appendLength(dst, 0x80, len(payload))
+	var mask [4]byte
+	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
+	dst = append(dst, mask[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	for i := range payload {
+		dst[start+i] ^= mask[i&3]
+	}
+	return dst
+}
+
+func appendLength(dst []byte, maskBit byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(dst, maskBit|byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, maskBit|126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, maskBit|127), uint64(n))
+	}
+}
+
+// frameHeaderLen is the size of a server frame header for a payload of n
+// bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// closeCode returns the status code of a close frame's payload, 1005 when
+// it has none.
+func closeCode(p []byte) int {
+	if len(p) < 2 {
+		return 1005
+	}
+	return int(binary.BigEndian.Uint16(p))
+}
+
+// msgKind is what a text frame from the gateway is.
+type msgKind uint8
+
+const (
+	kindOther      msgKind = iota // anything else (pong, error, unknown)
+	kindMessage                   // {"type":"message",...}
+	kindWelcome                   // {"type":"welcome",...}
+	kindSubscribed                // {"type":"subscribed",...}
+	kindError                     // {"type":"error",...}
+)
+
+var (
+	typeMessage    = []byte(`{"type":"message"`)
+	typeWelcome    = []byte(`{"type":"welcome"`)
+	typeSubscribed = []byte(`{"type":"subscribed"`)
+	typeError      = []byte(`{"type":"error"`)
+	keyChannel     = []byte(`"channel":"`)
+	keyData        = []byte(`"data":`)
+	keySeq         = []byte(`"seq":`)
+	keyTS          = []byte(`"ts":`)
+)
+
+// message is what the harness reads from a text frame.
+type message struct {
+	kind    msgKind
+	channel []byte // aliases the frame; nil when not found
+	seq     uint32 // 0 when the payload has none
+	ts      int64  // unix nanoseconds of the publish; 0 when none
+}
+
+// parseMessage reads a gateway text frame. The fast path relies on the
+// byte-exact field order of docs/protocol.md: it looks for "seq": and
+// "ts": after "data": without decoding the JSON. Anything else (other
+// field order, spaces, a different server) falls back to encoding/json.
+func parseMessage(p []byte) message {
+	switch {
+	case bytes.HasPrefix(p, typeMessage):
+		m := message{kind: kindMessage}
+		rest := p[len(typeMessage):]
+		if i := bytes.Index(rest, keyChannel); i >= 0 {
+			ch := rest[i+len(keyChannel):]
+			if j := bytes.IndexByte(ch, '"'); j >= 0 {
+				m.channel = ch[:j]
+				rest = ch[j:]
+			}
+		}
+		if i := bytes.Index(rest, keyData); i >= 0 {
+			rest = rest[i+len(keyData):]
+			seq, ok1 := numberAfter(rest, keySeq)
+			ts, ok2 := numberAfter(rest, keyTS)
+			if ok1 && ok2 && m.channel != nil && seq > 0 && seq <= 1<<32-1 {
+				m.seq, m.ts = uint32(seq), ts
+				return m
+			}
+		}
+		return parseMessageJSON(p)
+	case bytes.HasPrefix(p, typeWelcome):
+		return message{kind: kindWelcome}
+	case bytes.HasPrefix(p, typeSubscribed):
+		return message{kind: kindSubscribed}
+	case bytes.HasPrefix(p, typeError):
+		return message{kind: kindError}
+	}
+	return parseMessageJSON(p)
+}
+
+// numberAfter returns the non-negative integer right after key in b.
+func numberAfter(b, key []byte) (int64, bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return 0, false
+	}
+	b = b[i+len(key):]
+	var n int64
+	digits := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		if n > (1<<63-1)/10-1 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+		digits++
+	}
+	return n, digits > 0
+}
+
+func parseMessageJSON(p []byte) message {
+	var env struct {
+		Type    string          `json:"type"`
+		Channel *string         `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(p, &env) != nil {
+		return message{}
+	}
+	switch env.Type {
+	case "welcome":
+		return message{kind: kindWelcome}
+	case "subscribed":
+		return message{kind: kindSubscribed}
+	case "error":
+		return message{kind: kindError}
+	case "message":
+	default:
+		return message{}
+	}
+	m := message{kind: kindMessage}
+	if env.Channel != nil {
+		m.channel = []byte(*env.Channel)
+	}
+	var data struct {
+		Seq json.Number `json:"seq"`
+		TS  json.Number `json:"ts"`
+	}
+	if json.Unmarshal(env.Data, &data) == nil {
+		if s, err := strconv.ParseUint(data.Seq.String(), 10, 32); err == nil {
+			m.seq = uint32(s)
+		}
+		if t, err := strconv.ParseInt(data.TS.String(), 10, 64); err == nil {
+			m.ts = t
+		}
+	}
+	return m
+}
+
+// appendPayload appends the published payload {"seq":N,"ts":T,"pad":"x…"}
+// padded with x to size bytes (never shorter than the fields need).
+func appendPayload(dst []byte, seq uint32, ts int64, size int) []byte {
+	start := len(dst)
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"pad":"`...)
+	for pad := size - (len(dst) - start) - 2; pad > 0; pad-- {
+		dst = append(dst, 'x')
+	}
+	return append(dst, `"}`...)
+}
+
+// appendMessageJSON appends the gateway's message envelope around payload,
+// byte for byte as wsgate writes it.
+func appendMessageJSON(dst []byte, channel string, payload []byte) []byte {
+	dst = append(dst, `{"type":"message","channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, payload...)
+	return append(dst, '}')
+}

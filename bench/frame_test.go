@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"bytes"
+	"testing"
+)
+
+// serverStream is a real byte stream as wsgate sends it: a welcome, a
+// ping, two messages (one with a 16-bit length), a close.
+func serverStream() []byte {
+	var b []byte
+	b = appendServerFrame(b, opText, []byte(`{"type":"welcome","conn":"3f9a1c-1b","user":"u7","ping_interval":25}`))
+	b = appendServerFrame(b, opPing, []byte("hi"))
+	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 1, 1700000000000000000, 40)))
+	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 2, 1700000000000000001, 300)))
+	b = appendServerFrame(b, opClose, []byte{0x03, 0xe9})
+	return b
+}
+
+// parseAll parses b fed in chunks of size step, keeping incomplete frames
+// as the reader does, and returns the frames' opcodes and payloads.
+func parseAll(b []byte, step int) ([]frame, error) {
+	var out []frame
+	var pending []byte
+	for i := 0; i < len(b); i += step {
+		pending = append(pending, b[i:min(i+step, len(b))]...)
+		for {
+			f, n, err := parseFrame(pending, 1<<16)
+			if err != nil {
+				return out, err
+			}
+			if n == 0 {
+				break
+			}
+			f.payload = append([]byte(nil), f.payload...)
+			out = append(out, f)
+			pending = pending[n:]
+		}
+	}
+	return out, nil
+}
+
+func TestParseFramePartial(t *testing.T) {
+	stream := serverStream()
+	want, err := parseAll(stream, len(stream))
+	if err != nil || len(want) != 5 {
+		t.Fatalf("whole stream: %d frames, %v", len(want), err)
+	}
+	for _, step := range []int{1, 2, 3, 7, 64} {
+		got, err := parseAll(stream, step)
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("step %d: %d frames, want %d", step, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].op != want[i].op || !bytes.Equal(got[i].payload, want[i].payload) {
+				t.Errorf("step %d frame %d differs", step, i)
+			}
+		}
+	}
+	ops := []byte{opText, opPing, opText, opText, opClose}
+	for i, f := range want {
+		if f.op != ops[i] {
+			t.Errorf("frame %d op %x, want %x", i, f.op, ops[i])
+		}
+	}
+	if m := parseMessage(want[3].payload); m.kind != kindMessage || m.seq != 2 || m.ts != 1700000000000000001 || string(m.channel) != "broadcast" {
+		t.Errorf("message %+v", m)
+	}
+	if closeCode(want[4].payload) != 1001 {
+		t.Errorf("close code %d", closeCode(want[4].payload))
+	}
+}
+
+func TestParseFrameErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		err  error
+	}{
+		{"masked", []byte{0x81, 0x80, 1, 2, 3, 4}, errProtocol},
+		{"rsv", []byte{0xc1, 0x00}, errProtocol},
+		{"reserved op", []byte{0x83, 0x00}, errProtocol},
+		{"fragment", []byte{0x01, 0x01, 'a'}, errFragmented},
+		{"continuation", []byte{0x80, 0x01, 'a'}, errFragmented},
+		{"long ping", append([]byte{0x89, 126, 0, 126}, make([]byte, 126)...), errProtocol},
+		{"top bit length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}, errProtocol},
+		{"too big", []byte{0x81, 127, 0, 0, 0, 0, 1, 0, 0, 0}, errTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := parseFrame(tc.b, 1<<16); err != tc.err {
+				t.Errorf("err %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestClientFrameMasked(t *testing.T) {
+	f := appendClientFrame(nil, opPong, []byte("hello"))
+	if f[0] != 0x80|opPong || f[1] != 0x80|5 || len(f) != 2+4+5 {
+		t.Fatalf("frame % x", f)
+	}
+	mask := f[2:6]
+	for i, c := range f[6:] {
+		if c^mask[i&3] != "hello"[i] {
+			t.Fatalf("payload not masked correctly: % x", f)
+		}
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want message
+	}{
+		{"fast", `{"type":"message","channel":"topic.t3","data":{"seq":7,"ts":123,"pad":"xx"}}`, message{kind: kindMessage, channel: []byte("topic.t3"), seq: 7, ts: 123}},
+		{"spaces fall back to json", `{ "type": "message", "channel": "user.u1", "data": {"ts": 5, "seq": 9} }`, message{kind: kindMessage, channel: []byte("user.u1"), seq: 9, ts: 5}},
+		{"no seq", `{"type":"message","channel":"broadcast","data":"hello"}`, message{kind: kindMessage, channel: []byte("broadcast")}},
+		{"welcome", `{"type":"welcome","conn":"x","user":"u1","ping_interval":25}`, message{kind: kindWelcome}},
+		{"subscribed", `{"type":"subscribed","channel":"topic.t1","ref":1}`, message{kind: kindSubscribed}},
+		{"error", `{"type":"error","ref":1,"code":"forbidden","message":"no"}`, message{kind: kindError}},
+		{"garbage", `not json`, message{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseMessage([]byte(tc.in))
+			if got.kind != tc.want.kind || got.seq != tc.want.seq || got.ts != tc.want.ts || string(got.channel) != string(tc.want.channel) {
+				t.Errorf("got %+v (channel %q), want %+v", got, got.channel, tc.want)
+			}
+		})
+	}
+}
+
+func TestAppendPayload(t *testing.T) {
+	for _, size := range []int{0, 10, 200, 1000} {
+		p := appendPayload(nil, 42, 1700000000123456789, size)
+		if size >= 60 && len(p) != size {
+			t.Errorf("size %d: got %d bytes", size, len(p))
+		}
+		m := parseMessage(appendMessageJSON(nil, "broadcast", p))
+		if m.seq != 42 || m.ts != 1700000000123456789 {
+			t.Errorf("size %d: parsed %+v from %s", size, m, p)
+		}
+	}
+}
+
+func TestParseMessageAllocs(t *testing.T) {
+	p := appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 200))
+	if n := testing.AllocsPerRun(100, func() { parseMessage(p) }); n != 0 {
+		t.Errorf("parseMessage allocates %v times, want 0", n)
+	}
+}
+
+func BenchmarkParseMessage(b *testing.B) {
+	p := appendServerFrame(nil, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 200)))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		f, _, _ := parseFrame(p, maxFramePayload)
+		parseMessage(f.payload)
+	}
+}
+
+// FuzzClientFrames feeds arbitrary server bytes to the client-side parser
+// in two ways, whole and split at an arbitrary point, and checks that both
+// see the same frames and that nothing panics.
+func FuzzClientFrames(f *testing.F) {
+	f.Add(serverStream(), uint16(5))
+	f.Add([]byte{0x81, 126, 0, 4, 'a', 'b', 'c', 'd'}, uint16(1))
+	f.Add([]byte{0x89, 0x00, 0x81, 0x02, '{', '}'}, uint16(3))
+	f.Fuzz(func(t *testing.T, b []byte, split uint16) {
+		whole, err1 := parseAll(b, max(1, len(b)))
+		step := int(split)%max(1, len(b)) + 1
+		parts, err2 := parseAll(b, step)
+		if (err1 == nil) != (err2 == nil) && len(whole) == len(parts) {
+			t.Fatalf("errors differ: %v vs %v", err1, err2)
+		}
+		n := min(len(whole), len(parts))
+		for i := range n {
+			if whole[i].op != parts[i].op || !bytes.Equal(whole[i].payload, parts[i].payload) {
+				t.Fatalf("frame %d differs", i)
+			}
+			if whole[i].op == opText {
+				parseMessage(whole[i].payload)
+			}
+		}
+		if err1 == nil && err2 == nil && len(whole) != len(parts) {
+			t.Fatalf("%d frames whole, %d split", len(whole), len(parts))
+		}
+	})
+}

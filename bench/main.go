@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// usage is the top of `wsbench -help`; the flags follow.
+const usage = `wsbench measures a wsgate gateway, or a fleet of them, from the outside.
+
+Usage:
+  wsbench <scenario> [flags]         run a scenario (also: wsbench run <scenario> [flags])
+  wsbench compare a.json b.json...   key figures of earlier runs side by side, with ratios to the first
+  wsbench worker | floor-server      internal: the processes wsbench starts itself
+
+Scenarios (every one starts with the same ramp: --conns connections at --rate per
+second, each one user u<i> (?user=, or a signed ?token= with --jwt-secret), spread
+round-robin over the --url values, the --source-addrs and the --workers):
+  connect    ramp, wait until every connection is welcomed or failed, wait --settle,
+             sample the server, hold --hold, close. Reports the connect rate
+             (established / first dial → last welcome), handshake latency
+             (dial start → welcome frame), failures by reason, and the server's
+             RSS and goroutines per connection ((after − before) / established).
+  broadcast  ramp, then publish --messages broadcasts at --msg-rate to
+             <prefix>.broadcast; wait until every open connection has every
+             message or --timeout. Reports delivery latency (publish timestamp
+             in the payload → read by the client), delivered/s, lost, duplicated,
+             reordered, and the server's CPU per million delivered (CPU over
+             publish + drain / delivered × 1e6).
+  topic      --topics M × --subs-per-topic S connections; connection i subscribes
+             to topic.t<i mod M> during its handshake (welcome → subscribe →
+             subscribed). Then --messages per topic, round-robin over the topics,
+             at --msg-rate in total. Reported like broadcast.
+  unicast    every connection is a distinct user; --messages in total at
+             --msg-rate, each to a random user (--seed). Reported like broadcast.
+  churn      ramp, then for --hold (default 10s) close --churn-share of the
+             connections every second (close frame 1001) and reconnect them,
+             while broadcasting at --msg-rate. Reports reconnect latency
+             (close → welcome), reconnect failures, and deliveries; lost counts
+             only gaps inside what each connection received (messages sent
+             while a connection was away are not promised to it).
+  floor      the kernel's own cost of the same work: wsbench starts floor-server
+             processes that accept --conns plain TCP connections from the same
+             client engine and make exactly the write(2) calls broadcast asks of
+             a gateway (--messages rounds × conns, at --msg-rate, a buffer the
+             size of the gateway's frame, one writer goroutine per CPU). Reports
+             their CPU per million writes: the denominator of "server CPU per
+             million delivered ≤ 1.1 × floor" (see compare).
+
+Delivery accounting (per connection, on its one channel): payloads are
+{"seq":N,"ts":T,"pad":"…"}, seq counting 1, 2, 3… per channel. A seq above every
+seq seen so far is in order; a seq seen before is a duplicate; a seq below the
+highest seen and not seen before is reordered (beyond 64 below the highest a
+duplicate can no longer be told apart and counts as reordered). lost = expected −
+distinct received. delivered counts every message frame, duplicates included.
+
+Output: a progress line on stderr every second, a table on stdout at the end,
+--json FILE (the full result), --html FILE (a report with charts). Exit status 1
+if the run could not be carried out, 2 for bad flags.
+
+Flags:
+`
+
+// Main is the wsbench command line: args without the program name. It
+// returns the exit status.
+func Main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		(&Config{}).FlagSet("wsbench").PrintDefaults()
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(os.Stdout, usage)
+		fs := (&Config{}).FlagSet("wsbench")
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return 0
+	case "worker":
+		if err := serveWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench worker:", err)
+			return 1
+		}
+		return 0
+	case "floor-server":
+		if err := serveFloor(args[1:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench floor-server:", err)
+			return 1
+		}
+		return 0
+	case "compare":
+		return compareMain(args[1:], os.Stdout, os.Stderr)
+	case "run":
+		args = args[1:]
+		if len(args) == 0 {
+			fmt.Fprintln(os.Stderr, "wsbench run: which scenario?")
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runMain(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := Config{Scenario: args[0]}
+	if !validScenario(cfg.Scenario) {
+		fmt.Fprintf(stderr, "wsbench: unknown scenario or command %q (wsbench -help)\n", args[0])
+		return 2
+	}
+	fs := cfg.FlagSet("wsbench " + cfg.Scenario)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wsbench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	res, err := Run(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "wsbench:", err)
+		return 1
+	}
+	status := 0
+	if err := res.WriteTable(stdout); err != nil {
+		status = 1
+	}
+	if cfg.JSONFile != "" {
+		if err := res.WriteJSON(cfg.JSONFile); err != nil {
+			fmt.Fprintln(stderr, "wsbench:", err)
+			status = 1
+		}
+	}
+	if cfg.HTMLFile != "" {
+		if err := res.WriteHTML(cfg.HTMLFile); err != nil {
+			fmt.Fprintln(stderr, "wsbench:", err)
+			status = 1
+		}
+	}
+	return status
+}
+
+func compareMain(files []string, stdout, stderr io.Writer) int {
+	if len(files) < 2 {
+		fmt.Fprintln(stderr, "usage: wsbench compare a.json b.json [c.json...]")
+		return 2
+	}
+	var rs []*Result
+	for _, f := range files {
+		r, err := ReadResult(f)
+		if err != nil {
+			fmt.Fprintln(stderr, "wsbench compare:", err)
+			return 1
+		}
+		rs = append(rs, r)
+	}
+	if err := Compare(stdout, files, rs); err != nil {
+		fmt.Fprintln(stderr, "wsbench compare:", err)
+		return 1
+	}
+	return 0
+}

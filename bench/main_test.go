@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) != "" { // re-executed as a worker or floor server
+		os.Exit(Main(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// gatewayEnv is a real gateway on 127.0.0.1:0 with development auth, over
+// a real embedded NATS server.
+type gatewayEnv struct {
+	url  string
+	nats string
+}
+
+func newGateway(t testing.TB) *gatewayEnv {
+	t.Helper()
+	var gw atomic.Pointer[gateway.Server]
+	b, err := bus.New(bus.Config{
+		EmbeddedListen: "127.0.0.1:0",
+		Handler: func(ch string, p []byte) {
+			if s := gw.Load(); s != nil {
+				s.Deliver(ch, p)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gateway.New(gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()})
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	gw.Store(s)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+		b.Close()
+	})
+	return &gatewayEnv{url: "ws://" + ln.Addr().String() + "/ws", nats: b.ClientURL()}
+}

@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runOK(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := res.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	return res
+}
+
+// checkDelivery asserts a clean run: everyone connected, everything
+// delivered exactly once and in order.
+func checkDelivery(t *testing.T, res *Result, conns int, want int64) {
+	t.Helper()
+	c, d := res.Conns, res.Delivery
+	if c.Established != int64(conns) || c.Failed != 0 {
+		t.Errorf("established %d failed %d (%v), want %d and 0", c.Established, c.Failed, c.FailedByReason, conns)
+	}
+	if c.HandshakeLatency.Count != int64(conns) {
+		t.Errorf("handshake latencies %d, want %d", c.HandshakeLatency.Count, conns)
+	}
+	if d.Expected != want || d.Delivered != want {
+		t.Errorf("expected %d delivered %d, want %d", d.Expected, d.Delivered, want)
+	}
+	if d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Misrouted != 0 {
+		t.Errorf("lost %d dup %d reordered %d misrouted %d, want 0", d.Lost, d.Duplicated, d.Reordered, d.Misrouted)
+	}
+	if d.Latency.Count != want || d.Latency.Max <= 0 {
+		t.Errorf("latency %+v, want %d samples", d.Latency, want)
+	}
+	if len(c.DroppedByReason) != 0 {
+		t.Errorf("dropped %v", c.DroppedByReason)
+	}
+}
+
+func fastConfig(g *gatewayEnv, scenario string) Config {
+	return Config{
+		Scenario: scenario,
+		URLs:     []string{g.url},
+		NATS:     g.nats,
+		Rate:     5000,
+		MsgRate:  50,
+		Settle:   Duration(10 * time.Millisecond),
+		Timeout:  Duration(10 * time.Second),
+	}
+}
+
+func TestBroadcastAndJSON(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioBroadcast)
+	cfg.Conns, cfg.Messages = 500, 10
+	cfg.ServerMetrics = nil
+	cfg.ServerPIDs = []int{os.Getpid()}
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 500, 5000)
+	if res.Client.ConnStructBytes == 0 || res.Client.HeapPerConn <= 0 {
+		t.Errorf("client figures %+v", res.Client)
+	}
+	if res.Server.RSSAfter <= 0 || res.Server.CPUSeconds < 0 {
+		t.Errorf("server figures %+v", res.Server)
+	}
+
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := res.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadResult(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(res)
+	b, _ := json.Marshal(back)
+	if string(a) != string(b) {
+		t.Errorf("JSON round trip differs:\n%s\n%s", a, b)
+	}
+	if !reflect.DeepEqual(back.Delivery, res.Delivery) {
+		t.Errorf("delivery %+v, want %+v", back.Delivery, res.Delivery)
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(a, &raw)
+	for _, key := range []string{"label", "scenario", "started_at", "duration_s", "config", "connections", "delivery", "server", "client", "timeline", "machine"} {
+		if _, ok := raw[key]; !ok {
+			t.Errorf("JSON has no %q", key)
+		}
+	}
+}
+
+func TestConnect(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioConnect)
+	cfg.Conns = 300
+	cfg.Hold = Duration(100 * time.Millisecond)
+	res := runOK(t, cfg)
+	if res.Conns.Established != 300 || res.Conns.ConnectRatePerS <= 0 {
+		t.Errorf("connections %+v", res.Conns)
+	}
+	if res.Delivery.Published != 0 || res.Server.RSSPerConn != -1 {
+		t.Errorf("connect without a probe: delivery %+v server %+v", res.Delivery, res.Server)
+	}
+}
+
+func TestUnicast(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioUnicast)
+	cfg.Conns, cfg.Messages = 200, 300
+	cfg.MsgRate = 1000
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 200, 300)
+}
+
+func TestTopic(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioTopic)
+	cfg.Topics, cfg.SubsPerTopic, cfg.Messages = 5, 40, 4
+	cfg.MsgRate = 200
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 200, 5*40*4)
+	if res.Config.Conns != 200 {
+		t.Errorf("conns %d, want 200", res.Config.Conns)
+	}
+}
+
+func TestChurn(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioChurn)
+	cfg.Conns, cfg.ChurnShare = 200, 0.1
+	cfg.Hold = Duration(2 * time.Second)
+	cfg.MsgRate = 10
+	res := runOK(t, cfg)
+	ch := res.Churn
+	if ch == nil || ch.Reconnects < 20 || ch.ReconnectFailed != 0 || ch.ReconnectLatency.Count != ch.Reconnects {
+		t.Fatalf("churn %+v", ch)
+	}
+	if res.Delivery.Delivered == 0 || res.Delivery.Lost != 0 || res.Delivery.Duplicated != 0 {
+		t.Errorf("delivery %+v", res.Delivery)
+	}
+}
+
+// TestWorkers runs two worker processes (this test binary, re-executed).
+func TestWorkers(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioBroadcast)
+	cfg.Conns, cfg.Messages, cfg.Workers = 300, 5, 2
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 300, 1500)
+	if res.Client.Workers != 2 {
+		t.Errorf("workers %d", res.Client.Workers)
+	}
+}
+
+func TestFloor(t *testing.T) {
+	cfg := Config{Scenario: ScenarioFloor, Conns: 200, Messages: 5, MsgRate: 50, Settle: Duration(10 * time.Millisecond)}
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 200, 1000)
+	f := res.Floor
+	if f == nil || f.Writes != 1000 || f.ShortWrites != 0 || f.CPUSeconds < 0 {
+		t.Fatalf("floor %+v", f)
+	}
+	// the floor frame is the gateway's frame for the same payload
+	payload := appendPayload(nil, 1, time.Now().UnixNano(), 200)
+	msg := appendMessageJSON(nil, "broadcast", payload)
+	if want := frameHeaderLen(len(msg)) + len(msg); f.FrameBytes != want {
+		t.Errorf("frame %d bytes, want %d", f.FrameBytes, want)
+	}
+}
+
+func TestConnectFailures(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioConnect)
+	cfg.Conns = 20
+	cfg.URLs = []string{strings.Replace(g.url, "/ws", "/nowhere", 1)}
+	res := runOK(t, cfg)
+	if res.Conns.Established != 0 || res.Conns.FailedByReason["http_404"] != 20 {
+		t.Errorf("connections %+v", res.Conns)
+	}
+}

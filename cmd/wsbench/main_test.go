@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("WSBENCH_AS_MAIN") != "" { // re-executed as the wsbench command
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// wsbench runs this test binary as the wsbench command.
+func wsbench(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "WSBENCH_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func TestHelp(t *testing.T) {
+	out, code := wsbench(t, "-help")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"Scenarios", "connect", "broadcast", "topic", "unicast", "churn", "floor", "compare", "-msg-rate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	if _, code := wsbench(t, "nosuch"); code != 2 {
+		t.Errorf("unknown scenario: exit %d, want 2", code)
+	}
+	if _, code := wsbench(t, "broadcast", "--conns", "x"); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	if _, code := wsbench(t, "compare", "only-one.json"); code != 2 {
+		t.Errorf("compare with one file: exit %d, want 2", code)
+	}
+}
+
+func TestConnectRefused(t *testing.T) {
+	out, code := wsbench(t, "connect", "--url", "ws://127.0.0.1:1/ws", "--conns", "3", "--settle", "1ms")
+	if code != 0 || !strings.Contains(out, "3 failed: dial 3") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
