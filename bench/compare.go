@@ -41,6 +41,9 @@ var figures = []figure{
 	{"established", func(r *Result) float64 { return float64(r.Conns.Established) }, fmtNum, false},
 	{"failed", func(r *Result) float64 { return float64(r.Conns.Failed) }, fmtNum, true},
 	{"server RSS / conn", func(r *Result) float64 { return orNaN(r.Server.RSSPerConn, r.Server.RSSPerConn >= 0) }, fmtBytes, true},
+	{"server µs / connect", func(r *Result) float64 {
+		return orNaN(r.Server.CPUPerConnectUs, r.Server.CPUPerConnectUs > 0)
+	}, fmtCPU, true},
 	{"goroutines / conn", func(r *Result) float64 { return orNaN(r.Server.GoroutinesPerConn, r.Server.GoroutinesPerConn >= 0) }, fmtFrac, true},
 	{"delivery p50", func(r *Result) float64 { return latency(r.Delivery.Latency, r.Delivery.Latency.P50) }, fmtUS, true},
 	{"delivery p99", func(r *Result) float64 { return latency(r.Delivery.Latency, r.Delivery.Latency.P99) }, fmtUS, true},

@@ -5,6 +5,7 @@
 # process of its own, plus the kernel floor; then the ratios.
 #
 # Environment: CONNS (15000), MESSAGES (20), MSG_RATE (2), PAYLOAD (200),
+# RATE (30000 connects/s asked: as fast as the host allows), DIALERS (256),
 # OUT (bench/results/latest). Everything listens on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ CONNS=${CONNS:-15000}
 MESSAGES=${MESSAGES:-20}
 MSG_RATE=${MSG_RATE:-2}
 PAYLOAD=${PAYLOAD:-200}
+RATE=${RATE:-30000}
+DIALERS=${DIALERS:-256}
 OUT=${OUT:-bench/results/latest}
 BIN=$(mktemp -d)
 mkdir -p "$OUT"
@@ -36,16 +39,17 @@ run() {
   "$@" & local srv=$!; pids+=("$srv")
   wait_http "http://127.0.0.1:19090/metrics"
   "$BIN/wsbench" broadcast --label "$label" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
-    --conns "$CONNS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" --payload-size "$PAYLOAD" \
-    --server-pid "$srv" --server-metrics http://127.0.0.1:19090/metrics --json "$OUT/$label.json" --html "$OUT/$label.html"
-  kill "$srv" "$nats"; wait "$srv" "$nats" 2>/dev/null || true
+    --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \
+    --payload-size "$PAYLOAD" --server-pid "$srv" --server-metrics http://127.0.0.1:19090/metrics --json "$OUT/$label.json" --html "$OUT/$label.html"
+  kill "$srv"; wait "$srv" 2>/dev/null || true
+  kill "$nats"; wait "$nats" 2>/dev/null || true
 }
 
 run wsgate "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 \
   --nats-url nats://127.0.0.1:14222 --log-level warn
 run baseline "$BIN/baseline" --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 \
   --nats-url nats://127.0.0.1:14222
-"$BIN/wsbench" floor --label floor --conns "$CONNS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \
+"$BIN/wsbench" floor --label floor --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \
   --payload-size "$PAYLOAD" --json "$OUT/floor.json"
 
 echo

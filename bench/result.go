@@ -70,6 +70,12 @@ type Server struct {
 	GoroutinesPerConn  float64 `json:"goroutines_per_conn"`
 	CPUSeconds         float64 `json:"cpu_seconds"` // over the publish and drain window
 	CPUPerMillionDeliv float64 `json:"cpu_s_per_million_delivered"`
+	// RampCPUSeconds is the server's CPU from before the ramp to after the
+	// settle; CPUPerConnectUs divides it by the connections established:
+	// the server's cost of an upgrade, which a shared host cannot inflate
+	// the way it inflates the wall-clock connect rate.
+	RampCPUSeconds  float64 `json:"ramp_cpu_seconds"`
+	CPUPerConnectUs float64 `json:"cpu_us_per_connect"`
 }
 
 // Client is wsbench itself: its workers and the publishing coordinator.
@@ -173,6 +179,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("server goroutines\t%d → %d = %.4f per connection", s.GoroutinesBefore, s.GoroutinesAfter, s.GoroutinesPerConn)
 	} else {
 		p("server goroutines\tn/a (needs --server-metrics)")
+	}
+	if s.CPUPerConnectUs >= 0 && s.RampCPUSeconds >= 0 {
+		p("server ramp CPU\t%.3f s = %.1f µs per connect", s.RampCPUSeconds, s.CPUPerConnectUs)
 	}
 	if s.CPUSeconds >= 0 && r.Delivery.Delivered > 0 {
 		p("server CPU\t%.3f s = %.2f CPU-s per million delivered", s.CPUSeconds, s.CPUPerMillionDeliv)

@@ -218,7 +218,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s := &res.Server
 	*s = Server{RSSBefore: before.RSS, RSSAfter: after.RSS, RSSPerConn: -1,
 		GoroutinesBefore: before.Goroutines, GoroutinesAfter: after.Goroutines, GoroutinesPerConn: -1,
-		CPUSeconds: -1, CPUPerMillionDeliv: -1}
+		CPUSeconds: -1, CPUPerMillionDeliv: -1, RampCPUSeconds: -1, CPUPerConnectUs: -1}
+	if before.CPU >= 0 && after.CPU >= 0 && cfg.Scenario != ScenarioFloor {
+		s.RampCPUSeconds = after.CPU - before.CPU
+		if n := float64(res.Conns.Established); n > 0 {
+			s.CPUPerConnectUs = s.RampCPUSeconds / n * 1e6
+		}
+	}
 	if n := float64(res.Conns.Established); n > 0 {
 		if before.RSS >= 0 {
 			s.RSSPerConn = float64(after.RSS-before.RSS) / n
