@@ -273,15 +273,16 @@ func (s *Server) open(nc net.Conn) {
 }
 
 // welcome turns an upgraded connection into an open one: it makes the
-// user's channel live on the bus, joins it, and sends the welcome frame.
-// The join and the welcome happen under c.wmu, so no notification can
-// overtake the welcome, and anything published after the client has it is
-// delivered. It reports whether the read side should go on.
-func (s *Server) welcome(c *Conn, id Identity) bool {
+// user's channel live on the bus, joins it, and sends the 101 answer resp
+// and the welcome frame in one write. The join and the welcome happen
+// under c.wmu, so no notification can overtake the welcome, and anything
+// published after the client has it is delivered. It reports whether the
+// read side should go on.
+func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	userCh := channel.User(id.User)
 	if err := s.bus.Interest(userCh); err != nil {
 		s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err))
-		rawWrite(c.rc, closeFrame(StatusTryAgainLater, ReasonBusError.closeText()))
+		rawWrite(c.rc, append(resp, closeFrame(StatusTryAgainLater, ReasonBusError.closeText())...))
 		s.refuse(c, resultUnavailable, err, nil)
 		return false
 	}
@@ -302,7 +303,7 @@ func (s *Server) welcome(c *Conn, id Identity) bool {
 	s.hub.join(c, userCh)
 	c.state.Store(stateOpen)
 	s.metrics.connections.Inc()
-	err := c.writeLocked(welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second)), false)
+	err := c.writeLocked(append(resp, welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second))...), false)
 	c.wmu.Unlock()
 	s.metrics.upgrades[resultOK].Inc()
 	c.closeOnWriteError(err)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
@@ -57,7 +56,7 @@ type handshake struct {
 	srv    *Server
 	u      ws.Upgrader
 	io     handshakeIO
-	rcw    rawConnWriter
+	resp   respWriter // the HTTP answer, sent by the caller
 	token  []byte // from ?token=
 	bearer []byte // from Authorization: Bearer
 	cookie []byte // from the wsgate_token cookie
@@ -89,15 +88,16 @@ func (h *handshake) reset() {
 	h.id = Identity{}
 	h.authErr = nil
 	h.io.r.Reset(nil)
-	h.io.w, h.rcw.rc = nil, nil
+	h.io.w = nil
+	h.resp.b = h.resp.b[:0]
 }
 
-// run answers the complete upgrade request req on rc. On success the
-// identity is in h.id; on failure the client has had its HTTP answer and
-// h.result says why.
-func (h *handshake) run(req []byte, rc syscall.RawConn) error {
-	h.rcw.rc = rc
-	return h.runWith(req, &h.rcw)
+// run answers the complete upgrade request req into h.resp.b. On success
+// the identity is in h.id and h.resp.b holds the 101; on failure h.resp.b
+// holds the HTTP answer and h.result says why. Sending it is the caller's:
+// the 101 goes out in one write with the welcome frame.
+func (h *handshake) run(req []byte) error {
+	return h.runWith(req, &h.resp)
 }
 
 // runWith answers req on w.
@@ -121,17 +121,12 @@ type handshakeIO struct {
 func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
 func (h *handshakeIO) Write(p []byte) (int, error) { return h.w.Write(p) }
 
-// rawConnWriter writes with one non-blocking write(2). A fresh socket's
-// buffer always takes an HTTP answer; if it does not, the client gets
-// nothing and the write fails.
-type rawConnWriter struct{ rc syscall.RawConn }
+// respWriter collects the HTTP answer in a reusable buffer.
+type respWriter struct{ b []byte }
 
-func (w *rawConnWriter) Write(p []byte) (int, error) {
-	n, err := rawWrite(w.rc, p)
-	if err == nil && n < len(p) {
-		err = io.ErrShortWrite
-	}
-	return n, err
+func (w *respWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 var tooLargeResponse = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
@@ -335,8 +330,16 @@ func (c *Conn) handshake() {
 	}
 	req, rest := buf[:end+len(crlfcrlf)], buf[end+len(crlfcrlf):]
 	h := s.handshakes.Get().(*handshake)
-	err := h.run(req, c.rc)
+	err := h.run(req)
 	id, result, authErr := h.id, h.result, h.authErr
+	var resp []byte
+	if err != nil {
+		// A fresh socket's buffer always takes an HTTP answer at once.
+		rawWrite(c.rc, h.resp.b)
+	} else {
+		resp = make([]byte, len(h.resp.b), len(h.resp.b)+128)
+		copy(resp, h.resp.b)
+	}
 	h.reset()
 	s.handshakes.Put(h)
 	if err != nil {
@@ -349,7 +352,7 @@ func (c *Conn) handshake() {
 		c.readState().pending = append([]byte(nil), rest...)
 	}
 	putReadBuf(bp)
-	if !s.welcome(c, id) {
+	if !s.welcome(c, id, resp) {
 		return
 	}
 	if c.rs != nil {
