@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/lograte"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -131,7 +133,7 @@ type Bus struct {
 	dropped    atomic.Uint64 // drops of subscriptions already released
 	reconnects atomic.Uint64
 
-	asyncErrs, reconnectErrs, unsubErrs limiter
+	asyncErrs, reconnectErrs, unsubErrs lograte.Limiter
 
 	closed    atomic.Bool   // set first thing in Close; checked under a shard lock by acquire
 	done      chan struct{} // closed by Close after the connection: stops dispatchers, flusher and waiters
@@ -257,7 +259,7 @@ func (b *Bus) options(name string) []nats.Option {
 			b.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			if ok, held := b.reconnectErrs.allow(); ok {
+			if ok, held := b.reconnectErrs.Allow(); ok {
 				b.log.Warn("nats reconnect attempt failed", zap.Error(err), zap.Int("suppressed", held))
 			}
 		}),
@@ -270,7 +272,7 @@ func (b *Bus) options(name string) []nats.Option {
 			b.log.Info("nats server entering lame duck mode")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if ok, held := b.asyncErrs.allow(); ok {
+			if ok, held := b.asyncErrs.Allow(); ok {
 				fields := []zap.Field{zap.Error(err), zap.Int("suppressed", held)}
 				if sub != nil {
 					fields = append(fields, zap.String("subject", sub.Subject))
@@ -381,32 +383,6 @@ func (b *Bus) Close() error {
 		b.log.Info("bus closed")
 	})
 	return nil
-}
-
-// limiter lets one event through per logPeriod and counts the ones it holds
-// back, so that an error repeated a thousand times a second costs one log
-// line every ten seconds.
-type limiter struct {
-	mu   sync.Mutex
-	next time.Time // guarded by mu: when the next event may pass
-	held int       // guarded by mu: events held back since the last one passed
-}
-
-const logPeriod = 10 * time.Second
-
-// allow reports whether this event may be logged and, if so, how many were
-// held back before it.
-func (l *limiter) allow() (ok bool, held int) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.held++
-		return false, 0
-	}
-	held, l.held = l.held, 0
-	l.next = now.Add(logPeriod)
-	return true, held
 }
 
 // errIsClosed reports whether err says the connection is closed.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/lograte"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -96,8 +98,8 @@ func shutdown(srv *server.Server) {
 // since a misbehaving publisher can make the server repeat one per message.
 type serverLog struct {
 	log   *zap.Logger
-	warns limiter
-	errs  limiter
+	warns lograte.Limiter
+	errs  lograte.Limiter
 	fatal chan string // capacity 1: the first fatal error, read by startEmbedded
 
 	once sync.Once
@@ -129,12 +131,12 @@ func (l *serverLog) Debugf(string, ...any) {}
 
 func (l *serverLog) Tracef(string, ...any) {}
 
-func (l *serverLog) limited(lim *limiter, level zapcore.Level, msg, format string, v []any) {
+func (l *serverLog) limited(lim *lograte.Limiter, level zapcore.Level, msg, format string, v []any) {
 	ce := l.log.Check(level, msg)
 	if ce == nil {
 		return
 	}
-	if ok, held := lim.allow(); ok {
+	if ok, held := lim.Allow(); ok {
 		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)), zap.Int("suppressed", held))
 	}
 }

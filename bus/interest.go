@@ -131,7 +131,7 @@ func (b *Bus) Release(ch string) {
 	b.subs.Add(-1)
 	b.dropped.Add(subDropped(e.sub))
 	if err := e.sub.Unsubscribe(); err != nil && !errIsClosed(err) {
-		if ok, held := b.unsubErrs.allow(); ok {
+		if ok, held := b.unsubErrs.Allow(); ok {
 			b.log.Warn("nats unsubscribe failed", zap.String("channel", ch), zap.Error(err), zap.Int("suppressed", held))
 		}
 	}

@@ -91,7 +91,9 @@ func (c *Conn) subscribe(name string, ref int64) {
 		return
 	}
 	if err := c.srv.bus.Interest(name); err != nil {
-		c.srv.log.Warn("subscribe topic", zap.String("channel", name), zap.Error(err))
+		if ok, held := c.srv.busErrs.Allow(); ok {
+			c.srv.log.Warn("subscribe topic", zap.String("channel", name), zap.Error(err), zap.Int("suppressed", held))
+		}
 		c.write(errorFrame(ref, codeUnavailable, "the message bus is unavailable; try again"))
 		return
 	}

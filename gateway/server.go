@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsgate/wsgate/gopool"
 	"github.com/wsgate/wsgate/internal/channel"
+	"github.com/wsgate/wsgate/internal/lograte"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -52,6 +53,9 @@ type Server struct {
 	tasks       sync.Pool // *task
 	takeChunkFn func() *chunk
 	backlog     backlog
+
+	// busErrs and acceptErrs keep repeated errors from flooding the log.
+	busErrs, acceptErrs lograte.Limiter
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -163,7 +167,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.metrics.acceptErrors.Inc()
-			s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
+			if ok, held := s.acceptErrs.Allow(); ok {
+				s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff), zap.Int("suppressed", held))
+			}
 			if !s.pause(backoff) {
 				return ErrServerClosed
 			}
@@ -281,7 +287,9 @@ func (s *Server) open(nc net.Conn) {
 func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	userCh := channel.User(id.User)
 	if err := s.bus.Interest(userCh); err != nil {
-		s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err))
+		if ok, held := s.busErrs.Allow(); ok {
+			s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err), zap.Int("suppressed", held))
+		}
 		rawWrite(c.rc, append(resp, closeFrame(StatusTryAgainLater, ReasonBusError.closeText())...))
 		s.refuse(c, resultUnavailable, err, nil)
 		return false
