@@ -25,6 +25,12 @@ go build -o "$BIN/baseline" ./bench/baseline
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
 
+for port in 14222 18080 19090; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "port $port is in use: stop what listens there first" >&2; exit 1
+  fi
+done
+
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$BIN"; }
 trap cleanup EXIT
