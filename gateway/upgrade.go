@@ -57,9 +57,9 @@ type handshake struct {
 	u      ws.Upgrader
 	io     handshakeIO
 	resp   respWriter // the HTTP answer, sent by the caller
-	token  []byte // from ?token=
-	bearer []byte // from Authorization: Bearer
-	cookie []byte // from the wsgate_token cookie
+	token  []byte     // from ?token=
+	bearer []byte     // from Authorization: Bearer
+	cookie []byte     // from the wsgate_token cookie
 	user   []byte
 	origin []byte
 	// hasOrigin records whether the request had an Origin header.
