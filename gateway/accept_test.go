@@ -63,7 +63,7 @@ func TestBusyPoolRefuses(t *testing.T) {
 		c.PoolQueue = -1
 		c.HandshakeTimeout = 2 * time.Second
 	})
-	addr := e.srv.Addr().String()
+	addr := e.addr
 	// A long task holds the only worker.
 	release := make(chan struct{})
 	defer close(release)

@@ -192,7 +192,7 @@ func fanoutConns(tb testing.TB, s *Server, topic string, n int) []*Conn {
 	})
 	conns := make([]*Conn, n)
 	for i := range conns {
-		c := &Conn{srv: s, nc: ncs[i%pairs], rc: rcs[i%pairs], id: uint64(1_000_000 + i), user: "b" + strconv.Itoa(i)}
+		c := &Conn{srv: s, closer: ncs[i%pairs], rc: rcs[i%pairs], id: uint64(1_000_000 + i), user: "b" + strconv.Itoa(i)}
 		c.state.Store(stateOpen)
 		s.hub.join(c, topic)
 		conns[i] = c

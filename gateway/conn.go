@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"net"
+	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,12 +36,13 @@ const (
 // incomplete (readState) or the socket does not take what is written
 // (writeQueue).
 type Conn struct {
-	srv  *Server
-	nc   net.Conn
-	rc   syscall.RawConn
-	desc *netpoll.Desc // set under wmu right after accept
-	id   uint64
-	user string // set under wmu at the welcome
+	srv    *Server
+	rc     syscall.RawConn // the socket's fd, for non-blocking reads and writes
+	closer io.Closer       // closes the socket; the poller calls it after its barrier
+	sock   fdSock          // the socket itself when it was accepted as a bare fd
+	desc   *netpoll.Desc   // set under wmu right after accept
+	id     uint64
+	user   string // set under wmu at the welcome
 	// channels are the patterns of the topics the user may join; read-only.
 	channels []string
 	// expires is the unix second when the credentials expire; 0 means never.
@@ -140,7 +141,7 @@ func (c *Conn) finishClose() {
 // it closes it whatever error it returns.
 func (c *Conn) release() {
 	c.srv.hub.removeConn(c)
-	c.srv.poller.Release(c.desc, c.nc)
+	c.srv.poller.Release(c.desc, c.closer)
 }
 
 // detach removes a connection that stopped being open from its channels and

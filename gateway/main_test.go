@@ -32,12 +32,13 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 // env is a gateway on 127.0.0.1:0 with a real embedded NATS server behind a
 // real bus, and a publisher on its own NATS connection.
 type env struct {
-	t   testing.TB
-	bus *bus.Bus
-	srv *Server
-	url string
-	nc  *nats.Conn
-	pub *bus.Publisher
+	t    testing.TB
+	bus  *bus.Bus
+	srv  *Server
+	url  string
+	addr string // host:port of the listener
+	nc   *nats.Conn
+	pub  *bus.Publisher
 }
 
 func newEnv(t testing.TB, mod func(*Config)) *env {
@@ -81,7 +82,7 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, bus: b, srv: s, url: "ws://" + ln.Addr().String() + "/ws", nc: nc, pub: bus.NewPublisher(nc, "")}
+	e := &env{t: t, bus: b, srv: s, url: "ws://" + ln.Addr().String() + "/ws", addr: ln.Addr().String(), nc: nc, pub: bus.NewPublisher(nc, "")}
 	t.Cleanup(func() {
 		nc.Close()
 		s.Close()

@@ -48,7 +48,7 @@ func TestSilentSocketsHoldNoWorker(t *testing.T) {
 		c.HandshakeTimeout = 500 * time.Millisecond
 	})
 	c := e.connect("busy")
-	addr := e.srv.Addr().String()
+	addr := e.addr
 	var silent []net.Conn
 	for range 100 {
 		s, err := net.Dial("tcp", addr)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/gopool"
 	"github.com/wsgate/wsgate/internal/channel"
@@ -60,8 +62,8 @@ type Server struct {
 	draining atomic.Bool
 	closed   atomic.Bool
 
-	mu        sync.Mutex // protects listeners
-	listeners map[net.Listener]struct{}
+	mu        sync.Mutex                 // protects listeners
+	listeners map[net.Listener]io.Closer // with the raw accepter's duplicate fd, or nil
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -84,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 		hub:       newHub(),
 		start:     time.Now(),
 		idPrefix:  randomPrefix(),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]io.Closer),
 		done:      make(chan struct{}),
 	}
 	s.handshakes.New = s.newHandshake
@@ -154,13 +156,36 @@ func (s *Server) clock() uint32 {
 // socket is refused with 503 and accepting pauses, so the backlog and the
 // load balancer take the pressure.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.track(ln) {
+	// On Linux a TCP listener's sockets are taken as bare fds: no net.Conn
+	// is ever made for them (see fdSock). Other listeners give net.Conns.
+	raw, isRaw := newRawAccepter(ln)
+	var extra io.Closer
+	if isRaw {
+		extra = raw
+	}
+	if !s.track(ln, extra) {
+		if isRaw {
+			raw.Close()
+		}
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
 	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		var (
+			a   accepted
+			err error
+		)
+		if isRaw {
+			var lerr error
+			a.fd, err, lerr = raw.accept()
+			if lerr != nil {
+				return ErrServerClosed // the listener is closed
+			}
+		} else {
+			a.fd = -1
+			a.nc, err = ln.Accept()
+		}
 		if err != nil {
 			if s.closed.Load() || s.draining.Load() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
@@ -176,10 +201,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		err = s.pool.ScheduleTimeout(s.cfg.UpgradeScheduleTimeout, func() { s.open(nc) })
+		err = s.pool.ScheduleTimeout(s.cfg.UpgradeScheduleTimeout, func() { s.open(a) })
 		if err != nil {
 			s.metrics.upgrades[resultBusy].Inc()
-			refuseBusy(nc)
+			a.refuseBusy()
 			if !s.pause(5 * time.Millisecond) {
 				return ErrServerClosed
 			}
@@ -187,17 +212,49 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// accepted is a socket from the accept loop: a bare fd, or a net.Conn when
+// the listener gives only those.
+type accepted struct {
+	fd int
+	nc net.Conn
+}
+
+// rawConn returns the socket's syscall.RawConn and its closer; for a bare
+// fd both are c.sock.
+func (a accepted) rawConn(c *Conn) (syscall.RawConn, io.Closer, error) {
+	if a.nc == nil {
+		c.sock.fd = int32(a.fd)
+		return &c.sock, &c.sock, nil
+	}
+	sc, ok := a.nc.(syscall.Conn)
+	if !ok {
+		return nil, nil, errors.New("gateway: the listener's connections expose no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	return rc, a.nc, err
+}
+
+func (a accepted) close() {
+	if a.nc != nil {
+		a.nc.Close()
+		return
+	}
+	unix.Close(a.fd)
+}
+
 var busyResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
 
 // refuseBusy answers 503 with one non-blocking write, so the accept loop
 // never waits on a client, and closes the socket.
-func refuseBusy(nc net.Conn) {
-	if sc, ok := nc.(syscall.Conn); ok {
+func (a accepted) refuseBusy() {
+	if a.nc == nil {
+		unix.Write(a.fd, busyResponse)
+	} else if sc, ok := a.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			rawWrite(rc, busyResponse)
 		}
 	}
-	nc.Close()
+	a.close()
 }
 
 // pause waits for d or until Close; it reports false on Close.
@@ -212,19 +269,22 @@ func (s *Server) pause(d time.Duration) bool {
 	}
 }
 
-func (s *Server) track(ln net.Listener) bool {
+func (s *Server) track(ln net.Listener, extra io.Closer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() || s.draining.Load() {
 		return false
 	}
-	s.listeners[ln] = struct{}{}
+	s.listeners[ln] = extra
 	s.wg.Add(1)
 	return true
 }
 
 func (s *Server) untrack(ln net.Listener) {
 	s.mu.Lock()
+	if extra := s.listeners[ln]; extra != nil {
+		extra.Close()
+	}
 	delete(s.listeners, ln)
 	s.mu.Unlock()
 	s.wg.Done()
@@ -233,8 +293,11 @@ func (s *Server) untrack(ln net.Listener) {
 func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ln := range s.listeners {
+	for ln, extra := range s.listeners {
 		ln.Close()
+		if extra != nil {
+			extra.Close()
+		}
 	}
 }
 
@@ -242,24 +305,19 @@ func (s *Server) closeListeners() {
 // with the poller, whose first readable event starts the handshake. A
 // socket that sends nothing costs no worker; the sweeper drops it after
 // HandshakeTimeout.
-func (s *Server) open(nc net.Conn) {
+func (s *Server) open(a accepted) {
 	if s.closed.Load() {
-		nc.Close()
+		a.close()
 		return
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		s.metrics.upgrades[resultError].Inc()
-		nc.Close()
-		return
-	}
-	rc, err := sc.SyscallConn()
+	c := &Conn{srv: s, id: s.nextID.Add(1)}
+	rc, closer, err := a.rawConn(c)
 	if err != nil {
 		s.metrics.upgrades[resultError].Inc()
-		nc.Close()
+		a.close()
 		return
 	}
-	c := &Conn{srv: s, nc: nc, rc: rc, id: s.nextID.Add(1)}
+	c.rc, c.closer = rc, closer
 	c.since.Store(s.clock())
 	// The poller may call back (and the handshake task start) before
 	// Observe returns; c.desc is set under c.wmu, which the read side
@@ -270,7 +328,7 @@ func (s *Server) open(nc net.Conn) {
 		c.wmu.Unlock()
 		s.metrics.upgrades[resultError].Inc()
 		s.log.Error("observe connection", zap.Error(err))
-		nc.Close()
+		closer.Close()
 		return
 	}
 	c.desc = desc

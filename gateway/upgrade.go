@@ -381,7 +381,7 @@ func (s *Server) refuse(c *Conn, result string, err, authErr error) {
 	c.release()
 	s.metrics.upgrades[result].Inc()
 	if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
-		ce.Write(zap.String("result", result), zap.Stringer("remote", c.nc.RemoteAddr()),
+		ce.Write(zap.String("result", result), zap.String("remote", c.remoteAddr()),
 			zap.Error(err), zap.NamedError("auth", authErr))
 	}
 }

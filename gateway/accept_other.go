@@ -1,0 +1,15 @@
+//go:build !linux
+
+package gateway
+
+import "net"
+
+type rawAccepter struct{}
+
+// newRawAccepter reports false outside Linux: sockets come as net.Conns,
+// which the portable poller needs.
+func newRawAccepter(net.Listener) (*rawAccepter, bool) { return nil, false }
+
+func (*rawAccepter) accept() (fd int, acceptErr, err error) { return -1, nil, net.ErrClosed }
+
+func (*rawAccepter) Close() error { return nil }
