@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/rawio"
+
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 
@@ -377,7 +379,6 @@ type reader struct {
 	buf   []byte
 	out   []byte // scratch for pongs and close frames
 	chbuf []byte // scratch for the expected channel name
-	io    rawIO
 
 	mu           sync.Mutex // protects hist and lastDelivery; held for one read task
 	hist         *hdrhistogram.Histogram
@@ -387,7 +388,6 @@ type reader struct {
 
 func (r *reader) run() {
 	defer r.e.readersWG.Done()
-	r.io.init()
 	for k := range r.e.ready {
 		r.serve(k)
 	}
@@ -423,7 +423,7 @@ func (r *reader) serve(k int32) {
 			buf = nb
 		}
 		room := cap(buf) - len(buf)
-		n, err := r.io.read(c.rc, buf[len(buf):cap(buf)])
+		n, err := rawio.Read(c.rc, buf[len(buf):cap(buf)])
 		if n == 0 {
 			if err != nil {
 				e.drop(c, readReason(err))
@@ -477,7 +477,7 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 			r.onText(c, k, f.payload, now)
 		case opPing:
 			r.out = appendClientFrame(r.out[:0], opPong, f.payload)
-			_, _ = r.io.write(c.rc, r.out)
+			_, _ = rawio.Write(c.rc, r.out)
 		case opClose:
 			code := closeCode(f.payload)
 			writeClose(c.rc, code)
@@ -509,7 +509,7 @@ func (r *reader) onText(c *conn, k int32, p []byte, now int64) {
 
 func readReason(err error) string {
 	switch {
-	case errors.Is(err, errEOF):
+	case errors.Is(err, rawio.ErrEOF):
 		return "eof"
 	case errors.Is(err, unix.ECONNRESET):
 		return "reset"
@@ -528,80 +528,5 @@ func writeClose(rc syscall.RawConn, code int) {
 	}
 	p := [2]byte{byte(code >> 8), byte(code)}
 	b := appendClientFrame(make([]byte, 0, 8), opClose, p[:])
-	var w rawIO
-	w.init()
-	_, _ = w.write(rc, b)
-}
-
-var errEOF = errors.New("bench: end of stream")
-
-// rawIO carries non-blocking reads and writes through syscall.RawConn
-// without a closure per call. Its callbacks return true, so the runtime
-// never parks the caller on the socket.
-type rawIO struct {
-	p       []byte
-	n       int
-	err     error
-	readFn  func(fd uintptr) bool
-	writeFn func(fd uintptr) bool
-}
-
-func (r *rawIO) init() {
-	r.readFn = func(fd uintptr) bool {
-		for {
-			n, err := unix.Read(int(fd), r.p)
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN:
-				r.n, r.err = 0, nil
-			case err != nil:
-				r.n, r.err = 0, err
-			case n == 0 && len(r.p) > 0:
-				r.n, r.err = 0, errEOF
-			default:
-				r.n, r.err = n, nil
-			}
-			return true
-		}
-	}
-	r.writeFn = func(fd uintptr) bool {
-		for {
-			n, err := unix.Write(int(fd), r.p)
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN:
-				r.n, r.err = 0, nil
-			case err != nil:
-				r.n, r.err = 0, err
-			default:
-				r.n, r.err = n, nil
-			}
-			return true
-		}
-	}
-}
-
-// read makes one non-blocking read(2): n > 0 with data, (0, nil) when the
-// kernel has nothing, (0, errEOF) at end of stream, or another error.
-func (r *rawIO) read(rc syscall.RawConn, p []byte) (int, error) {
-	r.p = p
-	err := rc.Read(r.readFn)
-	r.p = nil
-	if err != nil {
-		return 0, err
-	}
-	return r.n, r.err
-}
-
-// write makes one non-blocking write(2).
-func (r *rawIO) write(rc syscall.RawConn, p []byte) (int, error) {
-	r.p = p
-	err := rc.Write(r.writeFn)
-	r.p = nil
-	if err != nil {
-		return 0, err
-	}
-	return r.n, r.err
+	_, _ = rawio.Write(rc, b)
 }

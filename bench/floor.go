@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/rawio"
 )
 
 // The floor scenario measures what the kernel itself charges for the
@@ -225,10 +227,8 @@ func floorRounds(socks []syscall.RawConn, rounds int, rate float64, size int) fl
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var rw rawIO
-				rw.init()
 				for i := w; i < len(socks); i += p {
-					n, err := rw.write(socks[i], frame)
+					n, err := rawio.Write(socks[i], frame)
 					writes[w]++
 					if err != nil || n < len(frame) {
 						short[w]++

@@ -6,8 +6,9 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/wsgate/wsgate/internal/rawio"
+
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/netpoll"
 )
@@ -48,7 +49,6 @@ var readBufs = sync.Pool{New: func() any {
 
 var (
 	errIncomplete = errors.New("gateway: incomplete frame")
-	errEOF        = errors.New("gateway: end of stream")
 )
 
 // readTask runs on the pool when the socket is readable.
@@ -98,7 +98,7 @@ func (c *Conn) readTask() {
 		if err == nil {
 			break // EAGAIN: the kernel has nothing more
 		}
-		if err == errEOF {
+		if err == rawio.ErrEOF {
 			c.shut(ReasonPeerGone, 0, "", closeDrop)
 		} else {
 			c.shut(ReasonReadError, 0, "", closeDrop)
@@ -372,52 +372,6 @@ func parseHeader(p []byte) (h ws.Header, n int, err error) {
 	return h, n, nil
 }
 
-// sysRead makes one non-blocking read(2). It returns n > 0 with data, (0,
-// nil) when the kernel has nothing (EAGAIN), (0, errEOF) at end of stream,
-// or another error.
-func (c *Conn) sysRead(p []byte) (int, error) {
-	r := rawReaders.Get().(*rawReader)
-	r.p = p
-	err := c.rc.Read(r.fn)
-	n := r.n
-	if err == nil {
-		err = r.err
-	}
-	r.p, r.err = nil, nil
-	rawReaders.Put(r)
-	return n, err
-}
-
-// rawReader carries one read through syscall.RawConn.Read without
-// allocating; its callback always returns true so the worker never waits.
-type rawReader struct {
-	p   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool
-}
-
-var rawReaders = sync.Pool{New: func() any {
-	r := &rawReader{}
-	r.fn = r.read
-	return r
-}}
-
-func (r *rawReader) read(fd uintptr) bool {
-	for {
-		n, err := unix.Read(int(fd), r.p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			r.n, r.err = 0, nil
-		case err != nil:
-			r.n, r.err = 0, err
-		case n == 0 && len(r.p) > 0:
-			r.n, r.err = 0, errEOF
-		default:
-			r.n, r.err = n, nil
-		}
-		return true
-	}
-}
+// sysRead makes one non-blocking read(2): n > 0 with data, (0, nil) when
+// the kernel has nothing, (0, rawio.ErrEOF) at end of stream, or an error.
+func (c *Conn) sysRead(p []byte) (int, error) { return rawio.Read(c.rc, p) }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/rawio"
+
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -251,7 +253,7 @@ func (a accepted) refuseBusy() {
 		unix.Write(a.fd, busyResponse)
 	} else if sc, ok := a.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			rawWrite(rc, busyResponse)
+			rawio.Write(rc, busyResponse)
 		}
 	}
 	a.close()
@@ -348,7 +350,7 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 		if ok, held := s.busErrs.Allow(); ok {
 			s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err), zap.Int("suppressed", held))
 		}
-		rawWrite(c.rc, append(resp, closeFrame(StatusTryAgainLater, ReasonBusError.closeText())...))
+		rawio.Write(c.rc, append(resp, closeFrame(StatusTryAgainLater, ReasonBusError.closeText())...))
 		s.refuse(c, resultUnavailable, err, nil)
 		return false
 	}

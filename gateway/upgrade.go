@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/wsgate/wsgate/internal/rawio"
+
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
 )
@@ -318,7 +320,7 @@ func (c *Conn) handshake() {
 	end := bytes.Index(buf, crlfcrlf)
 	if end < 0 {
 		if len(buf) >= limit {
-			rawWrite(c.rc, tooLargeResponse)
+			rawio.Write(c.rc, tooLargeResponse)
 			s.refuse(c, resultTooLarge, ErrHandshakeTooLarge, nil)
 			putReadBuf(bp)
 			return
@@ -335,7 +337,7 @@ func (c *Conn) handshake() {
 	var resp []byte
 	if err != nil {
 		// A fresh socket's buffer always takes an HTTP answer at once.
-		rawWrite(c.rc, h.resp.b)
+		rawio.Write(c.rc, h.resp.b)
 	} else {
 		resp = make([]byte, len(h.resp.b), len(h.resp.b)+128)
 		copy(resp, h.resp.b)

@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"sync"
-	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/wsgate/wsgate/internal/rawio"
 )
 
 // Writes never block: a frame goes to the socket with one non-blocking
@@ -140,50 +138,4 @@ func (c *Conn) flushLocked() error {
 // sysWrite makes one non-blocking write(2) on the socket. It returns the
 // bytes written, which may be fewer than len(p) (0 when the socket buffer is
 // full), or an error other than EAGAIN.
-func (c *Conn) sysWrite(p []byte) (int, error) { return rawWrite(c.rc, p) }
-
-func rawWrite(rc syscall.RawConn, p []byte) (int, error) {
-	w := rawWriters.Get().(*rawWriter)
-	w.p = p
-	err := rc.Write(w.fn)
-	n := w.n
-	if err == nil {
-		err = w.err
-	}
-	w.p, w.err = nil, nil
-	rawWriters.Put(w)
-	return n, err
-}
-
-// rawWriter carries one write through syscall.RawConn.Write without
-// allocating a closure per call. Its callback always returns true, so the
-// runtime never parks the calling worker on the socket.
-type rawWriter struct {
-	p   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool
-}
-
-var rawWriters = sync.Pool{New: func() any {
-	w := &rawWriter{}
-	w.fn = w.write
-	return w
-}}
-
-func (w *rawWriter) write(fd uintptr) bool {
-	for {
-		n, err := unix.Write(int(fd), w.p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			w.n, w.err = 0, nil
-		case err != nil:
-			w.n, w.err = 0, err
-		default:
-			w.n, w.err = n, nil
-		}
-		return true
-	}
-}
+func (c *Conn) sysWrite(p []byte) (int, error) { return rawio.Write(c.rc, p) }
