@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -157,9 +158,24 @@ func TestEndToEnd(t *testing.T) {
 
 	a1, a2, b := e.dial("alice"), e.dial("alice"), e.dial("bob")
 	conns := []*websocket.Conn{a1, a2, b}
-	expect(t, a1, `{"type":"welcome","conn":"1","user":"alice","ping_interval":25}`)
-	expect(t, a2, `{"type":"welcome","conn":"2","user":"alice","ping_interval":25}`)
-	expect(t, b, `{"type":"welcome","conn":"3","user":"bob","ping_interval":25}`)
+	// Connection ids follow the order in which the server finished the
+	// upgrades, which concurrent dials do not fix: any of 1, 2, 3, once each.
+	ids := map[string]bool{}
+	for _, w := range []struct {
+		c    *websocket.Conn
+		user string
+	}{{c: a1, user: "alice"}, {c: a2, user: "alice"}, {c: b, user: "bob"}} {
+		got := read(t, w.c)
+		var id string
+		if _, err := fmt.Sscanf(got, `{"type":"welcome","conn":%q`, &id); err != nil {
+			t.Fatalf("welcome %s: %v", got, err)
+		}
+		want := `{"type":"welcome","conn":"` + id + `","user":"` + w.user + `","ping_interval":25}`
+		if got != want || ids[id] || id < "1" || id > "3" {
+			t.Fatalf("got  %s\nwant %s with a conn id of 1, 2 or 3 not seen before", got, want)
+		}
+		ids[id] = true
+	}
 	eventually(t, "3 connections", func() bool { return e.gauge() == 3 })
 
 	// A user message reaches both of alice's sockets and not bob's.
