@@ -236,3 +236,29 @@ func fillSendBuffer(t testing.TB, rc syscall.RawConn) int {
 	}
 	return total
 }
+
+// observed is one loopback connection whose server side is observed by a
+// fresh Poller, with its events on ch and callback errors on errc.
+type observed struct {
+	p        *Poller
+	d        *Desc
+	srv, cli *net.TCPConn
+	rc       syscall.RawConn
+	cb       func(Event)
+	ch       <-chan Event
+	errc     chan error
+}
+
+func observe(t *testing.T) *observed {
+	t.Helper()
+	o := &observed{p: newPoller(t), errc: make(chan error, 1)}
+	o.srv, o.cli = pair(t, listen(t))
+	o.rc = rawConn(t, o.srv)
+	o.cb, o.ch = events(o.errc)
+	d, err := o.p.Observe(o.rc, o.cb)
+	if err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	o.d = d
+	return o
+}

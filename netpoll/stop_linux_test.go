@@ -14,16 +14,8 @@ import (
 )
 
 func TestResumeWhileArmedAndAfterStop(t *testing.T) {
-	p := newPoller(t)
-	ln := listen(t)
-	srv, cli := pair(t, ln)
-	rc := rawConn(t, srv)
-	errc := make(chan error, 1)
-	cb, ch := events(errc)
-	d, err := p.Observe(rc, cb)
-	if err != nil {
-		t.Fatalf("Observe: %v", err)
-	}
+	o := observe(t)
+	p, d, cli, rc, cb, ch, errc := o.p, o.d, o.cli, o.rc, o.cb, o.ch, o.errc
 	if _, err := p.Observe(rc, cb); err == nil {
 		t.Fatal("second Observe of the same socket succeeded")
 	}
