@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	easy "github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
@@ -33,12 +35,15 @@ type Poller struct {
 	closed   bool        // Close has started
 	signaled bool        // efd was written and barrier has not consumed it
 	pending  []io.Closer // closers queued by Release, run by barrier
+
+	beat atomic.Int64 // unix nanoseconds of barrier's last run on the poller goroutine
 }
 
 // New creates a Poller and starts its goroutine. Close must be called to
 // stop it.
 func New(cfg Config) (*Poller, error) {
 	p := &Poller{cfg: cfg}
+	p.beat.Store(time.Now().UnixNano())
 	ep, err := easy.EpollCreate(&easy.EpollConfig{OnWaitError: cfg.onError})
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: epoll create: %w", err)
@@ -110,6 +115,30 @@ func (p *Poller) Release(d *Desc, c io.Closer) error {
 	return err
 }
 
+// Heartbeat asks the poller goroutine to show that it runs: it wakes the
+// wait loop through the eventfd, whose callback stamps LastBeat. A caller
+// that heartbeats periodically and finds LastBeat older than a few periods
+// knows the poller goroutine is stuck (a callback that blocks, say).
+func (p *Poller) Heartbeat() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if p.signaled {
+		return nil // a wake-up is already on its way
+	}
+	if err := p.wake(); err != nil {
+		return err
+	}
+	p.signaled = true
+	return nil
+}
+
+// LastBeat returns when the poller goroutine last ran the eventfd callback
+// (Heartbeat's or Release's), or New's time before that.
+func (p *Poller) LastBeat() time.Time { return time.Unix(0, p.beat.Load()) }
+
 // wakeBytes is added to the eventfd counter: any non-zero 8-byte value does.
 var wakeBytes = [8]byte{1}
 
@@ -127,6 +156,7 @@ func (p *Poller) wake() error {
 func (p *Poller) barrier(ev easy.EpollEvent) {
 	p.mu.Lock()
 	if ev != easyClosed {
+		p.beat.Store(time.Now().UnixNano())
 		var buf [8]byte
 		// Reading resets the counter; EAGAIN only means nothing to consume.
 		if _, err := unix.Read(p.efd, buf[:]); err != nil && err != unix.EAGAIN {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Poller observes sockets. It is safe for concurrent use.
@@ -173,6 +174,19 @@ func (p *Poller) Release(d *Desc, c io.Closer) error {
 	}
 	return err
 }
+
+// Heartbeat does nothing: the portable poller has no wait loop to get stuck.
+func (p *Poller) Heartbeat() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// LastBeat returns the current time: see Heartbeat.
+func (p *Poller) LastBeat() time.Time { return time.Now() }
 
 // Close delivers EventClosed once to every still-observed Desc. After Close
 // returns no callback runs. Waiter goroutines end when their socket becomes
