@@ -30,7 +30,7 @@ func Read(rc syscall.RawConn, p []byte) (int, error) {
 	if err == nil {
 		err = o.err
 	}
-	o.p, o.err = nil, nil
+	o.p, o.n, o.err = nil, 0, nil
 	ops.Put(o)
 	return n, err
 }
@@ -46,7 +46,7 @@ func Write(rc syscall.RawConn, p []byte) (int, error) {
 	if err == nil {
 		err = o.err
 	}
-	o.p, o.err = nil, nil
+	o.p, o.n, o.err = nil, 0, nil
 	ops.Put(o)
 	return n, err
 }
