@@ -39,14 +39,14 @@ func newRawAccepter(ln net.Listener) (*rawAccepter, bool) {
 // Close closes the duplicate listening fd.
 func (a *rawAccepter) Close() error { return a.f.Close() }
 
-// accept returns the next socket. An error from the listener itself
-// (closed) is returned as err with fd -1; an accept error such as EMFILE
-// as acceptErr.
-func (a *rawAccepter) accept() (fd int, acceptErr, err error) {
+// accept returns the next socket and its peer address. An error from the
+// listener itself (closed) is returned as err with fd -1; an accept error
+// such as EMFILE as acceptErr.
+func (a *rawAccepter) accept() (fd int, sa unix.Sockaddr, acceptErr, err error) {
 	fd = -1
 	err = a.rc.Read(func(lfd uintptr) bool {
 		for {
-			fd, _, acceptErr = unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			fd, sa, acceptErr = unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			switch acceptErr {
 			case unix.EINTR, unix.ECONNABORTED:
 				continue
@@ -57,13 +57,13 @@ func (a *rawAccepter) accept() (fd int, acceptErr, err error) {
 		}
 	})
 	if err != nil {
-		return -1, nil, err
+		return -1, nil, nil, err
 	}
 	if acceptErr != nil {
-		return -1, acceptErr, nil
+		return -1, nil, acceptErr, nil
 	}
 	// Go's net package sets TCP_NODELAY on accepted sockets; so do we, or
 	// small frames would wait for Nagle and delayed ACKs.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	return fd, nil, nil
+	return fd, sa, nil, nil
 }

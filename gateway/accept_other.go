@@ -2,7 +2,11 @@
 
 package gateway
 
-import "net"
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
 
 type rawAccepter struct{}
 
@@ -10,6 +14,8 @@ type rawAccepter struct{}
 // which the portable poller needs.
 func newRawAccepter(net.Listener) (*rawAccepter, bool) { return nil, false }
 
-func (*rawAccepter) accept() (fd int, acceptErr, err error) { return -1, nil, net.ErrClosed }
+func (*rawAccepter) accept() (fd int, sa unix.Sockaddr, acceptErr, err error) {
+	return -1, nil, nil, net.ErrClosed
+}
 
 func (*rawAccepter) Close() error { return nil }

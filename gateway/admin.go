@@ -9,25 +9,14 @@ import (
 
 // AdminHandler serves the admin endpoints, for a listener of their own:
 //
-//	GET /healthz      200 while the process serves
-//	GET /readyz       200 when the gateway takes connections, 503 with the reason otherwise
+//	GET /healthz      200 while the process works; 503 with the reason when it is wedged
+//	GET /readyz       200 when the gateway takes new clients; 503 with the reason otherwise
 //	GET /metrics      Prometheus text format
 //	/debug/pprof/     when Config.EnablePprof
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if reason := s.notReady(); reason != "" {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(reason + "\n"))
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /healthz", check(s.unhealthy, "ok\n"))
+	mux.HandleFunc("GET /readyz", check(s.notReady, "ready\n"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -39,15 +28,17 @@ func (s *Server) AdminHandler() http.Handler {
 	return mux
 }
 
-// notReady returns why the gateway does not take connections, or "".
-func (s *Server) notReady() string {
-	switch {
-	case s.closed.Load():
-		return "closed"
-	case s.draining.Load():
-		return "draining"
-	case !s.bus.Connected():
-		return "bus disconnected"
+// check answers 200 with ok while failing returns "", and 503 with its
+// reason otherwise. Both are plain text, one line.
+func check(failing func() string, ok string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if reason := failing(); reason != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(reason + "\n"))
+			return
+		}
+		w.Write([]byte(ok))
 	}
-	return ""
 }

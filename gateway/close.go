@@ -43,6 +43,12 @@ const (
 	ReasonBusError
 	// ReasonInternal: a bug or an unexpected state. Close code 1011.
 	ReasonInternal
+	// ReasonRateLimited: the client sent messages faster than
+	// Config.MessageRate allows, beyond its burst. Close code 1008.
+	ReasonRateLimited
+	// ReasonReplaced: the user opened a newer connection beyond
+	// Config.MaxUserConns under the CloseOldest policy. Close code 4003.
+	ReasonReplaced
 
 	numReasons = iota + 1
 )
@@ -56,6 +62,15 @@ const (
 	// 4000-4999 to applications): nothing, not even a pong, was read for
 	// IdleTimeout.
 	StatusIdleTimeout ws.StatusCode = 4001
+	// StatusTooManyConns is wsgate's 4002: the user already holds
+	// Config.MaxUserConns sockets on this gateway (policy RejectNew). The
+	// upgrade succeeds and this close frame follows the 101 at once, so
+	// that a browser's WebSocket sees why.
+	StatusTooManyConns ws.StatusCode = 4002
+	// StatusReplaced is wsgate's 4003: a newer connection of the same user
+	// took this one's place (policy CloseOldest). A client should not
+	// reconnect on it, or two tabs would take turns forever.
+	StatusReplaced ws.StatusCode = 4003
 )
 
 var reasonNames = [numReasons]string{
@@ -73,6 +88,8 @@ var reasonNames = [numReasons]string{
 	ReasonShutdown:        "shutdown",
 	ReasonBusError:        "bus_error",
 	ReasonInternal:        "internal",
+	ReasonRateLimited:     "rate_limited",
+	ReasonReplaced:        "replaced",
 }
 
 // String returns the reason's metric label, e.g. "slow_consumer".
@@ -95,8 +112,10 @@ func (r CloseReason) Code() (ws.StatusCode, bool) {
 		return ws.StatusInvalidFramePayloadData, true
 	case ReasonTooBig:
 		return ws.StatusMessageTooBig, true
-	case ReasonAuthExpired:
+	case ReasonAuthExpired, ReasonRateLimited:
 		return ws.StatusPolicyViolation, true
+	case ReasonReplaced:
+		return StatusReplaced, true
 	case ReasonIdleTimeout:
 		return StatusIdleTimeout, true
 	case ReasonShutdown:
@@ -130,6 +149,10 @@ func (r CloseReason) closeText() string {
 		return "server going away"
 	case ReasonBusError:
 		return "try again later"
+	case ReasonRateLimited:
+		return "rate limit exceeded"
+	case ReasonReplaced:
+		return "replaced by a newer connection"
 	}
 	return ""
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"math"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -86,8 +88,108 @@ type Config struct {
 	// fan-out is split into chunks that run in parallel. Zero means 512.
 	FanoutChunk int
 
+	// MaxConns is how many open connections the server holds at most; an
+	// upgrade beyond it is answered 503. Zero means no limit (cmd/wsgate
+	// sets it from the open-file limit).
+	MaxConns int
+
+	// ReadyConnsRatio is the fraction of MaxConns at which /readyz turns
+	// 503, so a load balancer sends new clients elsewhere before upgrades
+	// are refused. Zero means 0.9. It applies only with MaxConns.
+	ReadyConnsRatio float64
+
+	// MaxConnsPerIP is how many sockets one peer address may hold, counted
+	// from accept (those still in their handshake included); an upgrade
+	// beyond it is answered 429. Zero means no limit. Behind a load
+	// balancer every peer is the balancer: leave it at zero there.
+	MaxConnsPerIP int
+
+	// AcceptRate is how many sockets per second the accept loop takes at
+	// most, a token bucket of AcceptBurst tokens. Beyond it the loop waits
+	// and the kernel's listen backlog holds the clients. Zero means no limit.
+	AcceptRate float64
+
+	// AcceptBurst is the size of the accept token bucket. Zero means
+	// AcceptRate/10, at least 1.
+	AcceptBurst int
+
+	// MessageRate is how many messages per second (data messages and
+	// pings) a client may send on average, with MessageBurst above that; a
+	// client that goes over is closed with 1008. Zero means 20; negative
+	// disables the limit. At most 1000.
+	MessageRate float64
+
+	// MessageBurst is how many messages a client may send at once above
+	// MessageRate. Zero means 2×MaxSubscriptions + 10, so that a client may
+	// subscribe to all its topics at connect.
+	MessageBurst int
+
+	// MaxUserConns is how many sockets one user may hold on this gateway;
+	// UserConnsPolicy says what happens to one more. Zero means no limit.
+	MaxUserConns int
+
+	// UserConnsPolicy is what a connection beyond MaxUserConns does:
+	// RejectNew (the default) or CloseOldest.
+	UserConnsPolicy UserConnsPolicy
+
+	// DrainDelay is how long Shutdown keeps serving with /readyz at 503
+	// before it stops accepting, so load balancers notice first. Zero
+	// means 5s; negative means none.
+	DrainDelay time.Duration
+
+	// DrainTimeout is the window over which Shutdown spreads the 1001
+	// closes, evenly with jitter, so clients reconnect elsewhere in a
+	// trickle. Zero means 30s; negative closes every connection at once.
+	DrainTimeout time.Duration
+
+	// SoftMemoryLimit is the Go runtime memory (as GOMEMLIMIT counts it)
+	// above which /readyz turns 503. Zero means 90% of the runtime's
+	// memory limit (GOMEMLIMIT) when one is set; negative disables it.
+	SoftMemoryLimit int64
+
+	// SaturationTimeout is how long the pool may stay saturated (every
+	// worker busy and tasks waiting) before /readyz turns 503. Zero means
+	// 2s.
+	SaturationTimeout time.Duration
+
+	// StallTimeout is how long the poller may go without running, or the
+	// pool stay saturated, before /healthz turns 503: the process is wedged
+	// and should be restarted. Zero means 10s.
+	StallTimeout time.Duration
+
 	// EnablePprof serves /debug/pprof/ on the admin handler.
 	EnablePprof bool
+}
+
+// UserConnsPolicy says what a connection beyond Config.MaxUserConns does.
+type UserConnsPolicy uint8
+
+const (
+	// RejectNew closes the new connection right after the upgrade with
+	// close code 4002 (too many connections); the others stay.
+	RejectNew UserConnsPolicy = iota
+	// CloseOldest welcomes the new connection and closes the user's oldest
+	// one with close code 4003 (replaced by a newer connection).
+	CloseOldest
+)
+
+// ParseUserConnsPolicy parses "reject-new" or "close-oldest".
+func ParseUserConnsPolicy(s string) (UserConnsPolicy, error) {
+	switch s {
+	case "reject-new":
+		return RejectNew, nil
+	case "close-oldest":
+		return CloseOldest, nil
+	}
+	return 0, fmt.Errorf("gateway: user connection policy must be reject-new or close-oldest, not %q", s)
+}
+
+// String returns the policy's flag value.
+func (p UserConnsPolicy) String() string {
+	if p == CloseOldest {
+		return "close-oldest"
+	}
+	return "reject-new"
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -119,6 +221,25 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.PoolSize, 256)
 	setInt(&c.PoolQueue, c.PoolSize)
 	setInt(&c.FanoutChunk, 512)
+	setDuration(&c.DrainDelay, 5*time.Second)
+	setDuration(&c.DrainTimeout, 30*time.Second)
+	setDuration(&c.SaturationTimeout, 2*time.Second)
+	setDuration(&c.StallTimeout, 10*time.Second)
+	if c.ReadyConnsRatio == 0 {
+		c.ReadyConnsRatio = 0.9
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = 20
+	}
+	setInt(&c.MessageBurst, 2*c.MaxSubscriptions+10)
+	if c.AcceptBurst == 0 {
+		c.AcceptBurst = max(int(c.AcceptRate/10), 1)
+	}
+	if c.SoftMemoryLimit == 0 {
+		if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+			c.SoftMemoryLimit = limit / 10 * 9
+		}
+	}
 	if c.WriteTimeout < 0 || c.HandshakeTimeout < 0 || c.CloseTimeout < 0 {
 		return c, fmt.Errorf("gateway: negative timeout")
 	}
@@ -127,6 +248,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakeSize < 512 {
 		return c, fmt.Errorf("gateway: MaxHandshakeSize %d is below 512 bytes", c.MaxHandshakeSize)
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxUserConns < 0 || c.AcceptRate < 0 || c.AcceptBurst < 0 || c.MessageBurst < 0 {
+		return c, fmt.Errorf("gateway: negative limit")
+	}
+	if c.ReadyConnsRatio <= 0 || c.ReadyConnsRatio > 1 {
+		return c, fmt.Errorf("gateway: ReadyConnsRatio %v is not in (0, 1]", c.ReadyConnsRatio)
+	}
+	if c.MessageRate > 1000 {
+		return c, fmt.Errorf("gateway: MessageRate %v is above 1000 per second", c.MessageRate)
+	}
+	if c.UserConnsPolicy > CloseOldest {
+		return c, fmt.Errorf("gateway: unknown UserConnsPolicy %d", c.UserConnsPolicy)
 	}
 	for _, o := range c.AllowedOrigins {
 		if o == "" {

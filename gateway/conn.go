@@ -56,13 +56,20 @@ type Conn struct {
 	// frame while closing; 0 otherwise.
 	since atomic.Uint32
 
-	wmu    sync.Mutex  // protects wq, topics, reason, peerClosed, and the order of bytes on the socket
+	wmu sync.Mutex // protects wq, topics, reason, peerClosed, and the order of bytes on the socket
+	// msgTAT is the server clock (ms) from which the next client message is
+	// within MessageRate; owned by the read task (see allowMessage).
+	msgTAT uint32
 	wq     *writeQueue // nil while nothing waits for the socket
 	topics []string    // topic channels joined by this connection
 	reason CloseReason
 	// peerClosed: the client's close frame came in; once our answer has
 	// left the write queue, the socket goes.
 	peerClosed bool
+	// admitted: the connection holds a place under MaxConns (see admit).
+	admitted bool
+	// ipKey is the key of the peer address counted under MaxConnsPerIP, or 0.
+	ipKey uint64
 
 	rs *readState // owned by the read task; nil unless a frame or message is incomplete
 }
@@ -140,8 +147,16 @@ func (c *Conn) finishClose() {
 // poller closes the socket once no stale event for its fd can be in flight;
 // it closes it whatever error it returns.
 func (c *Conn) release() {
-	c.srv.hub.removeConn(c)
-	c.srv.poller.Release(c.desc, c.closer)
+	s := c.srv
+	s.hub.removeConn(c)
+	s.unadmit(c)
+	c.wmu.Lock()
+	if c.wq != nil { // what a closed connection left unsent
+		s.queuedBytes.Add(-int64(c.wq.bytes))
+		c.wq = nil
+	}
+	c.wmu.Unlock()
+	s.poller.Release(c.desc, c.closer)
 }
 
 // detach removes a connection that stopped being open from its channels and
@@ -157,6 +172,7 @@ func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
 	}
 	if c.desc != nil {
 		s.metrics.connections.Dec()
+		s.metrics.closed.Inc()
 	}
 	s.metrics.closes[r].Inc()
 	if r == ReasonSlowConsumer {

@@ -16,4 +16,5 @@ var (
 	ErrHandshakeTooLarge = errors.New("gateway: handshake request too large")
 
 	errHandshakeTimeout = errors.New("gateway: handshake timed out")
+	errUserLimit        = errors.New("gateway: too many connections for the user")
 )

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/channel"
 )
@@ -73,6 +74,7 @@ func (s *Server) Deliver(name string, payload []byte) {
 		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
 	}
 	if len(chunks) > 0 {
+		start := time.Now()
 		frame := messageFrame(name, payload)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {
@@ -85,6 +87,7 @@ func (s *Server) Deliver(name string, payload []byte) {
 		}
 		chunks[0].run()
 		job.wg.Wait()
+		s.metrics.fanout.Observe(time.Since(start).Seconds())
 	}
 	clear(chunks)
 	job.chunks = chunks[:0]

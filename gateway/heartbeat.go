@@ -37,7 +37,9 @@ func (s *Server) sweep() {
 			return
 		case <-t.C:
 		}
-		now, unix := s.clock(), uint32(time.Now().Unix())
+		wall := time.Now()
+		s.checkHealth(wall)
+		now, unix := s.clock(), uint32(wall.Unix())
 		for i := 0; i < shardCount; i++ {
 			batch = s.hub.appendShard(i, batch[:0])
 			for _, c := range batch {

@@ -59,7 +59,8 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Bus: b, Auth: auth, PoolSize: 16, Logger: zap.NewNop()}
+	// Shutdown closes everything at once unless a test asks for a drain.
+	cfg := Config{Bus: b, Auth: auth, PoolSize: 16, Logger: zap.NewNop(), DrainDelay: -1, DrainTimeout: -1}
 	if _, fuzz := t.(*testing.F); !fuzz { // a fuzz target must not log through f
 		cfg.Logger = zaptest.NewLogger(t)
 	}

@@ -18,6 +18,10 @@ type metrics struct {
 	closeTimeouts  prometheus.Counter
 	acceptErrors   prometheus.Counter
 	clientMessages *prometheus.CounterVec
+
+	opened, closed  prometheus.Counter
+	acceptThrottled prometheus.Counter
+	fanout          prometheus.Histogram
 }
 
 // busStats is what the metrics read from a bus that offers it.
@@ -53,6 +57,21 @@ func newMetrics(s *Server) *metrics {
 		clientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wsgate_client_messages_total", Help: "Client messages by op.",
 		}, []string{"op"}),
+		opened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_connects_total", Help: "WebSocket connections opened (welcomed).",
+		}),
+		closed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_disconnects_total", Help: "WebSocket connections closed, for any reason (see wsgate_closes_total).",
+		}),
+		acceptThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_accept_throttled_total", Help: "Accepts that waited for the accept rate limit.",
+		}),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wsgate_fanout_seconds",
+			Help: "Time from a notification leaving the bus queue to its last recipient's write (or queueing).",
+			// 50µs to about 13s.
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 19),
+		}),
 	}
 	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_upgrades_total", Help: "Upgrade attempts by result.",
@@ -74,7 +93,15 @@ func newMetrics(s *Server) *metrics {
 	}
 	r.MustRegister(
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
-		m.closeTimeouts, m.acceptErrors, m.clientMessages,
+		m.closeTimeouts, m.acceptErrors, m.clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout,
+		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
+		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
+		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),
+		pool("wsgate_max_connections", "The MaxConns limit; 0 means none.", func() float64 { return float64(s.cfg.MaxConns) }),
+		pool("wsgate_ready", "1 while /readyz answers 200.", func() float64 { return boolGauge(s.notReady() == "") }),
+		pool("wsgate_healthy", "1 while /healthz answers 200.", func() float64 { return boolGauge(s.unhealthy() == "") }),
+		pool("wsgate_drain_phase", "Drain phase: 0 serving, 1 delay (not ready, still serving), 2 closing connections, 3 waiting for close handshakes.",
+			func() float64 { return float64(s.phase.Load()) }),
 		pool("wsgate_pool_workers", "Pool workers started.", func() float64 { return float64(s.pool.Stats().Workers) }),
 		pool("wsgate_pool_size", "Pool workers at most.", func() float64 { return float64(s.pool.Stats().Size) }),
 		pool("wsgate_pool_busy", "Pool workers running a task.", func() float64 { return float64(s.pool.Stats().Busy) }),
@@ -82,18 +109,8 @@ func newMetrics(s *Server) *metrics {
 		pool("wsgate_pool_backlog", "Read and flush tasks the poller parked because the pool was saturated.", func() float64 { return float64(s.backlog.len()) }),
 		poolCounter("wsgate_pool_saturated_total", "Schedules that found the pool saturated and waited.", func() float64 { return float64(s.pool.Stats().Waits) }),
 		poolCounter("wsgate_pool_schedule_timeouts_total", "Upgrades refused because the pool stayed saturated.", func() float64 { return float64(s.pool.Stats().Timeouts) }),
-		pool("wsgate_bus_connected", "1 when the bus connection is up.", func() float64 {
-			if s.bus.Connected() {
-				return 1
-			}
-			return 0
-		}),
-		pool("wsgate_draining", "1 while the gateway drains.", func() float64 {
-			if s.draining.Load() {
-				return 1
-			}
-			return 0
-		}),
+		pool("wsgate_bus_connected", "1 when the bus connection is up.", func() float64 { return boolGauge(s.bus.Connected()) }),
+		pool("wsgate_draining", "1 while the gateway drains.", func() float64 { return boolGauge(s.draining.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -105,4 +122,11 @@ func newMetrics(s *Server) *metrics {
 		)
 	}
 	return m
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

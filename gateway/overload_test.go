@@ -72,9 +72,10 @@ func TestSilentSocketsHoldNoWorker(t *testing.T) {
 }
 
 // A client that sends pings and never reads cannot grow its queue past the
-// limit with pongs: it is closed as a slow consumer.
+// limit with pongs: it is closed as a slow consumer. (The message rate
+// limit, off here, would close it first; see TestMessageRateLimit.)
 func TestPingFloodIsBounded(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10 })
+	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10; c.MessageRate = -1 })
 	conn := e.dialNonReader("flooder")
 	var ping bytes.Buffer
 	for range 100 {

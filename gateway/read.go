@@ -240,6 +240,10 @@ func (c *Conn) msgLen() int {
 func (c *Conn) handleFrame(h ws.Header, payload []byte) bool {
 	switch h.OpCode {
 	case ws.OpPing:
+		if !c.allowMessage(c.srv.clock()) {
+			c.close(ReasonRateLimited)
+			return true // closing: the rest is discarded
+		}
 		c.writeControl(controlFrame(ws.OpPong, payload))
 		return true
 	case ws.OpPong:
@@ -310,6 +314,10 @@ func validCloseCode(code ws.StatusCode) bool {
 func (c *Conn) handleMessage(op ws.OpCode, msg []byte) {
 	if op != ws.OpText {
 		c.close(ReasonUnsupportedData)
+		return
+	}
+	if !c.allowMessage(c.srv.clock()) {
+		c.close(ReasonRateLimited)
 		return
 	}
 	if !utf8.Valid(msg) {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,14 +13,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/rawio"
-
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/wsgate/wsgate/gopool"
 	"github.com/wsgate/wsgate/internal/channel"
 	"github.com/wsgate/wsgate/internal/lograte"
+	"github.com/wsgate/wsgate/internal/rawio"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -61,8 +60,26 @@ type Server struct {
 	// busErrs and acceptErrs keep repeated errors from flooding the log.
 	busErrs, acceptErrs lograte.Limiter
 
+	// Admission limits (limit.go).
+	ips                       *ipTable      // sockets per peer address; nil without MaxConnsPerIP
+	admitted                  atomic.Int64  // connections holding a place under MaxConns
+	acceptLimit               *rate.Limiter // nil without AcceptRate
+	msgInterval, msgTolerance uint32        // MessageRate as ms per message and burst; 0 without
+
+	bytesOut    atomic.Uint64 // bytes written to sockets
+	queuedBytes atomic.Int64  // bytes waiting in write queues
+
+	// saturatedSince is the unix nanosecond since which the sweeper has
+	// seen the pool saturated, or 0 (health.go).
+	saturatedSince atomic.Int64
+
+	// draining: Shutdown has begun and /readyz says so; the server still
+	// serves. stopping: listeners are closed and no upgrade completes any
+	// more. closed: Close has begun.
 	draining atomic.Bool
+	stopping atomic.Bool
 	closed   atomic.Bool
+	phase    atomic.Int32 // drainPhase, for the log and wsgate_drain_phase
 
 	mu        sync.Mutex                 // protects listeners
 	listeners map[net.Listener]io.Closer // with the raw accepter's duplicate fd, or nil
@@ -100,6 +117,16 @@ func New(cfg Config) (*Server, error) {
 		return t
 	}
 	s.takeChunkFn = s.takeChunk
+	if cfg.MaxConnsPerIP > 0 {
+		s.ips = newIPTable()
+	}
+	if cfg.AcceptRate > 0 {
+		s.acceptLimit = rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptBurst)
+	}
+	if cfg.MessageRate > 0 {
+		s.msgInterval = uint32(max(math.Round(1000/cfg.MessageRate), 1))
+		s.msgTolerance = uint32(cfg.MessageBurst) * s.msgInterval
+	}
 
 	s.pool, err = gopool.New(gopool.Config{
 		Size:     cfg.PoolSize,
@@ -156,7 +183,8 @@ func (s *Server) clock() uint32 {
 // the pool, which registers it with the poller; its upgrade runs when its
 // request arrives. When the pool stays busy for UpgradeScheduleTimeout the
 // socket is refused with 503 and accepting pauses, so the backlog and the
-// load balancer take the pressure.
+// load balancer take the pressure. With AcceptRate the loop waits for a
+// token before each accept.
 func (s *Server) Serve(ln net.Listener) error {
 	// On Linux a TCP listener's sockets are taken as bare fds: no net.Conn
 	// is ever made for them (see fdSock). Other listeners give net.Conns.
@@ -174,13 +202,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.untrack(ln)
 	var backoff time.Duration
 	for {
+		if !s.acceptToken() {
+			return ErrServerClosed
+		}
 		var (
 			a   accepted
 			err error
 		)
 		if isRaw {
 			var lerr error
-			a.fd, err, lerr = raw.accept()
+			a.fd, a.sa, err, lerr = raw.accept()
 			if lerr != nil {
 				return ErrServerClosed // the listener is closed
 			}
@@ -189,7 +220,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			a.nc, err = ln.Accept()
 		}
 		if err != nil {
-			if s.closed.Load() || s.draining.Load() || errors.Is(err, net.ErrClosed) {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -214,10 +245,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// accepted is a socket from the accept loop: a bare fd, or a net.Conn when
-// the listener gives only those.
+// accepted is a socket from the accept loop: a bare fd and its peer
+// address, or a net.Conn when the listener gives only those.
 type accepted struct {
 	fd int
+	sa unix.Sockaddr
 	nc net.Conn
 }
 
@@ -259,6 +291,20 @@ func (a accepted) refuseBusy() {
 	a.close()
 }
 
+// acceptToken waits for a token of the AcceptRate bucket, if there is one.
+// It reports false on Close.
+func (s *Server) acceptToken() bool {
+	if s.acceptLimit == nil {
+		return true
+	}
+	d := s.acceptLimit.Reserve().Delay() // never infinite: the burst is at least 1
+	if d == 0 {
+		return true
+	}
+	s.metrics.acceptThrottled.Inc()
+	return s.pause(d)
+}
+
 // pause waits for d or until Close; it reports false on Close.
 func (s *Server) pause(d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -274,7 +320,7 @@ func (s *Server) pause(d time.Duration) bool {
 func (s *Server) track(ln net.Listener, extra io.Closer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() || s.draining.Load() {
+	if s.stopping.Load() {
 		return false
 	}
 	s.listeners[ln] = extra
@@ -321,6 +367,7 @@ func (s *Server) open(a accepted) {
 	}
 	c.rc, c.closer = rc, closer
 	c.since.Store(s.clock())
+	s.countPeer(c, a)
 	// The poller may call back (and the handshake task start) before
 	// Observe returns; c.desc is set under c.wmu, which the read side
 	// takes before it uses c.desc.
@@ -328,6 +375,7 @@ func (s *Server) open(a accepted) {
 	desc, err := s.poller.Observe(rc, c.onEvent)
 	if err != nil {
 		c.wmu.Unlock()
+		s.unadmit(c)
 		s.metrics.upgrades[resultError].Inc()
 		s.log.Error("observe connection", zap.Error(err))
 		closer.Close()
@@ -361,23 +409,36 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 		s.bus.Release(userCh)
 		return false
 	}
+	oldest, ok := s.hub.joinUser(c, userCh, s.cfg.MaxUserConns, s.cfg.UserConnsPolicy)
+	if !ok {
+		c.wmu.Unlock()
+		s.bus.Release(userCh)
+		// The 101 and a close frame: a browser sees the code, not an HTTP status.
+		rawio.Write(c.rc, append(resp, closeFrame(StatusTooManyConns, "too many connections")...))
+		s.refuse(c, resultUserLimit, errUserLimit, nil)
+		return false
+	}
 	c.user, c.channels = id.User, id.Channels
 	if exp := id.Expires.Unix(); !id.Expires.IsZero() && exp > 0 && exp <= math.MaxUint32 {
 		c.expires = uint32(exp) // beyond 2106 it is never, not a wrapped past
 	}
 	c.lastRead.Store(now)
 	c.lastPing.Store(now)
+	c.msgTAT = now
 	c.since.Store(0)
-	s.hub.join(c, userCh)
 	c.state.Store(stateOpen)
 	s.metrics.connections.Inc()
+	s.metrics.opened.Inc()
 	err := c.writeLocked(append(resp, welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second))...), false)
 	c.wmu.Unlock()
 	s.metrics.upgrades[resultOK].Inc()
 	c.closeOnWriteError(err)
+	if oldest != nil {
+		oldest.close(ReasonReplaced)
+	}
 	// Shutdown may have walked the hub between this upgrade's availability
 	// check and the join above; such a connection closes itself.
-	if s.draining.Load() {
+	if s.stopping.Load() {
 		c.close(ReasonShutdown)
 	}
 	return c.state.Load() != stateClosed
@@ -397,38 +458,6 @@ func (s *Server) Addr() net.Addr {
 // still in their handshake included.
 func (s *Server) Connections() int { return s.hub.count() }
 
-// Draining reports whether Shutdown has begun.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
-// Shutdown drains the server: readiness turns off, listeners close, and
-// every connection gets a 1001 close frame; it then waits for the clients
-// to answer (or CloseTimeout) and closes the server. If ctx ends first,
-// Shutdown closes the server at once and returns ctx's error.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	s.closeListeners()
-	s.log.Info("draining", zap.Int("connections", s.hub.count()))
-	var batch []*Conn
-	for i := 0; i < shardCount; i++ {
-		batch = s.hub.appendShard(i, batch[:0])
-		for _, c := range batch {
-			c.close(ReasonShutdown)
-		}
-	}
-	clear(batch)
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for s.hub.count() > 0 {
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return s.Close()
-}
-
 // Close closes the server at once: listeners, every connection (without a
 // close handshake), the sweeper, the pool and the poller. It waits for every
 // goroutine the server started. The bus is the caller's to close.
@@ -436,6 +465,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.draining.Store(true)
+		s.stopping.Store(true)
 		close(s.done)
 		s.closeListeners()
 		s.wg.Wait()

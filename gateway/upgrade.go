@@ -34,28 +34,37 @@ const (
 	resultTimeout      = "timeout"
 	resultAborted      = "aborted"
 	resultBusy         = "busy"
+	resultConnLimit    = "conn_limit"
+	resultIPLimit      = "ip_limit"
+	resultUserLimit    = "user_limit"
 	resultError        = "error"
 )
 
 var upgradeResults = []string{resultOK, resultBadRequest, resultNotFound, resultUnauthorized,
-	resultForbidden, resultTooLarge, resultUnavailable, resultTimeout, resultAborted, resultBusy, resultError}
+	resultForbidden, resultTooLarge, resultUnavailable, resultTimeout, resultAborted, resultBusy,
+	resultConnLimit, resultIPLimit, resultUserLimit, resultError}
 
 // Rejections, built once so that refusing costs no allocation either.
 var (
 	rejectNotFound     = reject(http.StatusNotFound, "not found")
 	rejectUnauthorized = reject(http.StatusUnauthorized, "unauthorized")
 	rejectForbidden    = reject(http.StatusForbidden, "origin not allowed")
-	rejectUnavailable  = reject(http.StatusServiceUnavailable, "unavailable")
+	rejectUnavailable  = reject(http.StatusServiceUnavailable, "unavailable", retryAfter)
+	rejectConnLimit    = reject(http.StatusServiceUnavailable, "too many connections", retryAfter)
+	rejectIPLimit      = reject(http.StatusTooManyRequests, "too many connections from this address", retryAfter)
 )
 
-func reject(status int, reason string) error {
-	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason))
+var retryAfter = ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: 1\r\n"))
+
+func reject(status int, reason string, opts ...ws.RejectOption) error {
+	return ws.RejectConnectionError(append([]ws.RejectOption{ws.RejectionStatus(status), ws.RejectionReason(reason)}, opts...)...)
 }
 
 // handshake is the pooled state of one upgrade. Its Upgrader's callbacks
 // are bound to it once, when the pool makes it.
 type handshake struct {
 	srv    *Server
+	conn   *Conn // the connection upgrading; nil in tests of the parser alone
 	u      ws.Upgrader
 	io     handshakeIO
 	resp   respWriter // the HTTP answer, sent by the caller
@@ -86,6 +95,7 @@ func (h *handshake) reset() {
 	h.token, h.bearer, h.cookie = h.token[:0], h.bearer[:0], h.cookie[:0]
 	h.user, h.origin = h.user[:0], h.origin[:0]
 	h.hasOrigin = false
+	h.conn = nil
 	h.result = ""
 	h.id = Identity{}
 	h.authErr = nil
@@ -195,9 +205,17 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		h.authErr = err
 		return nil, rejectUnauthorized
 	}
-	if s.draining.Load() || s.closed.Load() || !s.bus.Connected() {
+	if s.stopping.Load() || !s.bus.Connected() {
 		h.result = resultUnavailable
 		return nil, rejectUnavailable
+	}
+	if h.conn != nil {
+		switch h.result = s.admit(h.conn); h.result {
+		case resultIPLimit:
+			return nil, rejectIPLimit
+		case resultConnLimit:
+			return nil, rejectConnLimit
+		}
 	}
 	h.id = id
 	return nil, nil
@@ -332,6 +350,7 @@ func (c *Conn) handshake() {
 	}
 	req, rest := buf[:end+len(crlfcrlf)], buf[end+len(crlfcrlf):]
 	h := s.handshakes.Get().(*handshake)
+	h.conn = c
 	err := h.run(req)
 	id, result, authErr := h.id, h.result, h.authErr
 	var resp []byte

@@ -87,6 +87,7 @@ func (c *Conn) enqueue(p []byte, force bool) error {
 	}
 	q.frames = append(q.frames, p)
 	q.bytes += len(p)
+	c.srv.queuedBytes.Add(int64(len(p)))
 	return nil
 }
 
@@ -117,6 +118,7 @@ func (c *Conn) flushLocked() error {
 			return err
 		}
 		q.bytes -= n
+		c.srv.queuedBytes.Add(-int64(n))
 		if n > 0 && c.state.Load() == stateOpen {
 			c.since.Store(c.srv.clock()) // progress; a closing conn keeps its deadline
 		}
@@ -138,4 +140,8 @@ func (c *Conn) flushLocked() error {
 // sysWrite makes one non-blocking write(2) on the socket. It returns the
 // bytes written, which may be fewer than len(p) (0 when the socket buffer is
 // full), or an error other than EAGAIN.
-func (c *Conn) sysWrite(p []byte) (int, error) { return rawio.Write(c.rc, p) }
+func (c *Conn) sysWrite(p []byte) (int, error) {
+	n, err := rawio.Write(c.rc, p)
+	c.srv.bytesOut.Add(uint64(n))
+	return n, err
+}

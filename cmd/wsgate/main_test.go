@@ -65,7 +65,8 @@ func TestRefusesJWTWithoutKey(t *testing.T) {
 func TestBinaryEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	cmd := exec.Command(bin, "--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--embedded-nats-listen", "127.0.0.1:0", "--log-format", "json")
+		"--embedded-nats-listen", "127.0.0.1:0", "--log-format", "json",
+		"--drain-delay", "100ms", "--drain-timeout", "200ms")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

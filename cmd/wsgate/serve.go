@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/fdlimit"
 )
 
 type serveFlags struct {
@@ -29,9 +31,19 @@ type serveFlags struct {
 	natsURL, embeddedNATS, prefix   string
 	pingInterval, idleTimeout       time.Duration
 	writeTimeout, handshakeTimeout  time.Duration
-	shutdownTimeout                 time.Duration
+	closeTimeout                    time.Duration
+	drainDelay, drainTimeout        time.Duration
 	maxMessageSize, writeQueueLimit int
 	maxSubscriptions, poolSize      int
+	maxConns, maxConnsPerIP         int
+	acceptRate                      float64
+	acceptBurst                     int
+	messageRate                     float64
+	messageBurst                    int
+	maxUserConns                    int
+	userConnsPolicy                 string
+	readyConnsRatio                 float64
+	saturationTimeout, stallTimeout time.Duration
 	gcPercent                       int
 	logLevel, logFormat             string
 	pprof, reusePort                bool
@@ -56,11 +68,24 @@ func serve(args []string) error {
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close connections silent (no pong either) for this long")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "close a connection whose write queue has not moved for this long")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", 5*time.Second, "deadline of the upgrade request")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for connections to close")
+	fs.DurationVar(&f.closeTimeout, "close-timeout", 3*time.Second, "how long a client may take to answer the server's close frame")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, keep serving this long with /readyz at 503 so load balancers notice; 0 for none")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "then close the connections with 1001 spread over this window, so clients reconnect elsewhere in a trickle; 0 closes all at once")
 	fs.IntVar(&f.maxMessageSize, "max-message-size", 4096, "largest client message in bytes (1009 beyond)")
 	fs.IntVar(&f.writeQueueLimit, "write-queue-limit", 256<<10, "bytes that may wait for a slow client before it is closed")
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 100, "topics one connection may subscribe to")
 	fs.IntVar(&f.poolSize, "pool-size", 256, "worker goroutines for upgrades, reads and fan-out")
+	fs.IntVar(&f.maxConns, "max-conns", 0, "open connections at most (503 beyond); 0 means what the open-file limit allows")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "sockets one client address may hold (429 beyond); 0 means no limit; leave 0 behind a load balancer")
+	fs.Float64Var(&f.acceptRate, "accept-rate", 0, "new sockets accepted per second at most (a token bucket); 0 means no limit")
+	fs.IntVar(&f.acceptBurst, "accept-burst", 0, "accept token bucket size; 0 means accept-rate/10")
+	fs.Float64Var(&f.messageRate, "max-client-rate", 20, "client messages (and pings) per second a connection may send on average (1008 beyond its burst); negative disables")
+	fs.IntVar(&f.messageBurst, "max-client-burst", 0, "client messages a connection may send at once above --max-client-rate; 0 means 2×max-subscriptions+10")
+	fs.IntVar(&f.maxUserConns, "max-user-conns", 0, "sockets one user may hold on this gateway; 0 means no limit")
+	fs.StringVar(&f.userConnsPolicy, "user-conns-policy", "reject-new", "beyond --max-user-conns: reject-new (close the new socket with 4002) or close-oldest (close the oldest with 4003)")
+	fs.Float64Var(&f.readyConnsRatio, "ready-conns-ratio", 0.9, "/readyz turns 503 at this fraction of --max-conns")
+	fs.DurationVar(&f.saturationTimeout, "saturation-timeout", 2*time.Second, "/readyz turns 503 when the pool has been saturated this long")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", 10*time.Second, "/healthz turns 503 when the poller or the pool has been stuck this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
@@ -132,6 +157,14 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	policy, err := gateway.ParseUserConnsPolicy(f.userConnsPolicy)
+	if err != nil {
+		return fmt.Errorf("--user-conns-policy: %w", err)
+	}
+	maxConns, err := connLimit(f.maxConns, log)
+	if err != nil {
+		return err
+	}
 	var gw atomic.Pointer[gateway.Server]
 	b, err := bus.New(bus.Config{
 		URL:            f.natsURL,
@@ -161,9 +194,24 @@ func run(f serveFlags, log *zap.Logger) error {
 		WriteQueueLimit:  f.writeQueueLimit,
 		MaxMessageSize:   f.maxMessageSize,
 		HandshakeTimeout: f.handshakeTimeout,
+		CloseTimeout:     f.closeTimeout,
 		MaxSubscriptions: f.maxSubscriptions,
 		PoolSize:         f.poolSize,
-		EnablePprof:      f.pprof,
+		MaxConns:         maxConns,
+		ReadyConnsRatio:  f.readyConnsRatio,
+		MaxConnsPerIP:    f.maxConnsPerIP,
+		AcceptRate:       f.acceptRate,
+		AcceptBurst:      f.acceptBurst,
+		MessageRate:      f.messageRate,
+		MessageBurst:     f.messageBurst,
+		MaxUserConns:     f.maxUserConns,
+		UserConnsPolicy:  policy,
+		// The flags' zero means none; the Config's zero means the default.
+		DrainDelay:        orNegative(f.drainDelay),
+		DrainTimeout:      orNegative(f.drainTimeout),
+		SaturationTimeout: f.saturationTimeout,
+		StallTimeout:      f.stallTimeout,
+		EnablePprof:       f.pprof,
 	})
 	if err != nil {
 		return err
@@ -201,22 +249,60 @@ func run(f serveFlags, log *zap.Logger) error {
 		s.Close()
 		return err
 	case sig := <-sigs:
-		log.Info("shutting down", zap.Stringer("signal", sig), zap.Duration("timeout", f.shutdownTimeout))
+		log.Info("shutting down: draining", zap.Stringer("signal", sig),
+			zap.Duration("drain_delay", f.drainDelay), zap.Duration("drain_timeout", f.drainTimeout))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	// The drain bounds itself: the delay, the window, then the close
+	// handshakes, which the sweeper ends after --close-timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), f.drainDelay+f.drainTimeout+f.closeTimeout+5*time.Second)
 	defer cancel()
 	go func() {
 		sig := <-sigs
 		log.Warn("second signal: closing now", zap.Stringer("signal", sig))
 		cancel()
 	}()
+	start := time.Now()
 	err = s.Shutdown(ctx)
 	if admin != nil {
 		admin.Close()
 	}
 	if err != nil {
-		log.Warn("shutdown cut short", zap.Error(err))
+		log.Warn("drain cut short", zap.Error(err), zap.Duration("elapsed", time.Since(start)))
 	}
-	log.Info("stopped")
+	log.Info("stopped", zap.Duration("drain", time.Since(start)))
 	return nil
+}
+
+// orNegative maps a flag's 0 ("none") to the Config's negative.
+func orNegative(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// connLimit raises the soft open-file limit to the hard one and returns the
+// connection limit: max, or what the descriptors allow when max is 0. A max
+// the descriptors cannot hold is an error now, not EMFILE at 3 a.m.
+func connLimit(max int, log *zap.Logger) (int, error) {
+	soft, err := fdlimit.Raise()
+	if err != nil {
+		log.Warn("raise the open-file limit", zap.Error(err))
+	}
+	capacity := fdlimit.Capacity(soft)
+	log.Info("file limit", zap.Uint64("soft", soft), zap.Int("capacity", capacity))
+	switch {
+	case capacity == 0:
+		return 0, fmt.Errorf("the open-file limit %d leaves no descriptors for connections (%d are reserved); raise it (ulimit -n, LimitNOFILE=)", soft, fdlimit.Reserved)
+	case max == 0 && capacity == math.MaxInt:
+		return 0, nil // no descriptor limit: no connection limit either
+	case max == 0:
+		return capacity, nil
+	case max > capacity:
+		return 0, fmt.Errorf("--max-conns %d is above the %d connections the open-file limit %d allows (%d descriptors are reserved); raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-conns",
+			max, capacity, soft, fdlimit.Reserved)
+	case max < 0:
+		return 0, fmt.Errorf("--max-conns %d is negative", max)
+	}
+	return max, nil
 }
