@@ -95,7 +95,8 @@ func (c *Conn) close(r CloseReason) {
 // shut is the one close path. It leaves every channel, counts and logs the
 // reason once, sends the close frame as mode says, and releases the socket
 // now or, for closeHandshake, when the client answers or CloseTimeout passes.
-func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMode) {
+// It reports false when the connection was already closing or closed.
+func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMode) bool {
 	c.wmu.Lock()
 	switch c.state.Load() {
 	case stateOpen:
@@ -104,10 +105,10 @@ func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMo
 		c.state.Store(stateClosed)
 		c.wmu.Unlock()
 		c.release()
-		return
+		return true
 	default:
 		c.wmu.Unlock()
-		return
+		return false
 	}
 	c.reason = r
 	if mode != closeDrop && c.writeCloseLocked(closeFrame(code, text)) != nil {
@@ -133,6 +134,7 @@ func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMo
 	if mode != closeHandshake {
 		c.release()
 	}
+	return true
 }
 
 // finishClose releases a connection that was waiting for the client's close

@@ -53,7 +53,7 @@ func (s *Server) unhealthy() string {
 	now := time.Now()
 	// The sweeper heartbeats every sweep period; allow a few of them.
 	if stale := now.Sub(s.poller.LastBeat()); stale > s.cfg.StallTimeout+3*s.cfg.sweepPeriod() {
-		return "poller stalled for " + stale.Truncate(time.Millisecond).String()
+		return "event loop stalled for " + stale.Truncate(time.Millisecond).String()
 	}
 	if d := s.saturatedFor(now); d > s.cfg.StallTimeout {
 		return "pool saturated for " + d.Truncate(time.Millisecond).String()

@@ -277,24 +277,26 @@ func (c *Conn) handleClose(p []byte) {
 		c.finishClose()
 		return
 	}
-	code := ws.StatusNormalClosure
+	r, code, text := ReasonClientClose, ws.StatusNormalClosure, ""
 	switch {
 	case len(p) == 1:
-		c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close frame", closeReply)
-		return
+		r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close frame"
 	case len(p) >= 2:
 		code = ws.StatusCode(binary.BigEndian.Uint16(p))
-		reason := p[2:]
-		if !utf8.Valid(reason) {
-			c.shut(ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8", closeReply)
-			return
-		}
-		if !validCloseCode(code) {
-			c.shut(ReasonProtocolError, ws.StatusProtocolError, "bad close code", closeReply)
-			return
+		switch {
+		case !utf8.Valid(p[2:]):
+			r, code, text = ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8"
+		case !validCloseCode(code):
+			r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close code"
 		}
 	}
-	c.shut(ReasonClientClose, code, "", closeReply)
+	if !c.shut(r, code, text, closeReply) {
+		// Our close frame crossed this one: the server closed after the
+		// read task saw the connection open, and this frame is the answer
+		// (or the client's own close, sent at the same moment). Both sides
+		// have now sent and received a close frame.
+		c.finishClose()
+	}
 }
 
 // validCloseCode reports whether a client may send code in a close frame:
