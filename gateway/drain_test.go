@@ -183,7 +183,7 @@ func TestDrainCloseHandshakesComplete(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.closeCode() // the client library answers the close frame
+			c.closeCode()  // the client library answers the close frame
 			c.conn.Close() // and hangs up, as browsers do
 		}()
 	}
