@@ -95,18 +95,19 @@ func (s *Server) softConnLimit() int {
 	return max(int(float64(s.cfg.MaxConns)*s.cfg.ReadyConnsRatio), 1)
 }
 
-// memSamples reads the memory the runtime's GOMEMLIMIT applies to: all
-// mapped Go memory less the heap returned to the OS.
+// memSamples are the runtime/metrics samples of runtimeMemory, pooled.
 var memSamples = sync.Pool{New: func() any {
-	return []rtmetrics.Sample{
+	return &[2]rtmetrics.Sample{
 		{Name: "/memory/classes/total:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
 	}
 }}
 
+// runtimeMemory returns the memory GOMEMLIMIT applies to: all mapped Go
+// memory less the heap returned to the OS.
 func runtimeMemory() uint64 {
-	samples := memSamples.Get().([]rtmetrics.Sample)
-	rtmetrics.Read(samples)
+	samples := memSamples.Get().(*[2]rtmetrics.Sample)
+	rtmetrics.Read(samples[:])
 	used := samples[0].Value.Uint64() - samples[1].Value.Uint64()
 	memSamples.Put(samples)
 	return used
