@@ -119,9 +119,10 @@ type Config struct {
 	// disables the limit. At most 1000.
 	MessageRate float64
 
-	// MessageBurst is how many messages a client may send at once above
-	// MessageRate. Zero means 2×MaxSubscriptions + 10, so that a client may
-	// subscribe to all its topics at connect.
+	// MessageBurst is how many messages a client may send at once beyond
+	// its rate: MessageBurst+1 back to back, then one per 1/MessageRate.
+	// Zero means 2×MaxSubscriptions + 10, so that a client may subscribe to
+	// all its topics at connect.
 	MessageBurst int
 
 	// MaxUserConns is how many sockets one user may hold on this gateway;
@@ -257,6 +258,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MessageRate > 1000 {
 		return c, fmt.Errorf("gateway: MessageRate %v is above 1000 per second", c.MessageRate)
+	}
+	// The limiter keeps time in 32-bit milliseconds: the burst window
+	// must stay under 2^31 ms (24 days).
+	if c.MessageRate > 0 && float64(c.MessageBurst+1)*math.Round(1000/c.MessageRate) >= math.MaxInt32 {
+		return c, fmt.Errorf("gateway: MessageRate %v per second with MessageBurst %d spans more than 24 days", c.MessageRate, c.MessageBurst)
 	}
 	if c.UserConnsPolicy > CloseOldest {
 		return c, fmt.Errorf("gateway: unknown UserConnsPolicy %d", c.UserConnsPolicy)

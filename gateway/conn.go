@@ -68,6 +68,9 @@ type Conn struct {
 	peerClosed bool
 	// admitted: the connection holds a place under MaxConns (see admit).
 	admitted bool
+	// replaced: a newer connection of the user takes this one's place
+	// (CloseOldest); guarded by the user channel's hub shard lock.
+	replaced bool
 	// ipKey is the key of the peer address counted under MaxConnsPerIP, or 0.
 	ipKey uint64
 

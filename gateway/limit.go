@@ -163,7 +163,10 @@ func (c *Conn) allowMessage(now uint32) bool {
 // joinUser adds c to the members of its user channel name under the
 // MaxUserConns limit. It reports false when c must be refused (RejectNew);
 // under CloseOldest it returns the user's oldest connection, for the caller
-// to close once it holds no lock.
+// to close once it holds no lock. A connection named for replacement is
+// marked, so that it no longer counts and a concurrent join of the same
+// user picks another: two tabs reconnecting at once leave the user at the
+// limit, not above it.
 func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) (oldest *Conn, ok bool) {
 	s := h.chanShard(name)
 	s.mu.Lock()
@@ -173,22 +176,30 @@ func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) 
 		ms = &memberSet{list: make([]*Conn, 0, 1)}
 		s.m[name] = ms
 	}
-	if limit > 0 && ms.len() >= limit {
-		if policy == RejectNew {
-			return nil, false
+	if limit > 0 {
+		live, o := ms.live()
+		if live >= limit {
+			if policy == RejectNew {
+				return nil, false
+			}
+			o.replaced = true
+			oldest = o
 		}
-		oldest = ms.oldest()
 	}
 	ms.add(c)
 	return oldest, true
 }
 
-// oldest returns the member with the lowest id (ids grow with accepts).
-func (ms *memberSet) oldest() *Conn {
-	var o *Conn
+// live returns how many members are not being replaced, and the oldest of
+// them (ids grow with accepts). The shard lock must be held.
+func (ms *memberSet) live() (n int, oldest *Conn) {
 	visit := func(c *Conn) {
-		if o == nil || c.id < o.id {
-			o = c
+		if c.replaced {
+			return
+		}
+		n++
+		if oldest == nil || c.id < oldest.id {
+			oldest = c
 		}
 	}
 	for _, c := range ms.list {
@@ -197,5 +208,5 @@ func (ms *memberSet) oldest() *Conn {
 	for c := range ms.set {
 		visit(c)
 	}
-	return o
+	return n, oldest
 }
