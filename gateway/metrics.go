@@ -73,6 +73,9 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 19),
 		}),
 	}
+	for _, op := range []string{"ping", "subscribe", "unsubscribe", "invalid"} {
+		m.clientMessages.WithLabelValues(op) // present at zero, for rate() from the start
+	}
 	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_upgrades_total", Help: "Upgrade attempts by result.",
 	}, []string{"result"})
