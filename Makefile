@@ -11,24 +11,31 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run the gateway on :8080 (admin :9090) with an embedded NATS server and development auth (?user=)
-	$(GO) run ./cmd/wsgate --auth=none --log-format=console
+run: ## run the gateway on :8080 (admin :9090) with an embedded NATS server and development auth (?user=); Ctrl-C stops it at once
+	$(GO) run ./cmd/wsgate --auth=none --log-format=console --drain-delay=0 --drain-timeout=0
 
 .PHONY: build
 build: ## build the wsgate binary into ./wsgate
 	$(GO) build -o wsgate ./cmd/wsgate
 
+# The integration tests (build tag integration) run HAProxy in front of two
+# gateways; they run when haproxy is installed (Debian puts it in /usr/sbin,
+# off a normal user's PATH). TEST_TAGS= turns them off.
+HAPROXY   := $(shell PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v haproxy 2>/dev/null)
+TEST_TAGS ?= $(if $(HAPROXY),integration)
+
 .PHONY: test
-test: lint ## vet, staticcheck, gofmt, cross-build, every test with the race detector, then the allocation budgets without it
-	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
+test: lint ## vet, staticcheck, gofmt, cross-build, every test with the race detector (HAProxy integration too, when haproxy is installed), then the allocation budgets without it
+	@$(if $(filter integration,$(TEST_TAGS)),,echo "note: integration tests off: no haproxy installed (bash .ci/run installs it)")
+	$(GO) test -race -shuffle=on -count=1 -timeout 10m -tags '$(TEST_TAGS)' $(PKGS)
 	$(GO) test -count=1 -run Allocs $(PKGS)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: lint
-lint: ## go vet, staticcheck, gofmt, and a macOS cross-build (the portable netpoll)
-	$(GO) vet $(PKGS)
-	$(GO) run $(STATICCHECK) $(PKGS)
+lint: ## go vet and staticcheck (integration tests included), gofmt, and a macOS cross-build (the portable netpoll)
+	$(GO) vet -tags integration $(PKGS)
+	$(GO) run $(STATICCHECK) -tags integration $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	GOOS=darwin $(GO) build $(PKGS)
@@ -60,6 +67,10 @@ idle-rss: build ## RSS and goroutines per idle connection (IDLE_N connections, N
 	trap 'kill $$gw $$nats 2>/dev/null' EXIT; \
 	sleep 1; \
 	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N)
+
+.PHONY: bench-drain
+bench-drain: ## a graceful drain of 10,000 connections: its duration and how reconnects spread (N, DRAIN_DELAY, DRAIN_TIMEOUT)
+	bash bench/drain.sh
 
 .PHONY: bench-compare
 bench-compare: ## the standard broadcast scenario against wsgate and the gorilla baseline, plus the kernel floor; prints the ratios
