@@ -4,12 +4,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/wsgate/wsgate/bus"
 )
 
 // get fetches path from the admin handler and returns the status and body.
@@ -111,6 +116,46 @@ func TestHealthHeartbeat(t *testing.T) {
 	e.srv.Close()
 	expectStatus(t, admin.URL, "/readyz", 503, "closed")
 	expectStatus(t, admin.URL, "/healthz", 200, "ok")
+}
+
+// /readyz follows the bus: 503 while NATS is unreachable, 200 once the
+// bus has reconnected; /healthz stays 200 throughout.
+func TestReadyBusDisconnected(t *testing.T) {
+	runNATS := func(port int) *server.Server {
+		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats server not ready")
+		}
+		return srv
+	}
+	nsrv := runNATS(-1)
+	port := nsrv.Addr().(*net.TCPAddr).Port
+	b, err := bus.New(bus.Config{URL: nsrv.ClientURL(), Handler: func(string, []byte) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := New(Config{Bus: b, Auth: InsecureAuth{}, PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	admin := httptest.NewServer(s.AdminHandler())
+	defer admin.Close()
+	expectStatus(t, admin.URL, "/readyz", 200, "ready")
+
+	nsrv.Shutdown()
+	nsrv.WaitForShutdown()
+	expectStatus(t, admin.URL, "/readyz", 503, "bus disconnected")
+	expectStatus(t, admin.URL, "/healthz", 200, "ok")
+
+	nsrv = runNATS(port)
+	defer func() { nsrv.Shutdown(); nsrv.WaitForShutdown() }()
+	expectStatus(t, admin.URL, "/readyz", 200, "ready")
 }
 
 // nopBus is a Bus for configuration tests that start nothing.

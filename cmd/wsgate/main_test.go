@@ -172,3 +172,66 @@ func TestReusePort(t *testing.T) {
 		t.Fatal("a listener without SO_REUSEPORT shared the address")
 	}
 }
+
+// A second SIGTERM during a drain ends the process at once: the drain
+// would otherwise keep it for --drain-delay + --drain-timeout.
+func TestSecondSignalEndsDrain(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--auth=none", "--listen", "127.0.0.1:0", "--admin", "",
+		"--embedded-nats-listen", "127.0.0.1:0", "--log-format", "json",
+		"--drain-delay", "1h", "--drain-timeout", "1h")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	logs := make(chan string, 64)
+	go func() {
+		defer close(logs)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil {
+				msg, _ := line["msg"].(string)
+				logs <- msg
+			}
+		}
+	}()
+	waitLog := func(want string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case msg, ok := <-logs:
+				if !ok {
+					t.Fatalf("the log ended before %q", want)
+				}
+				if strings.HasPrefix(msg, want) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q in the log", want)
+			}
+		}
+	}
+	waitLog("gateway listening")
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog("drain: not ready")
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog("second signal")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second SIGTERM did not end the drain")
+	}
+	for range logs { // until the log reader ends with the pipe
+	}
+}
