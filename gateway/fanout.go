@@ -63,6 +63,7 @@ func (s *Server) Deliver(name string, payload []byte) {
 	if s.closed.Load() {
 		return
 	}
+	start := time.Now()
 	s.metrics.notifications.Inc()
 	job := s.jobs.Get().(*fanoutJob)
 	chunks := job.chunks[:0]
@@ -74,7 +75,6 @@ func (s *Server) Deliver(name string, payload []byte) {
 		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
 	}
 	if len(chunks) > 0 {
-		start := time.Now()
 		frame := messageFrame(name, payload)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {

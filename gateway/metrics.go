@@ -68,7 +68,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "wsgate_fanout_seconds",
-			Help: "Time from a notification leaving the bus queue to its last recipient's write (or queueing).",
+			Help: "Time from the bus handing a notification to the gateway to its last recipient's write (or queueing), recipient lookup included.",
 			// 50µs to about 13s.
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 19),
 		}),

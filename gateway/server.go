@@ -394,6 +394,12 @@ func (s *Server) open(a accepted) {
 // read side should go on.
 func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	userCh := channel.User(id.User)
+	if s.cfg.MaxUserConns > 0 && s.cfg.UserConnsPolicy == RejectNew && s.hub.members(userCh) >= s.cfg.MaxUserConns {
+		// Refused before the NATS round trip; joinUser checks again under
+		// the lock for sockets of the user that arrive together.
+		s.refuseUserLimit(c, resp)
+		return false
+	}
 	if err := s.bus.Interest(userCh); err != nil {
 		if ok, held := s.busErrs.Allow(); ok {
 			s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err), zap.Int("suppressed", held))
@@ -413,9 +419,7 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	if !ok {
 		c.wmu.Unlock()
 		s.bus.Release(userCh)
-		// The 101 and a close frame: a browser sees the code, not an HTTP status.
-		rawio.Write(c.rc, append(resp, closeFrame(StatusTooManyConns, "too many connections")...))
-		s.refuse(c, resultUserLimit, errUserLimit, nil)
+		s.refuseUserLimit(c, resp)
 		return false
 	}
 	c.user, c.channels = id.User, id.Channels
@@ -442,6 +446,14 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 		c.close(ReasonShutdown)
 	}
 	return c.state.Load() != stateClosed
+}
+
+// refuseUserLimit answers an upgrade beyond MaxUserConns under RejectNew
+// with the 101 and a 4002 close frame: a browser sees the code, where an
+// HTTP status would reach its script as a bare 1006.
+func (s *Server) refuseUserLimit(c *Conn, resp []byte) {
+	rawio.Write(c.rc, append(resp, closeFrame(StatusTooManyConns, "too many connections")...))
+	s.refuse(c, resultUserLimit, errUserLimit, nil)
 }
 
 // Addr returns the address of one listener Serve is accepting on, or nil.

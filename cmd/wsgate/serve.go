@@ -79,7 +79,7 @@ func serve(args []string) error {
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "sockets one client address may hold (429 beyond); 0 means no limit; leave 0 behind a load balancer")
 	fs.Float64Var(&f.acceptRate, "accept-rate", 0, "new sockets accepted per second at most (a token bucket); 0 means no limit")
 	fs.IntVar(&f.acceptBurst, "accept-burst", 0, "accept token bucket size; 0 means accept-rate/10")
-	fs.Float64Var(&f.messageRate, "max-client-rate", 20, "client messages (and pings) per second a connection may send on average (1008 beyond its burst); negative disables")
+	fs.Float64Var(&f.messageRate, "max-client-rate", 20, "client messages (and pings) per second a connection may send on average (1008 beyond its burst); 0 disables")
 	fs.IntVar(&f.messageBurst, "max-client-burst", 0, "client messages a connection may send at once above --max-client-rate; 0 means 2×max-subscriptions+10")
 	fs.IntVar(&f.maxUserConns, "max-user-conns", 0, "sockets one user may hold on this gateway; 0 means no limit")
 	fs.StringVar(&f.userConnsPolicy, "user-conns-policy", "reject-new", "beyond --max-user-conns: reject-new (close the new socket with 4002) or close-oldest (close the oldest with 4003)")
@@ -202,7 +202,7 @@ func run(f serveFlags, log *zap.Logger) error {
 		MaxConnsPerIP:    f.maxConnsPerIP,
 		AcceptRate:       f.acceptRate,
 		AcceptBurst:      f.acceptBurst,
-		MessageRate:      f.messageRate,
+		MessageRate:      orNegativeRate(f.messageRate),
 		MessageBurst:     f.messageBurst,
 		MaxUserConns:     f.maxUserConns,
 		UserConnsPolicy:  policy,
@@ -254,7 +254,11 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	// The drain bounds itself: the delay, the window, then the close
 	// handshakes, which the sweeper ends after --close-timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), f.drainDelay+f.drainTimeout+f.closeTimeout+5*time.Second)
+	closeTimeout := f.closeTimeout
+	if closeTimeout <= 0 {
+		closeTimeout = 3 * time.Second // the gateway's default for 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.drainDelay+f.drainTimeout+closeTimeout+5*time.Second)
 	defer cancel()
 	go func() {
 		sig := <-sigs
@@ -271,6 +275,14 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	log.Info("stopped", zap.Duration("drain", time.Since(start)))
 	return nil
+}
+
+// orNegativeRate maps a rate flag's 0 ("no limit") to the Config's negative.
+func orNegativeRate(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }
 
 // orNegative maps a flag's 0 ("none") to the Config's negative.
