@@ -79,12 +79,18 @@ func (h *hub) join(c *Conn, name string) bool {
 	s := h.chanShard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.set(name).add(c)
+}
+
+// set returns the member set of name, made empty if there is none. s.mu
+// must be held.
+func (s *chanShard) set(name string) *memberSet {
 	ms := s.m[name]
 	if ms == nil {
 		ms = &memberSet{list: make([]*Conn, 0, 1)}
 		s.m[name] = ms
 	}
-	return ms.add(c)
+	return ms
 }
 
 // leave removes c from the members of name and reports whether it was a

@@ -171,11 +171,7 @@ func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) 
 	s := h.chanShard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ms := s.m[name]
-	if ms == nil {
-		ms = &memberSet{list: make([]*Conn, 0, 1)}
-		s.m[name] = ms
-	}
+	ms := s.set(name)
 	if limit > 0 {
 		live, o := ms.live()
 		if live >= limit {

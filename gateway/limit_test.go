@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 )
 
 // upgrade dials an upgrade as user from the local address from (nil: the
@@ -158,23 +157,6 @@ func expectSubscriptions(t testing.TB, e *env, want int) {
 		}
 		return nil
 	})
-}
-
-// closedWith reads until the server's close frame and returns its code and
-// reason.
-func (c *client) closedWith() (ws.StatusCode, string) {
-	c.t.Helper()
-	for {
-		_, err := c.read(5 * time.Second)
-		if err == nil {
-			continue
-		}
-		var ce wsutil.ClosedError
-		if errors.As(err, &ce) {
-			return ce.Code, ce.Reason
-		}
-		c.t.Fatalf("read %v; want a close frame", err)
-	}
 }
 
 // rejectedWith reads the first frame after a 101 and returns its close

@@ -223,6 +223,14 @@ func (c *client) send(v any) {
 // closeCode reads until the server closes and returns its close code.
 func (c *client) closeCode() ws.StatusCode {
 	c.t.Helper()
+	code, _ := c.closedWith()
+	return code
+}
+
+// closedWith reads until the server's close frame and returns its code and
+// reason.
+func (c *client) closedWith() (ws.StatusCode, string) {
+	c.t.Helper()
 	for {
 		_, err := c.read(5 * time.Second)
 		if err == nil {
@@ -230,7 +238,7 @@ func (c *client) closeCode() ws.StatusCode {
 		}
 		var ce wsutil.ClosedError
 		if errors.As(err, &ce) {
-			return ce.Code
+			return ce.Code, ce.Reason
 		}
 		c.t.Fatalf("read %v; want a close frame", err)
 	}
