@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -292,50 +290,8 @@ func docsRegisteredMetrics(t *testing.T) map[string]bool {
 // metric names served and the values of the result and reason labels.
 func docsScrape(t *testing.T, bin string) (names map[string]bool, labels map[string]map[string]bool) {
 	t.Helper()
-	cmd := exec.Command(bin, "--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--embedded-nats-listen", "127.0.0.1:0", "--log-format", "json",
-		"--drain-delay", "0", "--drain-timeout", "0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logDone := make(chan struct{})
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan struct{})
-		go func() {
-			cmd.Wait()
-			close(exited)
-		}()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		<-logDone
-	})
-	admin := make(chan string, 1)
-	go func() {
-		defer close(logDone)
-		logs := bufio.NewScanner(stderr)
-		for logs.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(logs.Bytes(), &line) == nil && line.Msg == "admin listening" {
-				admin <- line.Addr
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	var addr string
-	select {
-	case addr = <-admin:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the gateway did not log its admin address")
-	}
+	g := startGateway(t, bin, "--embedded-nats-listen", "127.0.0.1:0")
+	addr := g.waitField(t, "admin listening", "addr")
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://" + addr + "/metrics")

@@ -6,13 +6,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -89,30 +87,19 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 
 	// NATS runs in the test process: a server inside the gateway would
 	// need a descriptor for every connection made to it.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	pub, err := nats.Connect(ns.ClientURL())
+	natsURL := startNATS(t)
+	pub, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pub.Close)
 
-	g := startLimitedGateway(t, prlimit, bin, limit, "--nats-url", ns.ClientURL(),
+	g := startLimitedGateway(t, prlimit, bin, limit, "--nats-url", natsURL,
 		"--max-conns", strconv.Itoa(limit-fdlimit.Reserved),
 		// Raw sockets must hold their descriptors for the whole test.
 		"--handshake-timeout", "60s")
-	gwAddr := g.waitAddr(t, "gateway listening")
-	adminAddr := g.waitAddr(t, "admin listening")
+	gwAddr := g.waitField(t, "gateway listening", "addr")
+	adminAddr := g.waitField(t, "admin listening", "addr")
 
 	// One keep-alive connection to the admin server, opened now: once the
 	// gateway is out of descriptors it could not accept another.
@@ -128,14 +115,14 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		t.Fatalf("before the flood: wsgate_accept_errors_total %v, %v; want 0", n, err)
 	}
 
-	var peers []*fdPeer
+	var peers []*wsClient
 	t.Cleanup(func() {
 		for _, p := range peers {
 			p.conn.Close()
 		}
 	})
 	for i := range clients {
-		p, err := dialPeer(t.Context(), ws.DefaultDialer, fmt.Sprintf("ws://%s/ws?user=%d", gwAddr, i), time.Now().Add(5*time.Second))
+		p, err := dialWS(t.Context(), ws.DefaultDialer, fmt.Sprintf("ws://%s/ws?user=%d", gwAddr, i), time.Now().Add(5*time.Second))
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
@@ -172,7 +159,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 
 	// A client arriving now waits in the backlog behind the raw sockets.
 	type result struct {
-		p   *fdPeer
+		p   *wsClient
 		err error
 	}
 	late := make(chan result, 1)
@@ -198,7 +185,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 	}}
 	lateDone.Go(func() {
 		deadline, _ := lateCtx.Deadline()
-		p, err := dialPeer(lateCtx, lateDialer, "ws://"+gwAddr+"/ws?user=late", deadline)
+		p, err := dialWS(lateCtx, lateDialer, "ws://"+gwAddr+"/ws?user=late", deadline)
 		late <- result{p, err}
 	})
 	select {
@@ -255,7 +242,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		t.Fatalf("the late client, after the raw sockets closed: %v", r.err)
 	}
 	r.p.conn.Close()
-	p, err := dialPeer(t.Context(), ws.DefaultDialer, "ws://"+gwAddr+"/ws?user=after", time.Now().Add(5*time.Second))
+	p, err := dialWS(t.Context(), ws.DefaultDialer, "ws://"+gwAddr+"/ws?user=after", time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatalf("a new client, after the raw sockets closed: %v", err)
 	}
@@ -275,122 +262,32 @@ func findPrlimit(t *testing.T) string {
 	return ""
 }
 
-// limitedGateway is a wsgate process started under a hard open-file limit.
-type limitedGateway struct {
-	cmd    *exec.Cmd
-	log    *jsonLog
-	exited chan struct{} // closed once Wait has returned
-	err    error         // from Wait, once exited is closed
-}
-
-// startLimitedGateway runs bin with --nofile=limit:limit, on loopback, with
-// no authentication and a JSON log, followed by args. The process is killed
-// when the test ends.
-func startLimitedGateway(t *testing.T, prlimit, bin string, limit int, args ...string) *limitedGateway {
+// startLimitedGateway runs bin with --nofile=limit:limit, with gatewayFlags
+// followed by args. See startProc.
+func startLimitedGateway(t *testing.T, prlimit, bin string, limit int, args ...string) *gatewayProc {
 	t.Helper()
-	g := &limitedGateway{log: &jsonLog{}, exited: make(chan struct{})}
-	args = append([]string{fmt.Sprintf("--nofile=%d:%d", limit, limit), bin,
-		"--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
 	// prlimit sets its own limits and then execs bin, so the process is
 	// the gateway's.
-	g.cmd = exec.Command(prlimit, args...)
-	g.cmd.Stderr = g.log
-	if err := g.cmd.Start(); err != nil {
+	return startProc(t, prlimit, slices.Concat([]string{fmt.Sprintf("--nofile=%d:%d", limit, limit), bin}, gatewayFlags, args)...)
+}
+
+// startNATS runs a NATS server in the test process and returns its client
+// URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		g.err = g.cmd.Wait()
-		close(g.exited)
-	}()
+	ns.Start()
 	t.Cleanup(func() {
-		g.cmd.Process.Kill()
-		<-g.exited
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log)
-		}
+		ns.Shutdown()
+		ns.WaitForShutdown()
 	})
-	return g
-}
-
-// waitLog returns the first log line with message msg, waiting up to 20s
-// for it.
-func (g *limitedGateway) waitLog(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	var line map[string]any
-	pollFor(t, 20*time.Second, func() error {
-		if line = g.log.find(msg); line != nil {
-			return nil
-		}
-		select {
-		case <-g.exited:
-			return fmt.Errorf("the gateway exited (%v) without logging %q", g.err, msg)
-		default:
-			return fmt.Errorf("the gateway has not logged %q", msg)
-		}
-	})
-	return line
-}
-
-// waitAddr returns the "addr" field of the first log line with message msg.
-func (g *limitedGateway) waitAddr(t *testing.T, msg string) string {
-	t.Helper()
-	addr, ok := g.waitLog(t, msg)["addr"].(string)
-	if !ok {
-		t.Fatalf("%q logged no addr", msg)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
 	}
-	return addr
-}
-
-// jsonLog collects a process's JSON log lines.
-type jsonLog struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *jsonLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// find returns the first complete line whose "msg" is msg, or nil.
-func (l *jsonLog) find(msg string) map[string]any {
-	s := l.String()
-	for len(s) > 0 {
-		line, rest, complete := strings.Cut(s, "\n")
-		if !complete {
-			return nil
-		}
-		s = rest
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			return m
-		}
-	}
-	return nil
-}
-
-// pollFor calls f every 20ms until it returns nil, and fails the test with
-// its last error after total.
-func pollFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return ns.ClientURL()
 }
 
 // scrapeCounter returns the value of an unlabelled counter from a
@@ -426,53 +323,4 @@ func scrapeCounter(c *http.Client, url, name string) (float64, error) {
 		return 0, fmt.Errorf("no %s in %s", name, url)
 	}
 	return value, nil
-}
-
-// fdPeer is a WebSocket client that has read its welcome.
-type fdPeer struct {
-	conn net.Conn
-	rw   io.ReadWriter // conn, behind what the dialer buffered
-}
-
-// dialPeer connects to url with d and reads the welcome, all before
-// deadline.
-func dialPeer(ctx context.Context, d ws.Dialer, url string, deadline time.Time) (*fdPeer, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, br, _, err := d.Dial(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	p := &fdPeer{conn: conn, rw: conn}
-	// The welcome may arrive with the 101 response, in the dialer's buffer.
-	if br != nil {
-		p.rw = struct {
-			io.Reader
-			io.Writer
-		}{io.MultiReader(br, conn), conn}
-	}
-	m, err := p.next(deadline)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading the welcome: %w", err)
-	}
-	if m["type"] != "welcome" {
-		conn.Close()
-		return nil, fmt.Errorf("first frame %v, want the welcome", m)
-	}
-	return p, nil
-}
-
-// next reads one text message before deadline.
-func (p *fdPeer) next(deadline time.Time) (map[string]any, error) {
-	p.conn.SetReadDeadline(deadline)
-	data, err := wsutil.ReadServerText(p.rw)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%w: %q", err, data)
-	}
-	return m, nil
 }

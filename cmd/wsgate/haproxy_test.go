@@ -3,12 +3,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,8 +19,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wsgate/wsgate/bus"
 )
@@ -65,8 +60,8 @@ func TestHAProxyDrain(t *testing.T) {
 	t.Cleanup(wg.Wait)
 	t.Cleanup(reg.closeAll) // runs first: ends the reads the goroutines block in
 
-	a := startGateway(t, bin, natsURL, "a")
-	b := startGateway(t, bin, natsURL, "b")
+	a := startBackend(t, bin, natsURL, "a")
+	b := startBackend(t, bin, natsURL, "b")
 	front, hlog := startHAProxy(t, haproxy, a, b)
 	front = "ws://" + front + "/ws?user="
 	ctx := t.Context()
@@ -77,7 +72,7 @@ func TestHAProxyDrain(t *testing.T) {
 
 	// HAProxy may take a check or two to list a server as UP.
 	seen := map[string]bool{}
-	pollUntil(t, 10*time.Second, func() error {
+	pollFor(t, 10*time.Second, func() error {
 		c, err := dial(time.Now().Add(5 * time.Second))
 		if err != nil {
 			return err
@@ -168,7 +163,7 @@ func TestHAProxyDrain(t *testing.T) {
 	}
 	// And it did so because /readyz said 503, not because a connection
 	// failed.
-	pollUntil(t, 5*time.Second, func() error {
+	pollFor(t, 5*time.Second, func() error {
 		if !strings.Contains(hlog.String(), "Server gateways/a is DOWN, reason: Layer7 wrong status, code: 503") {
 			return errors.New("haproxy has not logged A down on its readiness check")
 		}
@@ -258,74 +253,24 @@ func findHAProxy() string {
 	return ""
 }
 
-// startNATS runs a NATS server in the test process for both gateways and
-// returns its client URL.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns.ClientURL()
+// backend is a gateway behind HAProxy.
+type backend struct {
+	*gatewayProc
+	ws, admin string // listen addresses, from the log
+	prefix    string // connection id prefix, from a welcome
 }
 
-// gatewayProc is a wsgate process started by the test.
-type gatewayProc struct {
-	cmd       *exec.Cmd
-	log       *syncBuffer // stderr: JSON log lines
-	ws, admin string      // listen addresses, from the log
-	prefix    string      // connection id prefix, from a welcome
-	exited    chan struct{}
-	err       error // from Wait, once exited is closed
-}
-
-// startGateway runs the wsgate binary on loopback with the drain flags under
-// test, and returns once it has logged its addresses and welcomed a direct
-// client.
-func startGateway(t *testing.T, bin, natsURL, name string) *gatewayProc {
+// startBackend runs the wsgate binary with the drain flags under test, and
+// returns once it has logged its addresses and welcomed a direct client.
+func startBackend(t *testing.T, bin, natsURL, name string) *backend {
 	t.Helper()
-	g := &gatewayProc{log: &syncBuffer{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(bin, "--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--nats-url", natsURL, "--log-format", "json",
-		"--drain-delay", drainDelay.String(), "--drain-timeout", drainTimeout.String())
-	g.cmd.Stderr = g.log
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		g.err = g.cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		g.cmd.Process.Kill()
-		<-g.exited
-		if t.Failed() {
-			t.Logf("gateway %s log:\n%s", name, g.log)
-		}
-	})
-	pollUntil(t, 20*time.Second, func() error {
-		select {
-		case <-g.exited:
-			t.Fatalf("gateway %s exited: %v\n%s", name, g.err, g.log)
-		default:
-		}
-		g.ws, g.admin = g.log.field("gateway listening", "addr"), g.log.field("admin listening", "addr")
-		if g.ws == "" || g.admin == "" {
-			return fmt.Errorf("gateway %s has not logged its addresses", name)
-		}
-		return nil
-	})
+	g := &backend{gatewayProc: startGateway(t, bin, "--nats-url", natsURL,
+		"--drain-delay", drainDelay.String(), "--drain-timeout", drainTimeout.String())}
+	g.ws = g.waitField(t, "gateway listening", "addr")
+	g.admin = g.waitField(t, "admin listening", "addr")
 	// The connection id prefix is random per process: learn it from a
 	// direct connection, to tell later which gateway HAProxy chose.
-	c, err := dialWS(t.Context(), "ws://"+g.ws+"/ws?user=probe", time.Now().Add(5*time.Second))
+	c, err := dialWS(t.Context(), ws.DefaultDialer, "ws://"+g.ws+"/ws?user=probe", time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatalf("direct dial to gateway %s: %v", name, err)
 	}
@@ -334,23 +279,12 @@ func startGateway(t *testing.T, bin, natsURL, name string) *gatewayProc {
 	return g
 }
 
-// wait waits until deadline for the process to exit and returns why it
-// failed, if it did.
-func (g *gatewayProc) wait(deadline time.Time) error {
-	select {
-	case <-g.exited:
-		return g.err
-	case <-time.After(time.Until(deadline)):
-		return errors.New("did not exit within its drain window")
-	}
-}
-
 // startHAProxy runs haproxy in the foreground in front of a and b and
 // returns the address of its frontend and its output, where it logs server
 // state changes and every connection. The frontend socket is bound here
 // and inherited (bind fd@3), so there is no window in which another process
 // could take the port.
-func startHAProxy(t *testing.T, haproxy string, a, b *gatewayProc) (string, *syncBuffer) {
+func startHAProxy(t *testing.T, haproxy string, a, b *backend) (string, *logBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -364,7 +298,7 @@ func startHAProxy(t *testing.T, haproxy string, a, b *gatewayProc) (string, *syn
 	}
 	defer f.Close() // haproxy has its own copy once started
 
-	backend := func(name string, g *gatewayProc) string {
+	server := func(name string, g *backend) string {
 		_, port, _ := net.SplitHostPort(g.admin)
 		return fmt.Sprintf("    server %s %s check port %s inter %v fall 1 rise 1\n", name, g.ws, port, checkInterval)
 	}
@@ -394,12 +328,12 @@ backend gateways
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-` + backend("a", a) + backend("b", b)
+` + server("a", a) + server("b", b)
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &logBuffer{}
 	cmd := exec.Command(haproxy, "-db", "-f", path)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -421,80 +355,11 @@ backend gateways
 	return addr, out
 }
 
-// pollUntil calls f every 20ms until it returns nil, and fails the test with
-// its last error after total.
-func pollUntil(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// wsClient is a WebSocket client that has read its welcome.
-type wsClient struct {
-	conn net.Conn
-	rw   io.ReadWriter // conn, behind what the dialer buffered
-	id   string        // connection id from the welcome: <gateway prefix>-<n>
-}
-
-// dialWS connects to url and reads the welcome, all before deadline.
-func dialWS(ctx context.Context, url string, deadline time.Time) (*wsClient, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, br, _, err := ws.Dial(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	c := &wsClient{conn: conn, rw: conn}
-	// The welcome may arrive with the 101 response, in the dialer's buffer.
-	if br != nil {
-		c.rw = struct {
-			io.Reader
-			io.Writer
-		}{io.MultiReader(br, conn), conn}
-	}
-	m, err := c.next(deadline)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading the welcome: %w", err)
-	}
-	id, _ := m["conn"].(string)
-	if m["type"] != "welcome" || !strings.Contains(id, "-") {
-		conn.Close()
-		return nil, fmt.Errorf("first frame %v, want a welcome with a connection id", m)
-	}
-	c.id = id
-	return c, nil
-}
-
 // gateway returns the prefix of the connection id, which names the gateway
 // process.
 func (c *wsClient) gateway() string {
 	prefix, _, _ := strings.Cut(c.id, "-")
 	return prefix
-}
-
-// next reads one text message before deadline; control frames are answered
-// on the way.
-func (c *wsClient) next(deadline time.Time) (map[string]any, error) {
-	c.conn.SetReadDeadline(deadline)
-	data, err := wsutil.ReadServerText(c.rw)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%w: %q", err, data)
-	}
-	return m, nil
 }
 
 // reconnect is what one client of a draining gateway saw.
@@ -520,11 +385,6 @@ func (c *wsClient) reconnect(sigterm, deadline time.Time, dial func(time.Time) (
 	return reconnect{closed: closed, c: nc}
 }
 
-func isGoingAway(err error) bool {
-	var ce wsutil.ClosedError
-	return errors.As(err, &ce) && ce.Code == ws.StatusGoingAway
-}
-
 // clientSet tracks every client the test dials, so that Cleanup closes
 // them and the goroutines reading from them end.
 type clientSet struct {
@@ -536,7 +396,7 @@ type clientSet struct {
 // dial is dialWS for a client closed by closeAll. It may be called from
 // several goroutines.
 func (s *clientSet) dial(ctx context.Context, url string, deadline time.Time) (*wsClient, error) {
-	c, err := dialWS(ctx, url, deadline)
+	c, err := dialWS(ctx, ws.DefaultDialer, url, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -557,39 +417,4 @@ func (s *clientSet) closeAll() {
 	for _, c := range s.conns {
 		c.Close()
 	}
-}
-
-// syncBuffer collects a child's output, written by the exec package's copy
-// goroutine and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// field returns key from the first complete JSON log line whose message is
-// msg, or "".
-func (b *syncBuffer) field(msg, key string) string {
-	for line := range strings.Lines(b.String()) {
-		if !strings.HasSuffix(line, "\n") {
-			break
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			v, _ := m[key].(string)
-			return v
-		}
-	}
-	return ""
 }

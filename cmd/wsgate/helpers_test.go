@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// gatewayFlags are the flags every gateway a test starts runs with: on
+// loopback, with no authentication, an admin server and a JSON log. A flag
+// given again after them wins.
+var gatewayFlags = []string{"--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}
+
+// gatewayProc is a wsgate process started by the test.
+type gatewayProc struct {
+	cmd    *exec.Cmd
+	log    *logBuffer    // stderr: JSON log lines
+	exited chan struct{} // closed once Wait has returned
+	err    error         // from Wait, once exited is closed
+}
+
+// startGateway runs the wsgate binary bin with gatewayFlags followed by
+// args. See startProc.
+func startGateway(t *testing.T, bin string, args ...string) *gatewayProc {
+	t.Helper()
+	return startProc(t, bin, slices.Concat(gatewayFlags, args)...)
+}
+
+// startProc runs name with args, its stderr collected in log. The process
+// is killed when the test ends, and its log shown if the test failed.
+func startProc(t *testing.T, name string, args ...string) *gatewayProc {
+	t.Helper()
+	g := &gatewayProc{log: &logBuffer{}, exited: make(chan struct{})}
+	g.cmd = exec.Command(name, args...)
+	g.cmd.Stderr = g.log
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		g.err = g.cmd.Wait()
+		close(g.exited)
+	}()
+	t.Cleanup(func() {
+		g.cmd.Process.Kill()
+		<-g.exited
+		if t.Failed() {
+			t.Logf("gateway (pid %d) log:\n%s", g.cmd.Process.Pid, g.log)
+		}
+	})
+	return g
+}
+
+// waitLog returns the first log line whose message starts with msg,
+// waiting up to 20s for it. It fails the test at once if the process exits
+// without logging it.
+func (g *gatewayProc) waitLog(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	var line map[string]any
+	pollFor(t, 20*time.Second, func() error {
+		// Wait returns only once the log is all in, so a process seen to
+		// have exited before find has nothing more to log.
+		var exited bool
+		select {
+		case <-g.exited:
+			exited = true
+		default:
+		}
+		if line = g.log.find(msg); line != nil {
+			return nil
+		}
+		if exited {
+			t.Fatalf("the gateway exited (%v) without logging %q", g.err, msg)
+		}
+		return fmt.Errorf("the gateway has not logged %q", msg)
+	})
+	return line
+}
+
+// waitField returns the string key of the first log line whose message
+// starts with msg, waiting for the line as waitLog does.
+func (g *gatewayProc) waitField(t *testing.T, msg, key string) string {
+	t.Helper()
+	v, _ := g.waitLog(t, msg)[key].(string)
+	if v == "" {
+		t.Fatalf("%q logged no %s", msg, key)
+	}
+	return v
+}
+
+// wait waits until deadline for the process to exit and returns why it
+// failed, if it did.
+func (g *gatewayProc) wait(deadline time.Time) error {
+	select {
+	case <-g.exited:
+		return g.err
+	case <-time.After(time.Until(deadline)):
+		return errors.New("did not exit in time")
+	}
+}
+
+// logBuffer collects a child's output, written by the exec package's copy
+// goroutine and read by the test.
+type logBuffer struct {
+	mu  sync.Mutex // protects buf
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// find returns the first complete JSON log line whose message starts with
+// msg, or nil.
+func (b *logBuffer) find(msg string) map[string]any {
+	for line := range strings.Lines(b.String()) {
+		if !strings.HasSuffix(line, "\n") {
+			break
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if s, _ := m["msg"].(string); strings.HasPrefix(s, msg) {
+			return m
+		}
+	}
+	return nil
+}
+
+// pollFor calls f every 20ms until it returns nil, and fails the test with
+// its last error after total.
+func pollFor(t *testing.T, total time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", total, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wsClient is a WebSocket client that has read its welcome.
+type wsClient struct {
+	conn net.Conn
+	rw   io.ReadWriter // conn, behind what the dialer buffered
+	id   string        // connection id from the welcome: <gateway prefix>-<n>
+}
+
+// dialWS connects to url with d and reads the welcome, all before deadline.
+func dialWS(ctx context.Context, d ws.Dialer, url string, deadline time.Time) (*wsClient, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, br, _, err := d.Dial(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	c := &wsClient{conn: conn, rw: conn}
+	// The welcome may arrive with the 101 response, in the dialer's buffer.
+	if br != nil {
+		c.rw = struct {
+			io.Reader
+			io.Writer
+		}{io.MultiReader(br, conn), conn}
+	}
+	m, err := c.next(deadline)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the welcome: %w", err)
+	}
+	id, _ := m["conn"].(string)
+	if m["type"] != "welcome" || !strings.Contains(id, "-") {
+		conn.Close()
+		return nil, fmt.Errorf("first frame %v, want a welcome with a connection id", m)
+	}
+	c.id = id
+	return c, nil
+}
+
+// next reads one text message before deadline; control frames are answered
+// on the way.
+func (c *wsClient) next(deadline time.Time) (map[string]any, error) {
+	c.conn.SetReadDeadline(deadline)
+	data, err := wsutil.ReadServerText(c.rw)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%w: %q", err, data)
+	}
+	return m, nil
+}
+
+// isGoingAway reports whether err is a close frame with status 1001.
+func isGoingAway(err error) bool {
+	var ce wsutil.ClosedError
+	return errors.As(err, &ce) && ce.Code == ws.StatusGoingAway
+}
