@@ -75,13 +75,16 @@ func TestSilentSocketsHoldNoWorker(t *testing.T) {
 // limit with pongs: it is closed as a slow consumer. (The message rate
 // limit, off here, would close it first; see TestMessageRateLimit.)
 func TestPingFloodIsBounded(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10; c.MessageRate = -1 })
+	// WriteTimeout is out of reach, so only the queue limit can close the
+	// flooder; the server's socket buffer (up to tcp_wmem's 4 MiB) fills
+	// first, which takes a while on a loaded machine.
+	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10; c.MessageRate = -1; c.WriteTimeout = time.Hour })
 	conn := e.dialNonReader("flooder")
 	var ping bytes.Buffer
 	for range 100 {
 		writeFrame(&ping, true, opPing, bytes.Repeat([]byte("p"), 125))
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for e.srv.metrics.slowConsumerCount() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the flooder was never closed")
