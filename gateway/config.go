@@ -160,6 +160,14 @@ type Config struct {
 
 	// EnablePprof serves /debug/pprof/ on the admin handler.
 	EnablePprof bool
+
+	// ConformanceEcho makes the server echo every data message back (text
+	// and binary) instead of reading the JSON protocol, and skip the
+	// welcome frame, so that WebSocket test clients (the Autobahn fuzzing
+	// client and the like) exercise the production engine: the poller, the
+	// pool, the frame reader and writer, and close handling. For testing
+	// only; cmd/wsgate allows it only with --auth=none.
+	ConformanceEcho bool
 }
 
 // UserConnsPolicy says what a connection beyond Config.MaxUserConns does.

@@ -114,7 +114,8 @@ func errorFrame(ref int64, code, msg string) []byte {
 }
 
 // controlFrame builds a control frame (ping, pong, close) with payload p,
-// which must be at most 125 bytes.
+// which must be at most 125 bytes. It builds any unfragmented frame: the
+// conformance echo uses it for data frames.
 func controlFrame(op ws.OpCode, p []byte) []byte {
 	b := appendHeader(make([]byte, 0, 2+len(p)), op, len(p))
 	return append(b, p...)

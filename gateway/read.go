@@ -314,7 +314,8 @@ func validCloseCode(code ws.StatusCode) bool {
 
 // handleMessage handles a complete client message.
 func (c *Conn) handleMessage(op ws.OpCode, msg []byte) {
-	if op != ws.OpText {
+	echo := c.srv.cfg.ConformanceEcho
+	if op != ws.OpText && !echo {
 		c.close(ReasonUnsupportedData)
 		return
 	}
@@ -322,8 +323,12 @@ func (c *Conn) handleMessage(op ws.OpCode, msg []byte) {
 		c.close(ReasonRateLimited)
 		return
 	}
-	if !utf8.Valid(msg) {
+	if op == ws.OpText && !utf8.Valid(msg) {
 		c.close(ReasonBadUTF8)
+		return
+	}
+	if echo {
+		c.write(controlFrame(op, msg))
 		return
 	}
 	c.handleOp(msg)

@@ -124,3 +124,11 @@ func TestSecondSignalEndsDrain(t *testing.T) {
 		t.Fatalf("after the second SIGTERM: %v", err)
 	}
 }
+
+// The conformance echo is a testing mode: it never runs with real auth.
+func TestConformanceEchoNeedsAuthNone(t *testing.T) {
+	err := serve([]string{"--conformance-echo", "--jwt-secret", "0123456789abcdef0123456789abcdef", "--log-level", "error"})
+	if err == nil || !strings.Contains(err.Error(), "--auth=none") {
+		t.Fatalf("serve = %v, want a refusal naming --auth=none", err)
+	}
+}

@@ -47,6 +47,7 @@ type serveFlags struct {
 	gcPercent                       int
 	logLevel, logFormat             string
 	pprof, reusePort                bool
+	conformanceEcho                 bool
 }
 
 func serve(args []string) error {
@@ -89,6 +90,7 @@ func serve(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	fs.BoolVar(&f.conformanceEcho, "conformance-echo", false, "testing only: echo every data message back and send no welcome, for WebSocket conformance clients (Autobahn); needs --auth=none")
 	fs.BoolVar(&f.reusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes can share --listen")
 	fs.IntVar(&f.gcPercent, "gogc", 25, "Go GC target percentage (as GOGC; the GOGC variable, when set, wins): idle connections dominate memory and allocate little, so a tight GC costs little CPU; -1 disables")
 	if err := parse(fs, args); err != nil {
@@ -153,6 +155,9 @@ func run(f serveFlags, log *zap.Logger) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(f.gcPercent)
 	}
+	if f.conformanceEcho && f.auth != "none" {
+		return errors.New("--conformance-echo is for conformance testing and needs --auth=none")
+	}
 	auth, err := authenticator(f, log)
 	if err != nil {
 		return err
@@ -212,6 +217,7 @@ func run(f serveFlags, log *zap.Logger) error {
 		SaturationTimeout: f.saturationTimeout,
 		StallTimeout:      f.stallTimeout,
 		EnablePprof:       f.pprof,
+		ConformanceEcho:   f.conformanceEcho,
 	})
 	if err != nil {
 		return err
