@@ -49,6 +49,8 @@ const (
 	// ReasonReplaced: the user opened a newer connection beyond
 	// Config.MaxUserConns under the CloseOldest policy. Close code 4003.
 	ReasonReplaced
+	// ReasonBadData: a compressed message did not inflate. Close code 1007.
+	ReasonBadData
 
 	numReasons = iota + 1
 )
@@ -90,6 +92,7 @@ var reasonNames = [numReasons]string{
 	ReasonInternal:        "internal",
 	ReasonRateLimited:     "rate_limited",
 	ReasonReplaced:        "replaced",
+	ReasonBadData:         "bad_data",
 }
 
 // String returns the reason's metric label, e.g. "slow_consumer".
@@ -108,7 +111,7 @@ func (r CloseReason) Code() (ws.StatusCode, bool) {
 		return ws.StatusProtocolError, true
 	case ReasonUnsupportedData:
 		return ws.StatusUnsupportedData, true
-	case ReasonBadUTF8:
+	case ReasonBadUTF8, ReasonBadData:
 		return ws.StatusInvalidFramePayloadData, true
 	case ReasonTooBig:
 		return ws.StatusMessageTooBig, true
@@ -153,6 +156,8 @@ func (r CloseReason) closeText() string {
 		return "rate limit exceeded"
 	case ReasonReplaced:
 		return "replaced by a newer connection"
+	case ReasonBadData:
+		return "invalid compressed data"
 	}
 	return ""
 }

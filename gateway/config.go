@@ -161,6 +161,16 @@ type Config struct {
 	// EnablePprof serves /debug/pprof/ on the admin handler.
 	EnablePprof bool
 
+	// DisableCompression turns permessage-deflate off: it is negotiated
+	// (without context takeover) whenever a client offers it otherwise.
+	DisableCompression bool
+
+	// CompressThreshold is the smallest message, in bytes, that is sent
+	// compressed to a client that negotiated permessage-deflate; smaller
+	// ones gain little and cost CPU. Zero means 256; negative compresses
+	// every message.
+	CompressThreshold int
+
 	// ConformanceEcho makes the server echo every data message back (text
 	// and binary) instead of reading the JSON protocol, and skip the
 	// welcome frame, so that WebSocket test clients (the Autobahn fuzzing
@@ -230,6 +240,7 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.PoolSize, 256)
 	setInt(&c.PoolQueue, c.PoolSize)
 	setInt(&c.FanoutChunk, 512)
+	setInt(&c.CompressThreshold, 256)
 	setDuration(&c.DrainDelay, 5*time.Second)
 	setDuration(&c.DrainTimeout, 30*time.Second)
 	setDuration(&c.SaturationTimeout, 2*time.Second)

@@ -71,6 +71,9 @@ type Conn struct {
 	// replaced: a newer connection of the user takes this one's place
 	// (CloseOldest); guarded by the user channel's hub shard lock.
 	replaced bool
+	// deflate: permessage-deflate was negotiated; set before the welcome,
+	// read-only after.
+	deflate bool
 	// ipKey is the key of the peer address counted under MaxConnsPerIP, or 0.
 	ipKey uint64
 

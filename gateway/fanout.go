@@ -16,11 +16,13 @@ import (
 
 // chunk is one pool task of a fan-out. Chunks are pooled; run is bound once.
 type chunk struct {
-	srv   *Server
-	frame []byte
-	conns []*Conn
-	wg    *sync.WaitGroup
-	run   func()
+	srv     *Server
+	frame   []byte
+	zframe  []byte // frame compressed, for conns that negotiated deflate; nil to send frame to all
+	conns   []*Conn
+	deflate bool // a conn of the chunk negotiated deflate
+	wg      *sync.WaitGroup
+	run     func()
 }
 
 // fanoutJob is the per-message scratch of Deliver, pooled.
@@ -34,14 +36,18 @@ func (k *chunk) full() bool { return len(k.conns) == cap(k.conns) }
 func (k *chunk) deliver() {
 	delivered := 0
 	for i, c := range k.conns {
-		if c.write(k.frame) {
+		frame := k.frame
+		if c.deflate && k.zframe != nil {
+			frame = k.zframe
+		}
+		if c.write(frame) {
 			delivered++
 		}
 		k.conns[i] = nil
 	}
 	s, wg := k.srv, k.wg
 	s.metrics.delivered.Add(float64(delivered))
-	k.conns, k.frame, k.wg = k.conns[:0], nil, nil
+	k.conns, k.frame, k.zframe, k.deflate, k.wg = k.conns[:0], nil, nil, false, nil
 	s.chunks.Put(k)
 	wg.Done()
 }
@@ -53,6 +59,23 @@ func (s *Server) newChunk() any {
 }
 
 func (s *Server) takeChunk() *chunk { return s.chunks.Get().(*chunk) }
+
+// compressOnce compresses frame for the recipients that negotiated
+// permessage-deflate, once for all of them, when there are any and the
+// frame reaches CompressThreshold. It returns nil otherwise, or when
+// compression would not make the frame smaller.
+func (s *Server) compressOnce(frame []byte, chunks []*chunk) []byte {
+	if len(frame) < s.cfg.CompressThreshold {
+		return nil
+	}
+	for _, k := range chunks {
+		if k.deflate {
+			s.metrics.compressed.Inc()
+			return compressedFrame(frame)
+		}
+	}
+	return nil
+}
 
 // Deliver sends a notification published on channel name to every local
 // member of it: all connections for "broadcast", the members otherwise. The
@@ -76,9 +99,10 @@ func (s *Server) Deliver(name string, payload []byte) {
 	}
 	if len(chunks) > 0 {
 		frame := messageFrame(name, payload)
+		zframe := s.compressOnce(frame, chunks)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {
-			k.frame, k.wg = frame, &job.wg
+			k.frame, k.zframe, k.wg = frame, zframe, &job.wg
 		}
 		for _, k := range chunks[1:] {
 			if s.pool.Schedule(k.run) != nil {

@@ -182,6 +182,7 @@ func addToChunks(dst []*chunk, c *Conn, take func() *chunk) []*chunk {
 	}
 	last := dst[len(dst)-1]
 	last.conns = append(last.conns, c)
+	last.deflate = last.deflate || c.deflate
 	return dst
 }
 

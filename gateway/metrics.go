@@ -22,6 +22,7 @@ type metrics struct {
 	opened, closed  prometheus.Counter
 	acceptThrottled prometheus.Counter
 	fanout          prometheus.Histogram
+	compressed      prometheus.Counter
 }
 
 // busStats is what the metrics read from a bus that offers it.
@@ -66,6 +67,9 @@ func newMetrics(s *Server) *metrics {
 		acceptThrottled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wsgate_accept_throttled_total", Help: "Accepts that waited for the accept rate limit.",
 		}),
+		compressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgate_notifications_compressed_total", Help: "Notifications compressed (once each) for recipients that negotiated permessage-deflate.",
+		}),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "wsgate_fanout_seconds",
 			Help: "Time from the bus handing a notification to the gateway to its last recipient's write (or queueing), recipient lookup included.",
@@ -96,7 +100,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	r.MustRegister(
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
-		m.closeTimeouts, m.acceptErrors, m.clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout,
+		m.closeTimeouts, m.acceptErrors, m.clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
 		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
 		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
 		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),

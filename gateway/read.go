@@ -24,6 +24,8 @@ type readState struct {
 	pending []byte    // the bytes of an incomplete frame
 	msg     []byte    // the fragments of an incomplete message so far
 	msgOp   ws.OpCode // the opcode of the first fragment; 0 when no message is open
+	// msgDeflated: the open message is compressed (RSV1 on its first fragment).
+	msgDeflated bool
 	skip    int64     // payload bytes still to discard (closing, or a frame too big)
 }
 
@@ -196,13 +198,23 @@ func (c *Conn) consume(p []byte) (used int, open bool) {
 			c.readState().skip = h.Length
 			continue
 		}
+		// RSV1 marks a compressed message, on its first frame only; left
+		// anywhere else it fails CheckHeader like any reserved bit.
+		deflated := c.deflate && h.Rsv1() && !h.OpCode.IsControl() && h.OpCode != ws.OpContinuation
+		if deflated {
+			h.Rsv &^= ws.Rsv(true, false, false)
+		}
 		if err := ws.CheckHeader(h, c.checkState()); err != nil {
 			c.close(ReasonProtocolError)
 			used += hlen
 			c.readState().skip = h.Length
 			continue
 		}
-		if !h.OpCode.IsControl() && h.Length > int64(c.srv.cfg.MaxMessageSize-c.msgLen()) {
+		limit := c.srv.cfg.MaxMessageSize
+		if deflated || c.rs != nil && c.rs.msgDeflated {
+			limit += deflateSlack // the inflated size is checked again
+		}
+		if !h.OpCode.IsControl() && h.Length > int64(limit-c.msgLen()) {
 			c.close(ReasonTooBig)
 			used += hlen
 			c.readState().skip = h.Length
@@ -214,7 +226,7 @@ func (c *Conn) consume(p []byte) (used int, open bool) {
 		payload := p[used+hlen : used+hlen+int(h.Length)]
 		used += hlen + int(h.Length)
 		ws.Cipher(payload, h.Mask, 0)
-		if !c.handleFrame(h, payload) {
+		if !c.handleFrame(h, payload, deflated) {
 			return len(p), false
 		}
 	}
@@ -236,8 +248,9 @@ func (c *Conn) msgLen() int {
 }
 
 // handleFrame handles one complete, unmasked frame and reports whether the
-// read side stays open.
-func (c *Conn) handleFrame(h ws.Header, payload []byte) bool {
+// read side stays open. deflated marks the first frame of a compressed
+// message.
+func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool) bool {
 	switch h.OpCode {
 	case ws.OpPing:
 		if !c.allowMessage(c.srv.clock()) {
@@ -253,18 +266,18 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) bool {
 		return false
 	}
 	if h.OpCode != ws.OpContinuation && h.Fin {
-		c.handleMessage(h.OpCode, payload)
+		c.handleMessage(h.OpCode, payload, deflated)
 		return true
 	}
 	rs := c.readState()
 	if h.OpCode != ws.OpContinuation {
-		rs.msgOp = h.OpCode
+		rs.msgOp, rs.msgDeflated = h.OpCode, deflated
 	}
 	rs.msg = append(rs.msg, payload...)
 	if h.Fin {
-		op, msg := rs.msgOp, rs.msg
-		rs.msgOp, rs.msg = 0, nil
-		c.handleMessage(op, msg)
+		op, msg, deflated := rs.msgOp, rs.msg, rs.msgDeflated
+		rs.msgOp, rs.msg, rs.msgDeflated = 0, nil, false
+		c.handleMessage(op, msg, deflated)
 	}
 	return true
 }
@@ -312,8 +325,22 @@ func validCloseCode(code ws.StatusCode) bool {
 	return false
 }
 
-// handleMessage handles a complete client message.
-func (c *Conn) handleMessage(op ws.OpCode, msg []byte) {
+// handleMessage handles a complete client message, inflating it first
+// when it is compressed.
+func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
+	if deflated {
+		f, out, tooBig, err := inflate(msg, c.srv.cfg.MaxMessageSize)
+		defer f.release()
+		switch {
+		case tooBig:
+			c.close(ReasonTooBig)
+			return
+		case err != nil:
+			c.close(ReasonBadData)
+			return
+		}
+		msg = out
+	}
 	echo := c.srv.cfg.ConformanceEcho
 	if op != ws.OpText && !echo {
 		c.close(ReasonUnsupportedData)

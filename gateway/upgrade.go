@@ -9,6 +9,7 @@ import (
 	"github.com/wsgate/wsgate/internal/rawio"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"go.uber.org/zap"
 )
 
@@ -73,6 +74,7 @@ type handshake struct {
 	cookie []byte     // from the wsgate_token cookie
 	user   []byte
 	origin []byte
+	flate  wsflate.Extension // permessage-deflate negotiation (deflate.go)
 	// hasOrigin records whether the request had an Origin header.
 	hasOrigin bool
 	result    string
@@ -87,7 +89,9 @@ func (s *Server) newHandshake() any {
 		OnRequest:       h.onRequest,
 		OnHeader:        h.onHeader,
 		OnBeforeUpgrade: h.onBeforeUpgrade,
+		Negotiate:       h.negotiate,
 	}
+	h.flate.Parameters = deflateParams
 	return h
 }
 
@@ -96,6 +100,7 @@ func (h *handshake) reset() {
 	h.user, h.origin = h.user[:0], h.origin[:0]
 	h.hasOrigin = false
 	h.conn = nil
+	h.flate.Reset()
 	h.result = ""
 	h.id = Identity{}
 	h.authErr = nil
@@ -352,7 +357,7 @@ func (c *Conn) handshake() {
 	h := s.handshakes.Get().(*handshake)
 	h.conn = c
 	err := h.run(req)
-	id, result, authErr := h.id, h.result, h.authErr
+	id, result, authErr, deflate := h.id, h.result, h.authErr, h.deflated()
 	var resp []byte
 	if err != nil {
 		// A fresh socket's buffer always takes an HTTP answer at once.
@@ -373,6 +378,7 @@ func (c *Conn) handshake() {
 		c.readState().pending = append([]byte(nil), rest...)
 	}
 	putReadBuf(bp)
+	c.deflate = deflate // before the welcome makes c visible to fan-out
 	if !s.welcome(c, id, resp) {
 		return
 	}

@@ -48,6 +48,8 @@ type serveFlags struct {
 	logLevel, logFormat             string
 	pprof, reusePort                bool
 	conformanceEcho                 bool
+	compression                     bool
+	compressThreshold               int
 }
 
 func serve(args []string) error {
@@ -90,6 +92,8 @@ func serve(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (without context takeover) with clients that offer it")
+	fs.IntVar(&f.compressThreshold, "compress-threshold", 256, "smallest message in bytes sent compressed to clients that negotiated permessage-deflate; 0 compresses every message")
 	fs.BoolVar(&f.conformanceEcho, "conformance-echo", false, "testing only: echo every data message back and send no welcome, for WebSocket conformance clients (Autobahn); needs --auth=none")
 	fs.BoolVar(&f.reusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes can share --listen")
 	fs.IntVar(&f.gcPercent, "gogc", 25, "Go GC target percentage (as GOGC; the GOGC variable, when set, wins): idle connections dominate memory and allocate little, so a tight GC costs little CPU; -1 disables")
@@ -207,17 +211,19 @@ func run(f serveFlags, log *zap.Logger) error {
 		MaxConnsPerIP:    f.maxConnsPerIP,
 		AcceptRate:       f.acceptRate,
 		AcceptBurst:      f.acceptBurst,
-		MessageRate:      orNegativeRate(f.messageRate),
+		MessageRate:      orNegative(f.messageRate),
 		MessageBurst:     f.messageBurst,
 		MaxUserConns:     f.maxUserConns,
 		UserConnsPolicy:  policy,
 		// The flags' zero means none; the Config's zero means the default.
-		DrainDelay:        orNegative(f.drainDelay),
-		DrainTimeout:      orNegative(f.drainTimeout),
-		SaturationTimeout: f.saturationTimeout,
-		StallTimeout:      f.stallTimeout,
-		EnablePprof:       f.pprof,
-		ConformanceEcho:   f.conformanceEcho,
+		DrainDelay:         orNegative(f.drainDelay),
+		DrainTimeout:       orNegative(f.drainTimeout),
+		SaturationTimeout:  f.saturationTimeout,
+		StallTimeout:       f.stallTimeout,
+		EnablePprof:        f.pprof,
+		ConformanceEcho:    f.conformanceEcho,
+		DisableCompression: !f.compression,
+		CompressThreshold:  orNegative(f.compressThreshold),
 	})
 	if err != nil {
 		return err
@@ -283,20 +289,13 @@ func run(f serveFlags, log *zap.Logger) error {
 	return nil
 }
 
-// orNegativeRate maps a rate flag's 0 ("no limit") to the Config's negative.
-func orNegativeRate(r float64) float64 {
-	if r == 0 {
+// orNegative maps a flag's 0 ("none", "no limit", "every message") to the
+// Config's negative: in a Config, 0 means the default.
+func orNegative[T int | float64 | time.Duration](v T) T {
+	if v == 0 {
 		return -1
 	}
-	return r
-}
-
-// orNegative maps a flag's 0 ("none") to the Config's negative.
-func orNegative(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
+	return v
 }
 
 // connLimit raises the soft open-file limit to the hard one and returns the

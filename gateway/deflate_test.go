@@ -1,0 +1,321 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+)
+
+// deflateClient is a raw client that may offer permessage-deflate and reads
+// frames itself, so that it sees RSV1 and the compressed bytes.
+type deflateClient struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+	ext  string // Sec-WebSocket-Extensions of the 101
+}
+
+func dialDeflate(t *testing.T, e *env, user, offer string) *deflateClient {
+	t.Helper()
+	var d ws.Dialer
+	if offer != "" {
+		opts, ok := httphead.ParseOptions([]byte(offer), nil)
+		if !ok {
+			t.Fatalf("bad offer %q", offer)
+		}
+		d.Extensions = opts
+	}
+	conn, br, hs, err := d.Dial(context.Background(), e.url+"?token="+token(t, user, time.Hour, "topic.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if br == nil {
+		br = bufio.NewReader(conn)
+	} else {
+		br = bufio.NewReaderSize(io.MultiReader(br, conn), 4096)
+	}
+	var ext []string
+	for _, o := range hs.Extensions {
+		s := string(o.Name)
+		o.Parameters.ForEach(func(k, v []byte) bool {
+			s += "; " + string(k)
+			if len(v) > 0 {
+				s += "=" + string(v)
+			}
+			return true
+		})
+		ext = append(ext, s)
+	}
+	c := &deflateClient{t: t, conn: conn, br: br, ext: strings.Join(ext, ", ")}
+	if m, _ := c.next(); m["type"] != "welcome" {
+		t.Fatalf("first frame %v, want the welcome", m)
+	}
+	return c
+}
+
+// next reads the next data frame, inflating it when RSV1 is set; it
+// answers pings and returns the close code as an error.
+func (c *deflateClient) next() (map[string]any, bool) {
+	c.t.Helper()
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		h, err := ws.ReadHeader(c.br)
+		if err != nil {
+			c.t.Fatalf("read header: %v", err)
+		}
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			c.t.Fatal(err)
+		}
+		switch h.OpCode {
+		case ws.OpPing:
+			continue
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(p)
+			c.t.Fatalf("closed with %d", code)
+		}
+		compressed := h.Rsv1()
+		if compressed {
+			p = inflateRaw(c.t, p)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(p, &m); err != nil {
+			c.t.Fatalf("frame %q: %v", p, err)
+		}
+		return m, compressed
+	}
+}
+
+// send writes msg as one masked frame, compressed when deflated.
+func (c *deflateClient) send(msg []byte, deflated bool) {
+	c.t.Helper()
+	h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: ws.NewMask()}
+	if deflated {
+		msg = deflateRaw(msg)
+		h.Rsv = ws.Rsv(true, false, false)
+	}
+	writeMasked(c.t, c.conn, h, msg)
+}
+
+func writeMasked(t *testing.T, w io.Writer, h ws.Header, payload []byte) {
+	t.Helper()
+	h.Length = int64(len(payload))
+	p := append([]byte(nil), payload...)
+	ws.Cipher(p, h.Mask, 0)
+	if err := ws.WriteHeader(w, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeCode reads until the server's close frame.
+func (c *deflateClient) closeCode() ws.StatusCode {
+	c.t.Helper()
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		h, err := ws.ReadHeader(c.br)
+		if err != nil {
+			c.t.Fatalf("read header: %v; want a close frame", err)
+		}
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			c.t.Fatal(err)
+		}
+		if h.OpCode == ws.OpClose {
+			code, _ := ws.ParseCloseFrameData(p)
+			return code
+		}
+	}
+}
+
+// deflateRaw compresses p as one permessage-deflate message (RFC 7692
+// 7.2.1: a sync flush, without its 4-byte tail).
+func deflateRaw(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestCompression)
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+func inflateRaw(t *testing.T, p []byte) []byte {
+	t.Helper()
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("inflate %x: %v", p, err)
+	}
+	return out
+}
+
+func TestDeflateNegotiation(t *testing.T) {
+	const accepted = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	for _, tt := range []struct {
+		name, offer, want string
+		disable           bool
+	}{
+		{"chromium's offer", "permessage-deflate; client_max_window_bits", accepted, false},
+		{"bare offer", "permessage-deflate", accepted, false},
+		{"no offer", "", "", false},
+		{"a smaller server window we cannot honour", "permessage-deflate; server_max_window_bits=10", "", false},
+		{"a second offer after one we decline", "permessage-deflate; server_max_window_bits=9, permessage-deflate", accepted, false},
+		{"malformed offer declined, not failed", "permessage-deflate; client_max_window_bits=99", "", false},
+		{"unknown extension", "x-webkit-deflate-frame", "", false},
+		{"disabled", "permessage-deflate", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.DisableCompression = tt.disable })
+			c := dialDeflate(t, e, "u", tt.offer)
+			if c.ext != tt.want {
+				t.Fatalf("Sec-WebSocket-Extensions = %q, want %q", c.ext, tt.want)
+			}
+		})
+	}
+}
+
+// A notification is compressed once for every recipient that negotiated
+// deflate and reaches them with RSV1; the others, and messages under the
+// threshold, get the plain frame.
+func TestDeflateDelivery(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.CompressThreshold = 200 })
+	z1 := dialDeflate(t, e, "z1", "permessage-deflate")
+	z2 := dialDeflate(t, e, "z2", "permessage-deflate; client_max_window_bits")
+	plain := dialDeflate(t, e, "p", "")
+
+	big := fmt.Sprintf(`{"text":%q}`, strings.Repeat("compressible ", 100))
+	if err := e.pub.Broadcast([]byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c    *deflateClient
+		want bool
+	}{{z1, true}, {z2, true}, {plain, false}} {
+		m, compressed := tc.c.next()
+		if compressed != tc.want || m["channel"] != "broadcast" || !strings.Contains(fmt.Sprint(m["data"]), "compressible") {
+			t.Fatalf("got %v (compressed %v), want the broadcast (compressed %v)", m, compressed, tc.want)
+		}
+	}
+	if n := counterValue(e.srv.metrics.compressed); n != 1 {
+		t.Fatalf("compressed %v times, want once for all recipients", n)
+	}
+	if err := e.pub.Broadcast([]byte(`{"small":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, compressed := z1.next(); compressed {
+		t.Fatal("a message under the threshold was compressed")
+	}
+}
+
+// Compressed client messages are inflated, bounded by MaxMessageSize, and
+// RSV1 where the extension does not allow it fails the connection.
+func TestDeflateClientMessages(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxMessageSize = 1024 })
+	t.Run("compressed subscribe", func(t *testing.T) {
+		c := dialDeflate(t, e, "a", "permessage-deflate")
+		c.send([]byte(`{"op":"subscribe","channel":"topic.news","ref":7}`), true)
+		if m, _ := c.next(); m["type"] != "subscribed" || m["ref"] != 7.0 {
+			t.Fatalf("got %v, want subscribed", m)
+		}
+	})
+	t.Run("fragmented compressed message", func(t *testing.T) {
+		c := dialDeflate(t, e, "b", "permessage-deflate")
+		z := deflateRaw([]byte(`{"op":"ping","ref":3}`))
+		mask := ws.NewMask()
+		writeMasked(t, c.conn, ws.Header{OpCode: ws.OpText, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: mask}, z[:4])
+		writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpContinuation, Masked: true, Mask: mask}, z[4:])
+		if m, _ := c.next(); m["type"] != "pong" || m["ref"] != 3.0 {
+			t.Fatalf("got %v, want pong", m)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		send func(c *deflateClient)
+		want ws.StatusCode
+	}{
+		{"bomb: 1 KiB limit, 1 MiB inflated", func(c *deflateClient) {
+			c.send(bytes.Repeat([]byte("a"), 1<<20), true)
+		}, ws.StatusMessageTooBig},
+		{"corrupt data", func(c *deflateClient) {
+			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpText, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, []byte{0xff, 0xff, 0xff, 0xff})
+		}, ws.StatusInvalidFramePayloadData},
+		{"RSV1 on a continuation", func(c *deflateClient) {
+			writeMasked(t, c.conn, ws.Header{OpCode: ws.OpText, Masked: true, Mask: ws.NewMask()}, []byte("a"))
+			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpContinuation, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, []byte("b"))
+		}, ws.StatusProtocolError},
+		{"RSV1 on a ping", func(c *deflateClient) {
+			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpPing, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, nil)
+		}, ws.StatusProtocolError},
+		{"RSV2", func(c *deflateClient) {
+			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpText, Rsv: ws.Rsv(false, true, false), Masked: true, Mask: ws.NewMask()}, []byte("{}"))
+		}, ws.StatusProtocolError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialDeflate(t, e, "c", "permessage-deflate")
+			tt.send(c)
+			if got := c.closeCode(); got != tt.want {
+				t.Fatalf("close code %d, want %d", got, tt.want)
+			}
+		})
+	}
+	t.Run("RSV1 without the extension", func(t *testing.T) {
+		c := dialDeflate(t, e, "d", "")
+		c.send([]byte(`{"op":"ping","ref":1}`), true)
+		if got := c.closeCode(); got != ws.StatusProtocolError {
+			t.Fatalf("close code %d, want 1002", got)
+		}
+	})
+}
+
+// The server's compressed frames are what a standard client inflates, and
+// compression is skipped when it would not shrink the frame.
+func TestCompressedFrame(t *testing.T) {
+	for _, body := range []string{
+		strings.Repeat(`{"k":"v"}`, 200),     // 16-bit length
+		strings.Repeat("x", 70000),           // 64-bit length before compression
+		`{"data":"` + strings.Repeat("é", 300), // multi-byte
+	} {
+		frame := controlFrame(ws.OpText, []byte(body))
+		z := compressedFrame(frame)
+		if z == nil {
+			t.Fatalf("a %d-byte compressible frame was not compressed", len(frame))
+		}
+		h, err := ws.ReadHeader(bytes.NewReader(z))
+		if err != nil || !h.Fin || !h.Rsv1() || h.OpCode != ws.OpText || h.Masked {
+			t.Fatalf("header %+v, %v", h, err)
+		}
+		got := inflateRaw(t, z[len(z)-int(h.Length):])
+		if string(got) != body {
+			t.Fatalf("round trip changed the message (%d → %d bytes)", len(body), len(got))
+		}
+		// Our own inflate reads what we compress.
+		f, out, tooBig, err := inflate(z[len(z)-int(h.Length):], len(body))
+		if err != nil || tooBig || string(out) != body {
+			t.Fatalf("inflate: %v, too big %v, equal %v", err, tooBig, string(out) == body)
+		}
+		f.release()
+		if _, _, tooBig, _ := inflate(z[len(z)-int(h.Length):], len(body)-1); !tooBig {
+			t.Fatal("inflate ignored its limit")
+		}
+	}
+	random := make([]byte, 300)
+	for i := range random {
+		random[i] = byte(i*7919 + i*i)
+	}
+	if z := compressedFrame(controlFrame(ws.OpBinary, random)); z != nil && len(z) >= 302 {
+		t.Fatal("an incompressible frame came out larger")
+	}
+}
