@@ -26,7 +26,7 @@ type readState struct {
 	msgOp   ws.OpCode // the opcode of the first fragment; 0 when no message is open
 	// msgDeflated: the open message is compressed (RSV1 on its first fragment).
 	msgDeflated bool
-	skip    int64     // payload bytes still to discard (closing, or a frame too big)
+	skip        int64 // payload bytes still to discard (closing, or a frame too big)
 }
 
 func (rs *readState) empty() bool {
