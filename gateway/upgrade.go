@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"github.com/wsgate/wsgate/internal/rawio"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 	"go.uber.org/zap"
 )
 
@@ -74,7 +74,8 @@ type handshake struct {
 	cookie []byte     // from the wsgate_token cookie
 	user   []byte
 	origin []byte
-	flate  wsflate.Extension // permessage-deflate negotiation (deflate.go)
+	// deflate: permessage-deflate was accepted (deflate.go).
+	deflate bool
 	// hasOrigin records whether the request had an Origin header.
 	hasOrigin bool
 	result    string
@@ -91,7 +92,6 @@ func (s *Server) newHandshake() any {
 		OnBeforeUpgrade: h.onBeforeUpgrade,
 		Negotiate:       h.negotiate,
 	}
-	h.flate.Parameters = deflateParams
 	return h
 }
 
@@ -100,7 +100,7 @@ func (h *handshake) reset() {
 	h.user, h.origin = h.user[:0], h.origin[:0]
 	h.hasOrigin = false
 	h.conn = nil
-	h.flate.Reset()
+	h.deflate = false
 	h.result = ""
 	h.id = Identity{}
 	h.authErr = nil
@@ -146,7 +146,14 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var tooLargeResponse = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+var (
+	tooLargeResponse = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	// gobwas/ws answers a method other than GET with 405 but no Allow
+	// header (RFC 9110 15.5.6 requires one), and a request line it cannot
+	// parse with nothing at all; these are sent instead.
+	methodResponse     = []byte("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	badRequestResponse = []byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+)
 
 // onRequest checks the path and picks ?token= and ?user= out of the query.
 func (h *handshake) onRequest(uri []byte) error {
@@ -187,6 +194,28 @@ func (h *handshake) onHeader(key, value []byte) error {
 		}
 	}
 	return nil
+}
+
+var secKeyHeader = []byte("\r\nsec-websocket-key:")
+
+// badSecKey reports whether req has a Sec-WebSocket-Key that is not the
+// base64 of 16 bytes (RFC 6455 4.2.1). gobwas/ws checks only its length,
+// and does not pass the header to OnHeader.
+func badSecKey(req []byte) bool {
+	for i := 0; i+len(secKeyHeader) <= len(req); i++ {
+		if req[i] != '\r' || !bytes.EqualFold(req[i:i+len(secKeyHeader)], secKeyHeader) {
+			continue
+		}
+		v := req[i+len(secKeyHeader):]
+		v = bytes.TrimSpace(v[:max(bytes.IndexByte(v, '\r'), 0)])
+		if len(v) != 24 { // Decode would write past key
+			return true
+		}
+		var key [18]byte
+		n, err := base64.StdEncoding.Decode(key[:], v)
+		return err != nil || n != 16
+	}
+	return false // missing: gobwas/ws answers that
 }
 
 // onBeforeUpgrade runs once the whole request is read: origin, identity,
@@ -257,11 +286,50 @@ func originAllowed(rules []originRule, origin []byte) bool {
 			return true
 		case r.domain != nil && len(origin) > len(r.scheme)+len(r.domain) &&
 			bytes.EqualFold(origin[:len(r.scheme)], r.scheme) &&
-			bytes.EqualFold(origin[len(origin)-len(r.domain):], r.domain):
+			bytes.EqualFold(origin[len(origin)-len(r.domain):], r.domain) &&
+			isHostLabels(origin[len(r.scheme):len(origin)-len(r.domain)]):
 			return true
 		}
 	}
 	return false
+}
+
+// preCheck returns the answer to a request that gobwas/ws would answer
+// wrongly, or nil: a method other than GET gets 405 with Allow, and a
+// Sec-WebSocket-Key that is not the base64 of 16 bytes 400.
+func preCheck(req []byte) []byte {
+	method, _, _ := bytes.Cut(req, []byte{' '})
+	switch {
+	case string(method) == "GET":
+	case len(method) > 0 && bytes.IndexFunc(method, func(r rune) bool { return r < 'A' || r > 'Z' }) < 0:
+		return methodResponse
+	default:
+		return badRequestResponse // not an HTTP request line (TLS on the plain port, say)
+	}
+	switch {
+	case badSecKey(req):
+		return badRequestResponse
+	}
+	return nil
+}
+
+// isHostLabels reports whether b, the part of an origin a wildcard stands
+// for, is dot-separated host labels: nothing else may precede the rule's
+// domain, or "https://evil.com/.example.com" (a path), "?", "#", "@" or a
+// second origin would pass as a subdomain.
+func isHostLabels(b []byte) bool {
+	if len(b) == 0 || b[0] == '.' || b[len(b)-1] == '.' {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '.':
+		default:
+			return false
+		}
+	}
+	return !bytes.Contains(b, []byte(".."))
 }
 
 // cookieValue finds name=value in a Cookie header.
@@ -354,13 +422,22 @@ func (c *Conn) handshake() {
 		return
 	}
 	req, rest := buf[:end+len(crlfcrlf)], buf[end+len(crlfcrlf):]
+	if refusal := preCheck(req); refusal != nil {
+		rawio.Write(c.rc, refusal)
+		s.refuse(c, resultBadRequest, ws.ErrMalformedRequest, nil)
+		putReadBuf(bp)
+		return
+	}
 	h := s.handshakes.Get().(*handshake)
 	h.conn = c
 	err := h.run(req)
-	id, result, authErr, deflate := h.id, h.result, h.authErr, h.deflated()
+	id, result, authErr, deflate := h.id, h.result, h.authErr, h.deflate
 	var resp []byte
 	if err != nil {
 		// A fresh socket's buffer always takes an HTTP answer at once.
+		if len(h.resp.b) == 0 { // gobwas/ws answers a malformed request with nothing
+			h.resp.b = append(h.resp.b, badRequestResponse...)
+		}
 		rawio.Write(c.rc, h.resp.b)
 	} else {
 		resp = make([]byte, len(h.resp.b), len(h.resp.b)+128)
