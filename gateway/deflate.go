@@ -38,24 +38,26 @@ var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 // incompressible data grows by a few bytes per stored block.
 const deflateSlack = 64
 
-// negotiate is the handshake's ws.Upgrader.Negotiate callback. A malformed
-// or unacceptable offer is declined, not failed: the connection then goes
-// on uncompressed.
-func (h *handshake) negotiate(opt httphead.Option) (httphead.Option, error) {
-	if h.srv.cfg.DisableCompression {
-		return httphead.Option{}, nil
-	}
-	accept, err := h.flate.Negotiate(opt)
-	if err != nil {
-		return httphead.Option{}, nil
-	}
-	return accept, nil
-}
+// deflateAccept is the answer to every accepted offer, built once: the
+// upgrade allocates nothing for it.
+var deflateAccept = deflateParams.Option()
 
-// deflated reports whether the last upgrade negotiated permessage-deflate.
-func (h *handshake) deflated() bool {
-	_, ok := h.flate.Accepted()
-	return ok
+// negotiate is the handshake's ws.Upgrader.Negotiate callback, called for
+// each offered extension in the client's order of preference. The first
+// permessage-deflate offer the server can honour is accepted; one asking
+// for a smaller server window (compress/flate always uses 32 KiB) or a
+// malformed one is declined, not failed: the connection then goes on
+// uncompressed, or with a later offer.
+func (h *handshake) negotiate(opt httphead.Option) (httphead.Option, error) {
+	if h.srv.cfg.DisableCompression || h.deflate || !bytes.Equal(opt.Name, wsflate.ExtensionNameBytes) {
+		return httphead.Option{}, nil
+	}
+	var offer wsflate.Parameters
+	if offer.Parse(opt) != nil || offer.ServerMaxWindowBits.Defined() {
+		return httphead.Option{}, nil
+	}
+	h.deflate = true
+	return deflateAccept, nil
 }
 
 var flateWriters = sync.Pool{New: func() any {

@@ -319,3 +319,28 @@ func TestCompressedFrame(t *testing.T) {
 		t.Fatal("an incompressible frame came out larger")
 	}
 }
+
+// Broadcasts walk every socket, those still in their handshake included,
+// while upgrades set the deflate flag: the race detector watches that the
+// flag is read only once the connection is open.
+func TestDeflateBroadcastDuringUpgrades(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.CompressThreshold = -1 })
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				e.srv.Deliver("broadcast", []byte(`{"n":1}`))
+			}
+		}
+	}()
+	for i := range 50 {
+		dialDeflate(t, e, fmt.Sprintf("u%d", i), "permessage-deflate")
+	}
+	close(stop)
+	<-done
+}

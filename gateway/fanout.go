@@ -37,7 +37,7 @@ func (k *chunk) deliver() {
 	delivered := 0
 	for i, c := range k.conns {
 		frame := k.frame
-		if c.deflate && k.zframe != nil {
+		if k.zframe != nil && c.state.Load() == stateOpen && c.deflate { // see addToChunks
 			frame = k.zframe
 		}
 		if c.write(frame) {

@@ -182,7 +182,9 @@ func addToChunks(dst []*chunk, c *Conn, take func() *chunk) []*chunk {
 	}
 	last := dst[len(dst)-1]
 	last.conns = append(last.conns, c)
-	last.deflate = last.deflate || c.deflate
+	// c.deflate is written before the welcome opens c: read it only then
+	// (the hub holds connections still in their handshake too).
+	last.deflate = last.deflate || c.state.Load() == stateOpen && c.deflate
 	return dst
 }
 
