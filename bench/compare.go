@@ -52,6 +52,14 @@ var figures = []figure{
 	{"delivered /s", func(r *Result) float64 { return orNaN(r.Delivery.PerS, r.Delivery.PerS > 0) }, fmtNum, false},
 	{"lost", func(r *Result) float64 { return orNaN(float64(r.Delivery.Lost), r.Delivery.Published > 0) }, fmtNum, true},
 	{"cpu-s / million", cpuPerMillion, fmtCPU, true},
+	{"server bytes / msg", func(r *Result) float64 { return orNaN(r.Server.WrittenPerDeliv, r.Server.WrittenPerDeliv > 0) }, fmtNum, true},
+	{"frame bytes / msg", func(r *Result) float64 { return orNaN(r.Delivery.FrameBytesPerMsg, r.Delivery.FrameBytesPerMsg > 0) }, fmtNum, true},
+	{"compressed share", func(r *Result) float64 {
+		return orNaN(r.Delivery.CompressedShare, r.Delivery.Delivered > 0 && r.Delivery.FrameBytes > 0)
+	}, fmtPct, false},
+	{"client cpu-s / million", func(r *Result) float64 {
+		return orNaN(r.Client.CPUPerMillionDeliv, r.Client.CPUPerMillionDeliv > 0)
+	}, fmtCPU, true},
 	{"client heap / conn", func(r *Result) float64 { return orNaN(r.Client.HeapPerConn, r.Client.HeapPerConn > 0) }, fmtBytes, true},
 }
 
@@ -148,6 +156,7 @@ func fmtUS(v float64) string    { return us(int64(v)) }
 func fmtBytes(v float64) string { return bytesStr(int64(v)) }
 func fmtFrac(v float64) string  { return fmt.Sprintf("%.4f", v) }
 func fmtCPU(v float64) string   { return fmt.Sprintf("%.2f", v) }
+func fmtPct(v float64) string   { return fmt.Sprintf("%.1f%%", v*100) }
 
 func indexOf(rs []*Result, r *Result) int {
 	for i := range rs {

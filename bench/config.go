@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,11 @@ type Config struct {
 	Hold             Duration `json:"hold"`              // --hold; churn: default 10s
 	SourceAddrs      string   `json:"source_addrs"`      // --source-addrs: "127.0.0.1-127.0.0.50,10.0.0.7"
 	Workers          int      `json:"workers"`           // --workers; 0 = ceil(conns / 15000)
-	PayloadSize      int      `json:"payload_size"`      // --payload-size bytes; default 200
+	PayloadSize      int      `json:"payload_size"`      // --payload-size bytes; default 200; with a template its size with a 1-digit seq
+	PayloadKind      string   `json:"payload_kind"`      // --payload-kind: pad (default), json1k, file (set by --payload-file)
+	PayloadFile      string   `json:"payload_file"`      // --payload-file: a JSON object published with seq and ts put in front
+	Deflate          bool     `json:"deflate"`           // --deflate: offer permessage-deflate as Chromium does
+	InflateOnce      bool     `json:"inflate_once"`      // --inflate-once: a reader inflates a repeated compressed frame once
 	Messages         int      `json:"messages"`          // --messages; default 20
 	MsgRate          float64  `json:"msg_rate"`          // --msg-rate, messages per second in total; default 2
 	Topics           int      `json:"topics"`            // --topics; default 10
@@ -67,6 +72,10 @@ type Config struct {
 	JSONFile         string   `json:"json_file,omitempty"`
 	HTMLFile         string   `json:"html_file,omitempty"`
 	FloorServers     int      `json:"floor_servers,omitempty"` // floor: server processes, ceil(conns / 15000)
+
+	// template is the payload object after "seq" and "ts" without its
+	// opening brace (templateBody); nil for pad. Set by normalize.
+	template []byte
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in flags
@@ -149,7 +158,11 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var(&c.Hold, "hold", "connect: hold the connections this long before closing; churn: how long to churn (default 0; churn 10s)")
 	fs.StringVar(&c.SourceAddrs, "source-addrs", "", "local source `IPs` to dial from, round-robin: 127.0.0.1-127.0.0.50,10.0.0.7 (default: the kernel's choice; on loopback above 25000 connections 127.0.0.1-127.0.0.k)")
 	fs.IntVar(&c.Workers, "workers", 0, "client worker processes; 0 = ceil(conns / 15000), 1 = in this process")
-	fs.IntVar(&c.PayloadSize, "payload-size", 0, "published payload `bytes`, {\"seq\":N,\"ts\":T,\"pad\":\"xx…\"} padded to this size (default 200)")
+	fs.IntVar(&c.PayloadSize, "payload-size", 0, "published payload `bytes`, {\"seq\":N,\"ts\":T,\"pad\":\"xx…\"} padded to this size (default 200; --payload-kind pad only)")
+	fs.StringVar(&c.PayloadKind, "payload-kind", "", "published payload: pad ({\"seq\":N,\"ts\":T,\"pad\":\"xx…\"}, --payload-size), json1k (a realistic notification of about 1 KiB with seq and ts in front) (default pad)")
+	fs.StringVar(&c.PayloadFile, "payload-file", "", "publish the JSON object in `FILE`, compacted, with \"seq\" and \"ts\" put in front (--payload-kind file)")
+	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate (\"permessage-deflate; client_max_window_bits\", as Chromium does) and inflate compressed frames; the report counts the connections that accepted it and the compressed messages")
+	fs.BoolVar(&c.InflateOnce, "inflate-once", false, "with --deflate: each reader goroutine inflates a compressed frame identical to the last one it inflated only once (wsgate compresses a notification once, so its recipients get the same bytes); keeps wsbench's own inflating, 5,000 times per broadcast to 5,000, out of the latency on a shared host, and out of client CPU")
 	fs.IntVar(&c.Messages, "messages", 0, "messages to publish: broadcast and floor K rounds, topic K per topic, unicast K in total (default 20)")
 	fs.Float64Var(&c.MsgRate, "msg-rate", 0, "messages published per second, in total (default 2)")
 	fs.IntVar(&c.Topics, "topics", 0, "topic: number of topics M (default 10)")
@@ -200,7 +213,9 @@ func (c *Config) normalize() error {
 	if c.Rate == 0 {
 		c.Rate = 5000
 	}
-	setDefaultInt(&c.PayloadSize, 200)
+	if err := c.payload(); err != nil {
+		errs = append(errs, err)
+	}
 	setDefaultInt(&c.Messages, 20)
 	if c.MsgRate == 0 {
 		c.MsgRate = 2
@@ -253,6 +268,10 @@ func (c *Config) normalize() error {
 		bad("--topics and --subs-per-topic must be positive")
 	case c.Dialers < 1:
 		bad("--dialers must be positive")
+	case c.Deflate && c.Scenario == ScenarioFloor:
+		bad("--deflate needs a WebSocket handshake: the floor has none")
+	case c.InflateOnce && !c.Deflate:
+		bad("--inflate-once needs --deflate")
 	}
 	if _, err := parseSources(c.SourceAddrs); err != nil {
 		errs = append(errs, err)
@@ -264,6 +283,47 @@ func (c *Config) normalize() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// payload resolves --payload-kind and --payload-file into c.template and
+// PayloadSize.
+func (c *Config) payload() error {
+	var obj []byte
+	switch {
+	case c.PayloadFile != "":
+		if c.PayloadKind != "" && c.PayloadKind != PayloadFile {
+			return fmt.Errorf("--payload-kind %s and --payload-file: give one", c.PayloadKind)
+		}
+		c.PayloadKind = PayloadFile
+		b, err := os.ReadFile(c.PayloadFile)
+		if err != nil {
+			return fmt.Errorf("--payload-file: %w", err)
+		}
+		obj = b
+	case c.PayloadKind == "" || c.PayloadKind == PayloadPad:
+		c.PayloadKind = PayloadPad
+		setDefaultInt(&c.PayloadSize, 200)
+		return nil
+	case c.PayloadKind == PayloadJSON1K:
+		obj = []byte(json1k)
+	case c.PayloadKind == PayloadFile:
+		return errors.New("--payload-kind file needs --payload-file")
+	default:
+		return fmt.Errorf("--payload-kind %q: want one of %s", c.PayloadKind, strings.Join(PayloadKinds, ", "))
+	}
+	body, err := templateBody(obj)
+	if err != nil {
+		if c.PayloadKind == PayloadFile {
+			return fmt.Errorf("--payload-file %s: %w", c.PayloadFile, err)
+		}
+		return fmt.Errorf("--payload-kind %s: %w", c.PayloadKind, err)
+	}
+	size := templateSize(body)
+	if c.PayloadSize != 0 && c.PayloadSize != size {
+		return fmt.Errorf("--payload-size applies to --payload-kind pad; the %s payload is %d bytes", c.PayloadKind, size)
+	}
+	c.template, c.PayloadSize = body, size
+	return nil
 }
 
 func validScenario(s string) bool {

@@ -40,7 +40,7 @@ func (d *dialer) connect(job dialJob) {
 	if !job.reconnect {
 		atomicMin(&e.firstDial, start.UnixNano())
 	}
-	tcp, rest, reason := d.handshake(e.global(job.k), start)
+	tcp, rest, deflate, reason := d.handshake(e.global(job.k), start)
 	if reason != "" {
 		e.fail(job, reason)
 		return
@@ -54,7 +54,7 @@ func (d *dialer) connect(job dialJob) {
 	k := job.k
 	c := &e.conns[k]
 	c.mu.Lock()
-	c.tcp, c.rc, c.seq, c.state = tcp, rc, seqState{}, stateOpen
+	c.tcp, c.rc, c.seq, c.state, c.deflate = tcp, rc, seqState{}, stateOpen, deflate
 	if len(rest) > 0 {
 		r := append([]byte(nil), rest...)
 		c.rem = &r
@@ -67,7 +67,7 @@ func (d *dialer) connect(job dialJob) {
 		}
 	})
 	if err != nil {
-		c.state, c.tcp, c.rc, c.rem = stateIdle, nil, nil, nil
+		c.state, c.tcp, c.rc, c.rem, c.deflate = stateIdle, nil, nil, nil, false
 		c.mu.Unlock()
 		tcp.Close()
 		e.fail(job, "poller")
@@ -84,6 +84,9 @@ func (d *dialer) connect(job dialJob) {
 	} else {
 		e.handshakes.record(now.Sub(start).Microseconds())
 		e.established.Add(1)
+		if deflate {
+			e.deflated.Add(1)
+		}
 		atomicMax(&e.lastWelcome, now.UnixNano())
 		e.rampWG.Done()
 	}
@@ -93,9 +96,11 @@ func (d *dialer) connect(job dialJob) {
 }
 
 // handshake dials conn g and returns it welcomed, with the bytes read past
-// the awaited frame, or the reason it failed: dial, timeout, closed,
-// http_<status>, protocol, server_close_<code>, subscribe_error.
-func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, string) {
+// the awaited frame and whether its 101 accepted permessage-deflate, or the
+// reason it failed: dial, timeout, closed, http_<status>, protocol,
+// server_close_<code>, subscribe_error, deflate_context_takeover,
+// deflate_bad_response.
+func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, bool, string) {
 	e := d.e
 	cfg := e.cfg
 	deadline := start.Add(cfg.HandshakeTimeout.D())
@@ -112,31 +117,31 @@ func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, string
 	nc, err := nd.Dial("tcp", addr)
 	if err != nil {
 		if isTimeout(err) {
-			return nil, nil, "timeout"
+			return nil, nil, false, "timeout"
 		}
-		return nil, nil, "dial"
+		return nil, nil, false, "dial"
 	}
 	tcp := nc.(*net.TCPConn)
 	if cfg.Scenario == ScenarioFloor {
-		return tcp, nil, "" // plain TCP: no handshake
+		return tcp, nil, false, "" // plain TCP: no handshake
 	}
-	rest, reason := d.upgrade(tcp, g, deadline)
+	rest, deflate, reason := d.upgrade(tcp, g, deadline)
 	if reason != "" {
 		tcp.Close()
-		return nil, nil, reason
+		return nil, nil, false, reason
 	}
 	if err := tcp.SetDeadline(time.Time{}); err != nil {
 		tcp.Close()
-		return nil, nil, "closed"
+		return nil, nil, false, "closed"
 	}
-	return tcp, rest, ""
+	return tcp, rest, deflate, ""
 }
 
-func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, string) {
+func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []byte, deflate bool, reason string) {
 	e := d.e
 	cfg := e.cfg
 	if err := tcp.SetDeadline(deadline); err != nil {
-		return nil, "closed"
+		return nil, false, "closed"
 	}
 	t := e.targets[g%len(e.targets)]
 	var keyRaw [16]byte
@@ -159,7 +164,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, s
 			"channels": []string{"topic.>"},
 		}).SignedString(e.secret)
 		if err != nil {
-			return nil, "jwt"
+			return nil, false, "jwt"
 		}
 		req = append(append(req, "token="...), tok...)
 	} else {
@@ -169,10 +174,14 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, s
 	req = append(req, t.hdr...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
 	req = append(req, key[:]...)
-	req = append(req, "\r\n\r\n"...)
+	req = append(req, "\r\n"...)
+	if cfg.Deflate {
+		req = append(req, deflateOffer...)
+	}
+	req = append(req, "\r\n"...)
 	d.req = req
 	if _, err := tcp.Write(req); err != nil {
-		return nil, ioReason(err)
+		return nil, false, ioReason(err)
 	}
 
 	// The response head.
@@ -180,7 +189,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, s
 	var head int
 	for {
 		if len(buf) == cap(buf) {
-			return nil, "protocol" // a response head over 16 KiB
+			return nil, false, "protocol" // a response head over 16 KiB
 		}
 		n, err := tcp.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -189,46 +198,52 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) ([]byte, s
 			break
 		}
 		if err != nil {
-			return nil, ioReason(err)
+			return nil, false, ioReason(err)
 		}
 	}
 	status, ok := statusCode(buf[:head])
 	if !ok {
-		return nil, "protocol"
+		return nil, false, "protocol"
 	}
 	if status != 101 {
-		return nil, "http_" + strconv.Itoa(status)
+		return nil, false, "http_" + strconv.Itoa(status)
 	}
 	if !bytes.Contains(buf[:head], acceptValue(key[:])) {
-		return nil, "protocol"
+		return nil, false, "protocol"
+	}
+	if cfg.Deflate {
+		if deflate, reason = deflateAnswer(buf[:head]); reason != "" {
+			return nil, false, reason
+		}
 	}
 	buf = buf[:copy(buf, buf[head:])]
 
-	buf, reason := d.await(tcp, buf, kindWelcome)
+	buf, reason = d.await(tcp, buf, kindWelcome, deflate)
 	if reason != "" {
-		return nil, reason
+		return nil, false, reason
 	}
 	if cfg.Scenario == ScenarioTopic {
 		sub := strconv.AppendInt(append(d.req[:0], `{"op":"subscribe","channel":"topic.t`...), int64(g%cfg.Topics), 10)
 		sub = append(sub, `","ref":1}`...)
 		frame := appendClientFrame(nil, opText, sub)
 		if _, err := tcp.Write(frame); err != nil {
-			return nil, ioReason(err)
+			return nil, false, ioReason(err)
 		}
-		if buf, reason = d.await(tcp, buf, kindSubscribed); reason != "" {
-			return nil, reason
+		if buf, reason = d.await(tcp, buf, kindSubscribed, deflate); reason != "" {
+			return nil, false, reason
 		}
 	}
 	d.buf = buf[:0]
-	return buf, ""
+	return buf, deflate, ""
 }
 
 // await reads frames until a text frame of kind want, answering pings.
 // It returns the bytes after that frame. Other text frames are skipped.
-func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind) ([]byte, string) {
+// deflate says the connection negotiated permessage-deflate.
+func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind, deflate bool) ([]byte, string) {
 	for {
 		for {
-			f, n, err := parseFrame(buf, maxFramePayload)
+			f, n, err := parseFrame(buf, maxFramePayload, deflate)
 			if err != nil {
 				return nil, "protocol"
 			}
@@ -237,7 +252,11 @@ func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind) ([]byte, stri
 			}
 			switch f.op {
 			case opText:
-				switch parseMessage(f.payload).kind {
+				kind, ok := frameKind(f)
+				if !ok {
+					return nil, "inflate"
+				}
+				switch kind {
 				case want:
 					return buf[:copy(buf, buf[n:])], ""
 				case kindError:
@@ -296,4 +315,19 @@ func ioReason(err error) string {
 		return "timeout"
 	}
 	return "closed"
+}
+
+// frameKind is the kind of text frame f, inflated first when it is
+// compressed; ok is false when it does not inflate.
+func frameKind(f frame) (kind msgKind, ok bool) {
+	if !f.compressed {
+		return parseMessage(f.payload).kind, true
+	}
+	fl := getInflater()
+	defer fl.put()
+	p, err := fl.inflate(f.payload, maxFramePayload)
+	if err != nil {
+		return kindOther, false
+	}
+	return parseMessage(p).kind, true
 }

@@ -55,11 +55,36 @@
 //     gateway's for the same payload, one writer goroutine per CPU. Their
 //     CPU (getrusage) per million writes is the kernel's floor.
 //
+// # Payloads and permessage-deflate
+//
+// PayloadKind pad (the default) publishes {"seq":N,"ts":T,"pad":"x…"}
+// padded to PayloadSize bytes, which compresses to almost nothing; json1k
+// a realistic notification of about 1 KiB; PayloadFile a JSON object of
+// one's own, compacted, with seq and ts put in front.
+//
+// With Deflate every client offers "permessage-deflate;
+// client_max_window_bits" (Chromium's offer) and records whether the 101
+// accepted it (Connections.DeflateAccepted). The harness keeps no
+// compression state per connection: it accepts only
+// server_no_context_takeover and inflates each compressed (RSV1) frame on
+// its own with a pooled decompressor before reading seq and ts. The result
+// gives the bytes per delivered message as the clients read them
+// (Delivery.FrameBytesPerMsg), the share that came compressed
+// (Delivery.CompressedShare), what the gateway wrote over the publish and
+// drain window (Server.WrittenBytes, from wsgate_written_bytes_total in
+// ServerMetrics), and the client's CPU over the same window. The harness
+// inflates every copy of a message, so a broadcast costs it one inflate
+// per recipient; with InflateOnce each reader goroutine keeps the last
+// compressed payload it inflated and its result, and serves an identical
+// payload from there (exact: without context takeover equal bytes inflate
+// to equal messages), which keeps the harness's own inflating out of the
+// latency on a shared host.
+//
 // # Delivery accounting
 //
-// A payload is {"seq":N,"ts":T,"pad":"x…"} padded to PayloadSize bytes; T
-// is the publish time in unix nanoseconds, so latency across hosts needs
-// synchronized clocks (a negative latency is recorded as 0). seq counts
+// A payload is {"seq":N,"ts":T,…}; T is the publish time in unix
+// nanoseconds, so latency across hosts needs synchronized clocks (a
+// negative latency is recorded as 0). seq counts
 // 1, 2, 3… per channel: the broadcast channel, each topic, each user.
 // Each connection listens on exactly one channel and checks the channel
 // name of every message frame (a frame for another channel is misrouted,
@@ -95,7 +120,8 @@
 // only puts the connection's index on a channel; GOMAXPROCS reader
 // goroutines read non-blocking with syscall.RawConn.Read into their own
 // buffer, parse server frames (a partial frame is kept per connection only
-// while incomplete), answer pings with masked pongs, record latencies in
+// while incomplete; a compressed one is inflated with a decompressor from
+// a sync.Pool), answer pings with masked pongs, record latencies in
 // their own HDR histogram (one lock per read task, not per message), and
 // re-arm. A connection's mutex serializes its reader with churn and
 // finish.

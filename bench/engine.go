@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -39,13 +40,14 @@ const (
 // conn is the harness state of one client connection (see
 // Result.Client.ConnStructBytes for its size).
 type conn struct {
-	mu    sync.Mutex // held by a reader for one read task and by churn and finish to close
-	tcp   *net.TCPConn
-	rc    syscall.RawConn
-	desc  *netpoll.Desc
-	rem   *[]byte // bytes of an incomplete frame; nil when none
-	seq   seqState
-	state connState
+	mu      sync.Mutex // held by a reader for one read task and by churn and finish to close
+	tcp     *net.TCPConn
+	rc      syscall.RawConn
+	desc    *netpoll.Desc
+	rem     *[]byte // bytes of an incomplete frame; nil when none
+	seq     seqState
+	state   connState
+	deflate bool // its 101 accepted permessage-deflate: RSV1 frames are allowed
 }
 
 const (
@@ -80,6 +82,7 @@ type engine struct {
 
 	open            atomic.Int64
 	established     atomic.Int64
+	deflated        atomic.Int64 // initial connects whose 101 accepted permessage-deflate
 	failed          atomic.Int64
 	reconnects      atomic.Int64
 	reconnectFailed atomic.Int64
@@ -220,7 +223,7 @@ func (e *engine) closeForChurn(k int32) bool {
 // release stops observing c and closes its socket. c.mu must be held.
 func (e *engine) release(c *conn, next connState) {
 	_ = e.poller.Release(c.desc, c.tcp)
-	c.state, c.desc, c.tcp, c.rc, c.rem = next, nil, nil, nil, nil
+	c.state, c.desc, c.tcp, c.rc, c.rem, c.deflate = next, nil, nil, nil, nil, false
 	e.open.Add(-1)
 }
 
@@ -333,6 +336,18 @@ func (e *engine) deliveries() (delivered, p99, last int64) {
 	return delivered, p99, last
 }
 
+// wire sums the readers' wire bytes and compressed frames of delivered
+// messages.
+func (e *engine) wire() (frameBytes, compressed int64) {
+	for _, r := range e.readers {
+		r.mu.Lock()
+		frameBytes += r.frameBytes
+		compressed += r.compressed
+		r.mu.Unlock()
+	}
+	return frameBytes, compressed
+}
+
 func (e *engine) deliveryHist() *hdrhistogram.Histogram {
 	h := newHist()
 	for _, r := range e.readers {
@@ -379,10 +394,16 @@ type reader struct {
 	buf   []byte
 	out   []byte // scratch for pongs and close frames
 	chbuf []byte // scratch for the expected channel name
+	// With Config.InflateOnce: the last compressed payload inflated and
+	// what it inflated to. Without context takeover equal bytes inflate
+	// to equal messages, so a repeat is served from here.
+	zlast, zout []byte
 
-	mu           sync.Mutex // protects hist and lastDelivery; held for one read task
+	mu           sync.Mutex // protects hist, lastDelivery, frameBytes and compressed; held for one read task
 	hist         *hdrhistogram.Histogram
 	lastDelivery int64 // unix ns
+	frameBytes   int64 // wire bytes (header and payload as read) of the delivered message frames
+	compressed   int64 // delivered message frames that came compressed
 	delivered    atomic.Int64
 }
 
@@ -464,7 +485,7 @@ func (r *reader) serve(k int32) {
 func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) {
 	used := 0
 	for {
-		f, n, err := parseFrame(buf[used:], maxFramePayload)
+		f, n, err := parseFrame(buf[used:], maxFramePayload, c.deflate)
 		if err != nil {
 			return used, "protocol"
 		}
@@ -474,7 +495,13 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 		used += n
 		switch f.op {
 		case opText:
-			r.onText(c, k, f.payload, now)
+			if !f.compressed {
+				r.onText(c, k, f.payload, n, false, now)
+				break
+			}
+			if !r.inflateText(c, k, f.payload, n, now) {
+				return used, "inflate"
+			}
 		case opPing:
 			r.out = appendClientFrame(r.out[:0], opPong, f.payload)
 			_, _ = rawio.Write(c.rc, r.out)
@@ -486,7 +513,31 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 	}
 }
 
-func (r *reader) onText(c *conn, k int32, p []byte, now int64) {
+// inflateText inflates the compressed text message z, which came in a
+// frame of wire bytes, and handles it. It reports false when z does not
+// inflate.
+func (r *reader) inflateText(c *conn, k int32, z []byte, wire int, now int64) bool {
+	if r.e.cfg.InflateOnce && r.zlast != nil && bytes.Equal(z, r.zlast) {
+		r.onText(c, k, r.zout, wire, true, now)
+		return true
+	}
+	fl := getInflater()
+	defer fl.put()
+	p, err := fl.inflate(z, maxFramePayload)
+	if err != nil {
+		return false
+	}
+	if r.e.cfg.InflateOnce {
+		r.zlast = append(r.zlast[:0], z...)
+		r.zout = append(r.zout[:0], p...)
+	}
+	r.onText(c, k, p, wire, true, now)
+	return true
+}
+
+// onText handles the text message p, which came in a frame of wire bytes,
+// compressed or not.
+func (r *reader) onText(c *conn, k int32, p []byte, wire int, compressed bool, now int64) {
 	m := parseMessage(p)
 	if m.kind != kindMessage {
 		return
@@ -504,6 +555,10 @@ func (r *reader) onText(c *conn, k int32, p []byte, now int64) {
 	c.seq.add(m.seq)
 	recordUS(r.hist, (now-m.ts)/1000)
 	r.lastDelivery = now
+	r.frameBytes += int64(wire)
+	if compressed {
+		r.compressed++
+	}
 	r.delivered.Add(1)
 }
 

@@ -29,11 +29,16 @@ var (
 	errTooBig     = errors.New("bench: server frame too big")
 )
 
+// rsv1 is the bit of a frame's first byte that marks a message compressed
+// with permessage-deflate (RFC 7692 section 6).
+const rsv1 = 0x40
+
 // frame is one parsed server frame. payload aliases the read buffer and is
 // valid until the buffer is reused.
 type frame struct {
-	op      byte
-	payload []byte
+	op         byte
+	compressed bool // RSV1: payload is a permessage-deflate message
+	payload    []byte
 }
 
 // parseFrame parses the server frame at the start of b. It returns n == 0
@@ -41,14 +46,23 @@ type frame struct {
 // masked (RFC 6455 5.1); a masked frame, RSV bits, a reserved opcode, or a
 // control frame that is fragmented or over 125 bytes is errProtocol. Data
 // frames must be final: wsgate never fragments, and a client that only
-// counts whole messages has no use for fragments (errFragmented).
-func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
+// counts whole messages has no use for fragments (errFragmented). deflate
+// says the connection negotiated permessage-deflate: then RSV1 is allowed
+// on data frames, and f.compressed reports it; maxPayload bounds the
+// compressed payload, not what it inflates to.
+func parseFrame(b []byte, maxPayload int, deflate bool) (f frame, n int, err error) {
 	if len(b) < 2 {
 		return f, 0, nil
 	}
 	b0, b1 := b[0], b[1]
 	fin, op := b0&0x80 != 0, b0&0x0f
-	if b0&0x70 != 0 || b1&0x80 != 0 {
+	if rsv := b0 & 0x70; rsv != 0 {
+		if !deflate || rsv != rsv1 || (op != opText && op != opBinary) {
+			return f, 0, errProtocol
+		}
+		f.compressed = true
+	}
+	if b1&0x80 != 0 {
 		return f, 0, errProtocol
 	}
 	length, h := uint64(b1&0x7f), 2
@@ -88,7 +102,8 @@ func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
 	if len(b) < end {
 		return f, 0, nil
 	}
-	return frame{op: op, payload: b[h:end]}, end, nil
+	f.op, f.payload = op, b[h:end]
+	return f, end, nil
 }
 
 // appendServerFrame appends an unmasked final frame, as a server sends it.

@@ -25,7 +25,7 @@ func parseAll(b []byte, step int) ([]frame, error) {
 	for i := 0; i < len(b); i += step {
 		pending = append(pending, b[i:min(i+step, len(b))]...)
 		for {
-			f, n, err := parseFrame(pending, 1<<16)
+			f, n, err := parseFrame(pending, 1<<16, false)
 			if err != nil {
 				return out, err
 			}
@@ -76,22 +76,50 @@ func TestParseFramePartial(t *testing.T) {
 
 func TestParseFrameErrors(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		b    []byte
-		err  error
+		name    string
+		b       []byte
+		deflate bool
+		err     error
 	}{
-		{"masked", []byte{0x81, 0x80, 1, 2, 3, 4}, errProtocol},
-		{"rsv", []byte{0xc1, 0x00}, errProtocol},
-		{"reserved op", []byte{0x83, 0x00}, errProtocol},
-		{"fragment", []byte{0x01, 0x01, 'a'}, errFragmented},
-		{"continuation", []byte{0x80, 0x01, 'a'}, errFragmented},
-		{"long ping", append([]byte{0x89, 126, 0, 126}, make([]byte, 126)...), errProtocol},
-		{"top bit length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}, errProtocol},
-		{"too big", []byte{0x81, 127, 0, 0, 0, 0, 1, 0, 0, 0}, errTooBig},
+		{"masked", []byte{0x81, 0x80, 1, 2, 3, 4}, false, errProtocol},
+		{"rsv", []byte{0xc1, 0x00}, false, errProtocol},
+		{"reserved op", []byte{0x83, 0x00}, false, errProtocol},
+		{"fragment", []byte{0x01, 0x01, 'a'}, false, errFragmented},
+		{"continuation", []byte{0x80, 0x01, 'a'}, false, errFragmented},
+		{"long ping", append([]byte{0x89, 126, 0, 126}, make([]byte, 126)...), false, errProtocol},
+		{"top bit length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}, false, errProtocol},
+		{"too big", []byte{0x81, 127, 0, 0, 0, 0, 1, 0, 0, 0}, false, errTooBig},
+		{"deflate rsv2", []byte{0xa1, 0x00}, true, errProtocol},
+		{"deflate rsv3", []byte{0x91, 0x00}, true, errProtocol},
+		{"deflate rsv1 on ping", []byte{0xc9, 0x00}, true, errProtocol},
+		{"deflate rsv1 on close", []byte{0xc8, 0x00}, true, errProtocol},
+		{"deflate rsv1 on continuation", []byte{0xc0, 0x01, 'a'}, true, errProtocol},
+		{"deflate fragment", []byte{0x41, 0x01, 'a'}, true, errFragmented},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := parseFrame(tc.b, 1<<16); err != tc.err {
+			if _, _, err := parseFrame(tc.b, 1<<16, tc.deflate); err != tc.err {
 				t.Errorf("err %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestParseFrameCompressed(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		b              []byte
+		deflate        bool
+		wantCompressed bool
+	}{
+		{"text", []byte{0xc1, 0x02, 'h', 'i'}, true, true},
+		{"binary", []byte{0xc2, 0x02, 'h', 'i'}, true, true},
+		{"plain text on a deflate conn", []byte{0x81, 0x02, 'h', 'i'}, true, false},
+		{"ping on a deflate conn", []byte{0x89, 0x02, 'h', 'i'}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, n, err := parseFrame(tc.b, 1<<16, tc.deflate)
+			if err != nil || n != len(tc.b) || f.compressed != tc.wantCompressed || string(f.payload) != "hi" {
+				t.Errorf("frame %+v, n %d, err %v; want compressed %v", f, n, err, tc.wantCompressed)
 			}
 		})
 	}
@@ -158,7 +186,7 @@ func BenchmarkParseMessage(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
-		f, _, _ := parseFrame(p, maxFramePayload)
+		f, _, _ := parseFrame(p, maxFramePayload, false)
 		parseMessage(f.payload)
 	}
 }

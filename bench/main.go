@@ -53,8 +53,27 @@ round-robin over the --url values, the --source-addrs and the --workers):
              their CPU per million writes: the denominator of "server CPU per
              million delivered ≤ 1.1 × floor" (see compare).
 
+Payloads (--payload-kind): pad, {"seq":N,"ts":T,"pad":"xx…"} padded to
+--payload-size (default 200 bytes); json1k, a realistic notification of about
+1 KiB; or --payload-file, a JSON object of your own. seq and ts always come
+first.
+
+permessage-deflate (--deflate): every client offers "permessage-deflate;
+client_max_window_bits" as Chromium does and inflates compressed frames. A 101
+that wants context takeover fails the handshake (deflate_context_takeover):
+wsbench keeps no compression state per connection. The report adds the
+connections that accepted, the share of delivered messages that came
+compressed, and the bytes per delivered message as read (message frames) and,
+from --server-metrics, as written by the gateway (wsgate_written_bytes_total
+over publish and drain; n/a for servers without it). wsbench inflates every
+copy: a broadcast to 5,000 costs it 5,000 inflates where each browser pays one,
+and on a shared host that CPU delays the deliveries. --inflate-once lets each
+reader goroutine inflate a frame identical to its previous one only once (wsgate
+compresses a notification once for all its recipients), which keeps that cost
+out of the latency.
+
 Delivery accounting (per connection, on its one channel): payloads are
-{"seq":N,"ts":T,"pad":"…"}, seq counting 1, 2, 3… per channel. A seq above every
+{"seq":N,"ts":T,…}, seq counting 1, 2, 3… per channel. A seq above every
 seq seen so far is in order; a seq seen before is a duplicate; a seq below the
 highest seen and not seen before is reordered (beyond 64 below the highest a
 duplicate can no longer be told apart and counts as reordered). lost = expected −

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"net"
+	"net/http/httptest"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -22,13 +23,15 @@ func TestMain(m *testing.M) {
 }
 
 // gatewayEnv is a real gateway on 127.0.0.1:0 with development auth, over
-// a real embedded NATS server.
+// a real embedded NATS server, with its admin endpoints.
 type gatewayEnv struct {
-	url  string
-	nats string
+	url     string
+	nats    string
+	metrics string // the gateway's /metrics
 }
 
-func newGateway(t testing.TB) *gatewayEnv {
+// newGateway starts a gateway; opts change its Config.
+func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
 	t.Helper()
 	var gw atomic.Pointer[gateway.Server]
 	b, err := bus.New(bus.Config{
@@ -42,7 +45,11 @@ func newGateway(t testing.TB) *gatewayEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := gateway.New(gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()})
+	cfg := gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := gateway.New(cfg)
 	if err != nil {
 		b.Close()
 		t.Fatal(err)
@@ -52,14 +59,16 @@ func newGateway(t testing.TB) *gatewayEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := httptest.NewServer(s.AdminHandler())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {
+		admin.Close()
 		s.Close()
 		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
 			t.Errorf("Serve returned %v", err)
 		}
 		b.Close()
 	})
-	return &gatewayEnv{url: "ws://" + ln.Addr().String() + "/ws", nats: b.ClientURL()}
+	return &gatewayEnv{url: "ws://" + ln.Addr().String() + "/ws", nats: b.ClientURL(), metrics: admin.URL + "/metrics"}
 }

@@ -27,11 +27,14 @@ type serverSample struct {
 	RSS        int64
 	CPU        float64
 	Goroutines int64
+	Written    int64 // wsgate_written_bytes_total; -1 unless every --server-metrics URL exports it
 }
 
 // serverProbe reads the servers' memory and CPU: from /proc for pids on
 // this host, from Prometheus metrics for the rest. With both, /proc gives
-// RSS and CPU and the metrics give goroutines.
+// RSS and CPU and the metrics give goroutines. Bytes written come from the
+// metrics only (wsgate_written_bytes_total, which the gorilla baseline does
+// not have).
 type serverProbe struct {
 	pids    []int
 	metrics []string
@@ -45,7 +48,7 @@ func newServerProbe(pids []int, metrics []string) *serverProbe {
 func (p *serverProbe) enabled() bool { return len(p.pids)+len(p.metrics) > 0 }
 
 func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
-	s := serverSample{RSS: -1, CPU: -1, Goroutines: -1}
+	s := serverSample{RSS: -1, CPU: -1, Goroutines: -1, Written: -1}
 	if !p.enabled() {
 		return s, nil
 	}
@@ -64,25 +67,37 @@ func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
 	}
 	if len(p.metrics) > 0 {
 		var rss, cpu, gor float64
+		var written int64
 		for _, u := range p.metrics {
 			m, err := p.scrape(ctx, u)
 			if err != nil {
 				errs = append(errs, err)
+				written = -1
 				continue
 			}
 			rss += m["process_resident_memory_bytes"]
 			cpu += m["process_cpu_seconds_total"]
 			gor += m["go_goroutines"]
+			if w, ok := m[writtenMetric]; ok && written >= 0 {
+				written += int64(w)
+			} else {
+				written = -1
+			}
 		}
 		if len(p.pids) == 0 {
 			s.RSS, s.CPU = int64(rss), cpu
 		}
-		s.Goroutines = int64(gor)
+		s.Goroutines, s.Written = int64(gor), written
 	}
 	return s, errors.Join(errs...)
 }
 
+// wantMetrics must be in every scrape; writtenMetric is read when present.
 var wantMetrics = []string{"process_resident_memory_bytes", "process_cpu_seconds_total", "go_goroutines"}
+
+const writtenMetric = "wsgate_written_bytes_total"
+
+var scrapedMetrics = append(wantMetrics[:len(wantMetrics):len(wantMetrics)], writtenMetric)
 
 func (p *serverProbe) scrape(ctx context.Context, u string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -102,7 +117,7 @@ func (p *serverProbe) scrape(ctx context.Context, u string) (map[string]float64,
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		for _, name := range wantMetrics {
+		for _, name := range scrapedMetrics {
 			if v, ok := strings.CutPrefix(line, name+" "); ok {
 				f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
 				if err == nil {

@@ -36,7 +36,7 @@ func TestCompare(t *testing.T) {
 	}
 	s := out.String()
 	t.Log("\n" + s)
-	for _, want := range []string{"connect rate /s", "1.50x", "delivery p99", "80.0ms", "2.00x", "cpu-s / million", "1.10x", "cpu vs floor (a)", "goroutines / conn", "n/a", "b = gw: broadcast, 1000 conns", "(b.json)"} {
+	for _, want := range []string{"connect rate /s", "1.50x", "delivery p99", "80.0ms", "2.00x", "cpu-s / million", "1.10x", "cpu vs floor (a)", "goroutines / conn", "n/a", "server bytes / msg", "compressed share", "b = gw: broadcast, 1000 conns", "(b.json)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("compare output lacks %q", want)
 		}
@@ -102,6 +102,13 @@ func TestConfigErrors(t *testing.T) {
 		{"topic conns", Config{Scenario: ScenarioTopic, Topics: 2, SubsPerTopic: 3, Conns: 7}, "differs"},
 		{"short secret", Config{Scenario: ScenarioConnect, JWTSecret: "short"}, "32 bytes"},
 		{"sources", Config{Scenario: ScenarioConnect, SourceAddrs: "127.0.0.9-127.0.0.1"}, "bad range"},
+		{"payload kind", Config{Scenario: ScenarioBroadcast, PayloadKind: "xml"}, "--payload-kind"},
+		{"payload size of a template", Config{Scenario: ScenarioBroadcast, PayloadKind: PayloadJSON1K, PayloadSize: 200}, "applies to --payload-kind pad"},
+		{"payload file missing", Config{Scenario: ScenarioBroadcast, PayloadFile: "/nonexistent/n.json"}, "--payload-file"},
+		{"payload kind and file", Config{Scenario: ScenarioBroadcast, PayloadKind: PayloadJSON1K, PayloadFile: "n.json"}, "give one"},
+		{"payload kind file without a file", Config{Scenario: ScenarioBroadcast, PayloadKind: PayloadFile}, "needs --payload-file"},
+		{"deflate floor", Config{Scenario: ScenarioFloor, Deflate: true}, "--deflate"},
+		{"inflate once without deflate", Config{Scenario: ScenarioBroadcast, InflateOnce: true}, "needs --deflate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.normalize()
@@ -117,6 +124,28 @@ func TestConfigErrors(t *testing.T) {
 	if c.Workers != 4 || c.SourceAddrs != "127.0.0.1-127.0.0.3" {
 		t.Errorf("60000 conns: workers %d sources %q", c.Workers, c.SourceAddrs)
 	}
+	for _, tc := range []struct {
+		name, file string
+		want       string
+	}{
+		{"pretty", "{\n  \"title\": \"hi\",\n  \"n\": [1, 2]\n}\n", `{"seq":1,"ts":1700000000000000000,"title":"hi","n":[1,2]}`},
+		{"seq inside", `{"a":{"seq":1}}`, `{"seq":1,"ts":1700000000000000000,"a":{"seq":1}}`},
+	} {
+		t.Run("payload file "+tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "n.json")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c := Config{Scenario: ScenarioBroadcast, PayloadFile: path}
+			if err := c.normalize(); err != nil {
+				t.Fatal(err)
+			}
+			got := appendTemplatePayload(nil, 1, 1700000000000000000, c.template)
+			if c.PayloadKind != PayloadFile || string(got) != tc.want || c.PayloadSize != len(tc.want) {
+				t.Errorf("kind %q size %d payload %s; want %s", c.PayloadKind, c.PayloadSize, got, tc.want)
+			}
+		})
+	}
 	ips, err := parseSources("127.0.0.1-127.0.0.50,10.0.0.7")
 	if err != nil || len(ips) != 51 || ips[49].String() != "127.0.0.50" {
 		t.Errorf("sources %v %v", ips, err)
@@ -128,7 +157,7 @@ func TestHelp(t *testing.T) {
 	if code := runMain(t.Context(), []string{"broadcast", "-help"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"connect ", "broadcast ", "topic ", "unicast ", "churn ", "floor ", "-source-addrs", "-server-metrics", "-jwt-secret", "reordered"} {
+	for _, want := range []string{"connect ", "broadcast ", "topic ", "unicast ", "churn ", "floor ", "-source-addrs", "-server-metrics", "-jwt-secret", "reordered", "-deflate", "-payload-kind", "-payload-file"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -38,6 +38,9 @@ type Connections struct {
 	Established    int64            `json:"established"`
 	Failed         int64            `json:"failed"`
 	FailedByReason map[string]int64 `json:"failed_by_reason"`
+	// DeflateAccepted counts the established connections whose 101
+	// accepted the permessage-deflate offer (Config.Deflate).
+	DeflateAccepted int64 `json:"deflate_accepted"`
 	// DroppedByReason counts connections the server or the network closed
 	// after their welcome (eof, reset, server_close_<code>, protocol).
 	DroppedByReason  map[string]int64 `json:"dropped_by_reason"`
@@ -58,6 +61,16 @@ type Delivery struct {
 	PerS       float64     `json:"per_s"`     // delivered / (first publish → last delivery)
 	WindowS    float64     `json:"window_s"`
 	Latency    Percentiles `json:"latency_us"` // publish (ts in the payload) → read by the client
+	// FrameBytes is the size on the wire (header and payload as read) of
+	// the delivered message frames; FrameBytesPerMsg divides it by
+	// Delivered.
+	FrameBytes       int64   `json:"frame_bytes"`
+	FrameBytesPerMsg float64 `json:"frame_bytes_per_msg"`
+	// Compressed counts the delivered messages that came compressed
+	// (permessage-deflate, Config.Deflate); CompressedShare is its share of
+	// Delivered.
+	Compressed      int64   `json:"compressed"`
+	CompressedShare float64 `json:"compressed_share"`
 }
 
 // Server is the measured gateway (summed over its processes).
@@ -76,16 +89,28 @@ type Server struct {
 	// the way it inflates the wall-clock connect rate.
 	RampCPUSeconds  float64 `json:"ramp_cpu_seconds"`
 	CPUPerConnectUs float64 `json:"cpu_us_per_connect"`
+	// WrittenBytes is what the gateway wrote to its sockets over the
+	// publish and drain window: the growth of wsgate_written_bytes_total
+	// in --server-metrics, -1 without it (the gorilla baseline has no such
+	// metric). WrittenPerDeliv divides it by the delivered messages.
+	WrittenBytes    int64   `json:"written_bytes"`
+	WrittenPerDeliv float64 `json:"written_bytes_per_delivered"`
 }
 
 // Client is wsbench itself: its workers and the publishing coordinator.
 type Client struct {
-	CPUSeconds      float64 `json:"cpu_seconds"`
+	CPUSeconds      float64 `json:"cpu_seconds"` // over the whole run
 	MaxRSSBytes     int64   `json:"max_rss_bytes"`
 	HeapPerConn     float64 `json:"heap_bytes_per_conn"` // Go heap growth over the ramp / established
 	ConnStructBytes int     `json:"conn_struct_bytes"`   // unsafe.Sizeof of the per-connection struct
 	Workers         int     `json:"workers"`
 	PollErrors      int64   `json:"poll_errors,omitempty"`
+	// MeasuredCPUSeconds is wsbench's CPU over the window of
+	// Server.CPUSeconds (worker processes: up to their last progress
+	// report, at most 250 ms old); -1 for connect. CPUPerMillionDeliv
+	// divides it by the delivered messages × 1e6.
+	MeasuredCPUSeconds float64 `json:"measured_cpu_seconds"`
+	CPUPerMillionDeliv float64 `json:"cpu_s_per_million_delivered"`
 }
 
 // Floor is the kernel's own cost of the same writes (floor scenario).
@@ -162,6 +187,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("delivered\t%d of %d expected (%s/s over %.2f s)", d.Delivered, d.Expected, num(d.PerS), d.WindowS)
 		p("lost/dup/reord\t%d / %d / %d%s", d.Lost, d.Duplicated, d.Reordered, misrouted(d.Misrouted))
 		p("delivery µs\t%s", pct(d.Latency))
+		if d.Delivered > 0 {
+			p("message frames\t%s read = %.0f B per delivered message (%s payload %d B)", bytesStr(d.FrameBytes), d.FrameBytesPerMsg,
+				r.Config.PayloadKind, r.Config.PayloadSize)
+		}
+	}
+	if r.Config.Deflate {
+		p("permessage-deflate\toffered; accepted by %d of %d established; %d of %d delivered messages came compressed (%.1f%%)",
+			c.DeflateAccepted, c.Established, r.Delivery.Compressed, r.Delivery.Delivered, r.Delivery.CompressedShare*100)
 	}
 	if f := r.Floor; f != nil {
 		p("")
@@ -186,9 +219,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if s.CPUSeconds >= 0 && r.Delivery.Delivered > 0 {
 		p("server CPU\t%.3f s = %.2f CPU-s per million delivered", s.CPUSeconds, s.CPUPerMillionDeliv)
 	}
+	if s.WrittenBytes >= 0 && r.Delivery.Delivered > 0 {
+		p("server wrote\t%s over publish and drain = %.0f B per delivered message", bytesStr(s.WrittenBytes), s.WrittenPerDeliv)
+	} else if r.Delivery.Published > 0 && r.Floor == nil {
+		p("server wrote\tn/a (needs --server-metrics with wsgate_written_bytes_total)")
+	}
 	cl := r.Client
 	p("client\t%d worker(s), CPU %.2f s, max RSS %s, heap %s per connection (struct %d B)",
 		cl.Workers, cl.CPUSeconds, bytesStr(cl.MaxRSSBytes), bytesStr(int64(cl.HeapPerConn)), cl.ConnStructBytes)
+	if cl.MeasuredCPUSeconds >= 0 && r.Delivery.Delivered > 0 {
+		p("client CPU\t%.3f s over publish and drain = %.2f CPU-s per million delivered", cl.MeasuredCPUSeconds, cl.CPUPerMillionDeliv)
+	}
 	for _, w := range r.Warnings {
 		p("warning\t%s", w)
 	}

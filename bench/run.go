@@ -136,13 +136,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("sample the server: %w", err)
 	}
 
-	// The scenario proper.
+	// The scenario proper. The measured window runs from the sample before
+	// the first publish to the sample after the drain.
 	var (
-		x         *expectation
-		published int64
-		pubStart  time.Time
-		cpu0      = after.CPU
-		floorDone floorReport
+		x          *expectation
+		published  int64
+		pubStart   time.Time
+		cpu0       = after.CPU
+		written0   = after.Written
+		clientCPU0 = -1.0
+		floorDone  floorReport
 	)
 	switch cfg.Scenario {
 	case ScenarioConnect:
@@ -153,8 +156,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	case ScenarioBroadcast, ScenarioTopic, ScenarioUnicast:
 		r.phase.Store("publish")
 		if s, err := r.probe.sample(ctx); err == nil {
-			cpu0 = s.CPU
+			cpu0, written0 = s.CPU, s.Written
 		}
+		clientCPU0 = r.clientCPU()
 		pubStart = time.Now()
 		x, published, err = r.publish(ctx)
 		if err != nil {
@@ -166,8 +170,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	case ScenarioChurn:
 		r.phase.Store("churn")
 		if s, err := r.probe.sample(ctx); err == nil {
-			cpu0 = s.CPU
+			cpu0, written0 = s.CPU, s.Written
 		}
+		clientCPU0 = r.clientCPU()
 		pubStart = time.Now()
 		var pubErr error
 		var pubWG sync.WaitGroup
@@ -190,6 +195,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	case ScenarioFloor:
 		r.phase.Store("publish")
+		clientCPU0 = r.clientCPU()
 		pubStart = time.Now()
 		floorDone, err = r.runFloors(ctx)
 		if err != nil {
@@ -202,6 +208,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	end, _ := r.probe.sample(ctx)
+	clientCPU1 := r.clientCPU()
 
 	// Finish: every worker closes its connections and reports.
 	r.phase.Store("finish")
@@ -218,7 +225,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s := &res.Server
 	*s = Server{RSSBefore: before.RSS, RSSAfter: after.RSS, RSSPerConn: -1,
 		GoroutinesBefore: before.Goroutines, GoroutinesAfter: after.Goroutines, GoroutinesPerConn: -1,
-		CPUSeconds: -1, CPUPerMillionDeliv: -1, RampCPUSeconds: -1, CPUPerConnectUs: -1}
+		CPUSeconds: -1, CPUPerMillionDeliv: -1, RampCPUSeconds: -1, CPUPerConnectUs: -1,
+		WrittenBytes: -1, WrittenPerDeliv: -1}
 	if before.CPU >= 0 && after.CPU >= 0 && cfg.Scenario != ScenarioFloor {
 		s.RampCPUSeconds = after.CPU - before.CPU
 		if n := float64(res.Conns.Established); n > 0 {
@@ -245,8 +253,23 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 		res.Floor = f
 	}
-	if s.CPUSeconds >= 0 && res.Delivery.Delivered > 0 {
-		s.CPUPerMillionDeliv = s.CPUSeconds / float64(res.Delivery.Delivered) * 1e6
+	delivered := float64(res.Delivery.Delivered)
+	if s.CPUSeconds >= 0 && delivered > 0 {
+		s.CPUPerMillionDeliv = s.CPUSeconds / delivered * 1e6
+	}
+	if cfg.Scenario != ScenarioConnect && cfg.Scenario != ScenarioFloor && written0 >= 0 && end.Written >= 0 {
+		s.WrittenBytes = end.Written - written0
+		if delivered > 0 {
+			s.WrittenPerDeliv = float64(s.WrittenBytes) / delivered
+		}
+	}
+	cl := &res.Client
+	cl.MeasuredCPUSeconds, cl.CPUPerMillionDeliv = -1, -1
+	if clientCPU0 >= 0 {
+		cl.MeasuredCPUSeconds = clientCPU1 - clientCPU0
+		if delivered > 0 {
+			cl.CPUPerMillionDeliv = cl.MeasuredCPUSeconds / delivered * 1e6
+		}
 	}
 	res.DurationS = time.Since(r.start).Seconds()
 	r.mu.Lock()
@@ -343,7 +366,11 @@ func (r *runner) publish(ctx context.Context) (*expectation, int64, error) {
 
 // send publishes one payload with seq, stamped now.
 func (r *runner) send(seq uint32, publish func([]byte) error) error {
-	r.buf = appendPayload(r.buf[:0], seq, time.Now().UnixNano(), r.cfg.PayloadSize)
+	if r.cfg.template != nil {
+		r.buf = appendTemplatePayload(r.buf[:0], seq, time.Now().UnixNano(), r.cfg.template)
+	} else {
+		r.buf = appendPayload(r.buf[:0], seq, time.Now().UnixNano(), r.cfg.PayloadSize)
+	}
 	return publish(r.buf)
 }
 
@@ -385,6 +412,19 @@ func (r *runner) settleDeliveries(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// clientCPU is wsbench's CPU seconds so far: this process's, plus each
+// worker process's as of its last progress report (at most
+// progressInterval old).
+func (r *runner) clientCPU() float64 {
+	cpu, _ := selfUsage()
+	if r.cfg.Workers > 1 {
+		for _, w := range r.workers {
+			cpu += w.progress().CPUSeconds
+		}
+	}
+	return cpu
 }
 
 func (r *runner) delivered() int64 {
@@ -463,6 +503,7 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 	var (
 		seq                     seqTotals
 		delivered, misrouted    int64
+		frameBytes, compressed  int64
 		reconnects, reconnFail  int64
 		firstDial, lastWelcome  int64
 		lastDelivery, heapBytes int64
@@ -483,6 +524,7 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 			}
 		}
 		c.Established += w.Established
+		c.DeflateAccepted += w.DeflateAccepted
 		c.Failed += w.Failed
 		for k, v := range w.Failures {
 			c.FailedByReason[k] += v
@@ -492,6 +534,8 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 		}
 		seq.merge(w.Seq)
 		delivered += w.Delivered
+		frameBytes += w.FrameBytes
+		compressed += w.Compressed
 		misrouted += w.Misrouted
 		reconnects += w.Reconnects
 		reconnFail += w.ReconnectFailed
@@ -526,7 +570,12 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 	res.Conns = c
 	res.Client = cl
 	d := Delivery{Expected: seq.Expected, Delivered: delivered, Lost: seq.Lost, Duplicated: seq.Duplicated,
-		Reordered: seq.Reordered, Misrouted: misrouted, Latency: percentiles(dl)}
+		Reordered: seq.Reordered, Misrouted: misrouted, Latency: percentiles(dl),
+		FrameBytes: frameBytes, Compressed: compressed}
+	if delivered > 0 {
+		d.FrameBytesPerMsg = float64(frameBytes) / float64(delivered)
+		d.CompressedShare = float64(compressed) / float64(delivered)
+	}
 	if !pubStart.IsZero() && lastDelivery > pubStart.UnixNano() {
 		d.WindowS = float64(lastDelivery-pubStart.UnixNano()) / 1e9
 		d.PerS = float64(delivered) / d.WindowS

@@ -1,14 +1,22 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/gateway"
 )
 
 func runOK(t *testing.T, cfg Config) *Result {
@@ -191,5 +199,135 @@ func TestConnectFailures(t *testing.T) {
 	res := runOK(t, cfg)
 	if res.Conns.Established != 0 || res.Conns.FailedByReason["http_404"] != 20 {
 		t.Errorf("connections %+v", res.Conns)
+	}
+}
+
+// TestDeflate runs broadcast against a gateway that compresses frames from
+// 256 bytes on: the json1k payload with and without --deflate, and the
+// 200-byte pad payload, whose frames stay under the threshold.
+func TestDeflate(t *testing.T) {
+	const conns, messages = 200, 5
+	body, err := templateBody([]byte(json1k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json1kFrame := len(appendMessageJSON(nil, "broadcast", appendTemplatePayload(nil, 1, time.Now().UnixNano(), body)))
+	json1kFrame += frameHeaderLen(json1kFrame)
+	for _, tc := range []struct {
+		name           string
+		kind           string
+		deflate        bool
+		inflateOnce    bool
+		wantCompressed bool
+	}{
+		{"json1k", PayloadJSON1K, false, false, false},
+		{"json1k deflate", PayloadJSON1K, true, false, true},
+		{"json1k deflate inflate-once", PayloadJSON1K, true, true, true},
+		{"pad200 deflate", PayloadPad, true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGateway(t)
+			cfg := fastConfig(g, ScenarioBroadcast)
+			cfg.Conns, cfg.Messages = conns, messages
+			cfg.PayloadKind, cfg.Deflate, cfg.InflateOnce = tc.kind, tc.deflate, tc.inflateOnce
+			cfg.ServerMetrics = []string{g.metrics}
+			res := runOK(t, cfg)
+			checkDelivery(t, res, conns, conns*messages)
+			d := res.Delivery
+			var wantAccepted, wantCompressed int64
+			if tc.deflate {
+				wantAccepted = conns
+			}
+			if tc.wantCompressed {
+				wantCompressed = conns * messages
+			}
+			if res.Conns.DeflateAccepted != wantAccepted || d.Compressed != wantCompressed {
+				t.Errorf("deflate accepted by %d, %d compressed; want %d and %d", res.Conns.DeflateAccepted, d.Compressed, wantAccepted, wantCompressed)
+			}
+			switch {
+			case tc.wantCompressed:
+				if d.FrameBytesPerMsg > 0.8*float64(json1kFrame) {
+					t.Errorf("%.0f B per compressed message, want well under %d", d.FrameBytesPerMsg, json1kFrame)
+				}
+			case tc.kind == PayloadJSON1K:
+				if want := int64(conns * messages * json1kFrame); d.FrameBytes != want {
+					t.Errorf("frame bytes %d, want %d", d.FrameBytes, want)
+				}
+			}
+			// The gateway wrote the frames the clients read, and perhaps a
+			// ping.
+			if s := res.Server; s.WrittenBytes < d.FrameBytes || s.WrittenBytes > d.FrameBytes+d.FrameBytes/20 {
+				t.Errorf("server wrote %d bytes, clients read %d in message frames", s.WrittenBytes, d.FrameBytes)
+			}
+			if c := res.Client; c.MeasuredCPUSeconds < 0 || c.CPUPerMillionDeliv < 0 {
+				t.Errorf("client figures %+v", c)
+			}
+		})
+	}
+}
+
+func TestDeflateDeclined(t *testing.T) {
+	g := newGateway(t, func(c *gateway.Config) { c.DisableCompression = true })
+	cfg := fastConfig(g, ScenarioBroadcast)
+	cfg.Conns, cfg.Messages = 100, 3
+	cfg.PayloadKind, cfg.Deflate = PayloadJSON1K, true
+	res := runOK(t, cfg)
+	checkDelivery(t, res, 100, 300)
+	if res.Conns.DeflateAccepted != 0 || res.Delivery.Compressed != 0 {
+		t.Errorf("accepted %d, compressed %d; want 0 and 0", res.Conns.DeflateAccepted, res.Delivery.Compressed)
+	}
+	if res.Server.WrittenBytes != -1 {
+		t.Errorf("server wrote %d bytes without --server-metrics; want -1 (n/a)", res.Server.WrittenBytes)
+	}
+}
+
+// TestDeflateContextTakeover: a server that accepts permessage-deflate but
+// keeps its context across messages fails the handshake; the offer is
+// Chromium's.
+func TestDeflateContextTakeover(t *testing.T) {
+	const conns = 3
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offers := make(chan string, conns)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				offers <- req.Header.Get("Sec-WebSocket-Extensions")
+				fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+					"Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+					acceptValue([]byte(req.Header.Get("Sec-WebSocket-Key"))))
+				_, _ = io.Copy(io.Discard, c) // until the client hangs up
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	res := runOK(t, Config{Scenario: ScenarioConnect, URLs: []string{"ws://" + ln.Addr().String() + "/ws"},
+		Conns: conns, Deflate: true, Settle: Duration(time.Millisecond)})
+	if got := res.Conns.FailedByReason[reasonDeflateTakeover]; got != conns {
+		t.Errorf("failed by reason %v, want %d %s", res.Conns.FailedByReason, conns, reasonDeflateTakeover)
+	}
+	for range conns {
+		if got := <-offers; got != "permessage-deflate; client_max_window_bits" {
+			t.Errorf("offer %q", got)
+		}
 	}
 }

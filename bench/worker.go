@@ -92,6 +92,7 @@ type progressSnap struct {
 
 type workerResult struct {
 	Established     int64            `json:"established"`
+	DeflateAccepted int64            `json:"deflate_accepted"`
 	Failed          int64            `json:"failed"`
 	Failures        map[string]int64 `json:"failures"`
 	Dropped         map[string]int64 `json:"dropped"`
@@ -99,6 +100,8 @@ type workerResult struct {
 	ReconnectFailed int64            `json:"reconnect_failed"`
 	Seq             seqTotals        `json:"seq"`
 	Delivered       int64            `json:"delivered"`
+	FrameBytes      int64            `json:"frame_bytes"`
+	Compressed      int64            `json:"compressed"`
 	Misrouted       int64            `json:"misrouted"`
 	Unsequenced     int64            `json:"unsequenced"`
 	Handshakes      string           `json:"handshakes"` // encoded HDR histograms, µs
@@ -209,11 +212,13 @@ func (e *engine) progress() *progressSnap {
 
 func (e *engine) result(t seqTotals) workerResult {
 	delivered, _, last := e.deliveries()
+	frameBytes, compressed := e.wire()
 	cpu, maxRSS := selfUsage()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return workerResult{
 		Established:     e.established.Load(),
+		DeflateAccepted: e.deflated.Load(),
 		Failed:          e.failed.Load(),
 		Failures:        e.failures,
 		Dropped:         e.dropped,
@@ -221,6 +226,8 @@ func (e *engine) result(t seqTotals) workerResult {
 		ReconnectFailed: e.reconnectFailed.Load(),
 		Seq:             t,
 		Delivered:       delivered,
+		FrameBytes:      frameBytes,
+		Compressed:      compressed,
 		Misrouted:       e.misrouted.Load(),
 		Unsequenced:     e.unsequenced.Load(),
 		Handshakes:      encodeHist(e.handshakes.snapshot()),

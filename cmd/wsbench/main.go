@@ -5,6 +5,7 @@
 // bench.
 //
 //	wsbench broadcast --url ws://127.0.0.1:8080/ws --conns 15000 --server-pid $(pidof wsgate) --json b.json
+//	wsbench broadcast --deflate --payload-kind json1k --server-metrics http://127.0.0.1:9090/metrics --json z.json
 //	wsbench floor --conns 15000 --json floor.json
 //	wsbench compare floor.json b.json
 package main

@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// deflateMessage compresses p as one permessage-deflate message without
+// context takeover, with the standard library (not the decompressor's
+// own package), and removes the tail as RFC 7692 7.2.1 says.
+func deflateMessage(t testing.TB, p []byte, level int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	out := b.Bytes()
+	if !bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}) {
+		t.Fatalf("flush did not end with the empty stored block: % x", out[max(0, len(out)-8):])
+	}
+	return out[:len(out)-4]
+}
+
+func json1kMessage(t testing.TB, seq uint32) []byte {
+	t.Helper()
+	body, err := templateBody([]byte(json1k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return appendMessageJSON(nil, "broadcast", appendTemplatePayload(nil, seq, 1700000000000000000+int64(seq), body))
+}
+
+func TestDeflateAnswer(t *testing.T) {
+	head := func(ext ...string) []byte {
+		h := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n"
+		for _, e := range ext {
+			h += e + "\r\n"
+		}
+		return []byte(h + "\r\n")
+	}
+	for _, tc := range []struct {
+		name     string
+		head     []byte
+		accepted bool
+		reason   string
+	}{
+		{"declined", head(), false, ""},
+		{"wsgate", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"), true, ""},
+		{"lower case, no spaces", head("sec-websocket-extensions:permessage-deflate;server_no_context_takeover"), true, ""},
+		{"window bits", head(`Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits="15"`), true, ""},
+		{"context takeover", head("Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover"), false, reasonDeflateTakeover},
+		{"bare", head("Sec-WebSocket-Extensions: permessage-deflate"), false, reasonDeflateTakeover},
+		{"not offered", head("Sec-WebSocket-Extensions: x-webkit-deflate-frame"), false, reasonDeflateBad},
+		{"twice in one header", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover"), false, reasonDeflateBad},
+		{"twice in two headers", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"), false, reasonDeflateBad},
+		{"repeated parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_no_context_takeover"), false, reasonDeflateBad},
+		{"unknown parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; level=9"), false, reasonDeflateBad},
+		{"bad window", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=16"), false, reasonDeflateBad},
+		{"window without value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits"), false, reasonDeflateBad},
+		{"takeover with a value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover=1"), false, reasonDeflateBad},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted, reason := deflateAnswer(tc.head)
+			if accepted != tc.accepted || reason != tc.reason {
+				t.Errorf("got %v %q, want %v %q", accepted, reason, tc.accepted, tc.reason)
+			}
+		})
+	}
+}
+
+func TestInflate(t *testing.T) {
+	big := bytes.Repeat([]byte(`{"k":"value","n":12345},`), 2000) // 48 KB: the output buffer grows
+	for _, tc := range []struct {
+		name  string
+		p     []byte
+		level int
+	}{
+		{"json1k best speed", json1kMessage(t, 7), flate.BestSpeed},
+		{"json1k default", json1kMessage(t, 7), flate.DefaultCompression},
+		{"stored", json1kMessage(t, 7), flate.NoCompression},
+		{"huffman only", json1kMessage(t, 7), flate.HuffmanOnly},
+		{"empty", nil, flate.BestSpeed},
+		{"big", big, flate.BestSpeed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := getInflater()
+			defer f.put()
+			for range 3 { // the decompressor is reset between messages
+				got, err := f.inflate(deflateMessage(t, tc.p, tc.level), maxFramePayload)
+				if err != nil || !bytes.Equal(got, tc.p) {
+					t.Fatalf("got %d bytes, err %v; want %d bytes", len(got), err, len(tc.p))
+				}
+			}
+		})
+	}
+}
+
+func TestInflateErrors(t *testing.T) {
+	f := getInflater()
+	defer f.put()
+	msg := deflateMessage(t, bytes.Repeat([]byte("a"), 10000), flate.BestSpeed)
+	if _, err := f.inflate(msg, 9999); err != errInflateTooBig {
+		t.Errorf("over the limit: err %v, want errInflateTooBig", err)
+	}
+	if got, err := f.inflate(msg, 10000); err != nil || len(got) != 10000 {
+		t.Errorf("at the limit: %d bytes, err %v", len(got), err)
+	}
+	if _, err := f.inflate([]byte{0xff, 0xff, 0xff}, 1<<16); err == nil {
+		t.Error("garbage inflated without an error")
+	}
+	// A final block inside the message: the decompressor stops there and
+	// the rest is ignored; what it returned must still be right.
+	p := []byte("hello")
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	w.Write(p)
+	w.Close()
+	if got, err := f.inflate(b.Bytes(), 1<<16); err != nil || string(got) != "hello" {
+		t.Errorf("final block: %q, %v", got, err)
+	}
+}
+
+// TestInflateAllocs holds one inflater (the race detector makes sync.Pool
+// drop items on purpose, so the pool is left out).
+func TestInflateAllocs(t *testing.T) {
+	msg := deflateMessage(t, json1kMessage(t, 3), flate.BestSpeed)
+	f := getInflater()
+	defer f.put()
+	if _, err := f.inflate(msg, maxFramePayload); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = f.inflate(msg, maxFramePayload) }); n != 0 {
+		t.Errorf("inflate allocates %v times per message, want 0", n)
+	}
+}
+
+func BenchmarkInflate(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{
+		{"json1k", json1kMessage(b, 3)},
+		{"pad4k", appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 4096))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			msg := deflateMessage(b, tc.p, flate.BestSpeed)
+			frame := appendServerFrame(nil, opText, msg)
+			frame[0] |= rsv1
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.p)))
+			for b.Loop() {
+				f, _, _ := parseFrame(frame, maxFramePayload, true)
+				fl := getInflater()
+				p, _ := fl.inflate(f.payload, maxFramePayload)
+				parseMessage(p)
+				fl.put()
+			}
+		})
+	}
+}
+
+func TestTemplatePayload(t *testing.T) {
+	body, err := templateBody([]byte(json1k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := appendTemplatePayload(nil, 42, 1700000000123456789, body)
+	if !json.Valid(p) || len(p) < 1000 || len(p) > 1100 {
+		t.Errorf("json1k payload: %d bytes, valid %v", len(p), json.Valid(p))
+	}
+	if got := templateSize(body); got != len(p)-1 { // seq 42 has one digit more than the size's seq 1
+		t.Errorf("templateSize %d, payload %d", got, len(p))
+	}
+	m := parseMessage(appendMessageJSON(nil, "broadcast", p))
+	if m.kind != kindMessage || m.seq != 42 || m.ts != 1700000000123456789 {
+		t.Errorf("parsed %+v", m)
+	}
+	empty, err := templateBody([]byte(" { } "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := appendTemplatePayload(nil, 1, 2, empty); string(p) != `{"seq":1,"ts":2}` {
+		t.Errorf("empty object: %s", p)
+	}
+	for _, bad := range []string{`[1,2]`, `null`, `"x"`, `{"seq":1}`, `{"a":1,"ts":2}`, `{"a":`} {
+		if _, err := templateBody([]byte(bad)); err == nil {
+			t.Errorf("%s accepted as a template", bad)
+		}
+	}
+}
+
+func TestPayloadTemplateAllocs(t *testing.T) {
+	body, _ := templateBody([]byte(json1k))
+	buf := appendTemplatePayload(nil, 1, 2, body)
+	if n := testing.AllocsPerRun(100, func() { buf = appendTemplatePayload(buf[:0], 12, 1700000000123456789, body) }); n != 0 {
+		t.Errorf("appendTemplatePayload allocates %v times, want 0", n)
+	}
+}
+
+// FuzzInflate feeds arbitrary bytes to the inflater as a compressed
+// message: it must not panic or return more than the limit, and data
+// compressed by the standard library must come back unchanged.
+func FuzzInflate(f *testing.F) {
+	f.Add(deflateMessage(f, json1kMessage(f, 1), flate.BestSpeed), []byte(nil))
+	f.Add([]byte{0x00, 0x00, 0xff, 0xff}, []byte("hello"))
+	f.Add([]byte{0xff}, []byte(strings.Repeat("ab", 300)))
+	f.Fuzz(func(t *testing.T, msg, plain []byte) {
+		fl := getInflater()
+		defer fl.put()
+		if out, err := fl.inflate(msg, 4096); err == nil && len(out) > 4096 {
+			t.Fatalf("%d bytes past the limit", len(out))
+		}
+		out, err := fl.inflate(deflateMessage(t, plain, flate.BestSpeed), 1<<20)
+		if err != nil || !bytes.Equal(out, plain) {
+			t.Fatalf("round trip: %d bytes, %v; want %d", len(out), err, len(plain))
+		}
+	})
+}
+
+// TestInflateOnce: with InflateOnce a reader serves a compressed payload
+// identical to the previous one from its cache, without allocating; a
+// different payload is inflated.
+func TestInflateOnce(t *testing.T) {
+	e := &engine{cfg: &Config{Scenario: ScenarioBroadcast, Deflate: true, InflateOnce: true}, spec: workerSpec{Workers: 1}}
+	e.conns = make([]conn, 1)
+	c := &e.conns[0]
+	r := &reader{e: e, hist: newHist()}
+	z1 := deflateMessage(t, json1kMessage(t, 1), flate.BestSpeed)
+	z2 := deflateMessage(t, json1kMessage(t, 2), flate.BestSpeed)
+	if !r.inflateText(c, 0, z1, len(z1)+4, 1) {
+		t.Fatal("z1 did not inflate")
+	}
+	// Poison the cache: a repeat of z1 must be served from it (seq 3), not
+	// inflated again (seq 1, a duplicate).
+	r.zout = json1kMessage(t, 3)
+	if !r.inflateText(c, 0, z1, len(z1)+4, 1) || !r.inflateText(c, 0, z2, len(z2)+4, 1) {
+		t.Fatal("a message did not inflate")
+	}
+	if c.seq.recv != 3 || c.seq.dup != 0 || r.compressed != 3 || r.delivered.Load() != 3 {
+		t.Errorf("received %d, duplicates %d, compressed %d, delivered %d; want 3, 0, 3, 3",
+			c.seq.recv, c.seq.dup, r.compressed, r.delivered.Load())
+	}
+	if n := testing.AllocsPerRun(100, func() { r.inflateText(c, 0, z2, len(z2)+4, 1) }); n != 0 {
+		t.Errorf("a repeated frame allocates %v times, want 0", n)
+	}
+	if !bytes.Equal(r.zlast, z2) {
+		t.Error("the cache does not hold the last payload inflated")
+	}
+}
