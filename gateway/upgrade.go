@@ -199,23 +199,30 @@ func (h *handshake) onHeader(key, value []byte) error {
 var secKeyHeader = []byte("\r\nsec-websocket-key:")
 
 // badSecKey reports whether req has a Sec-WebSocket-Key that is not the
-// base64 of 16 bytes (RFC 6455 4.2.1). gobwas/ws checks only its length,
-// and does not pass the header to OnHeader.
+// base64 of 16 bytes, or more than one (RFC 6455 4.2.1, 11.3.1). gobwas/ws
+// checks only the length of the last one, and does not pass the header to
+// OnHeader.
 func badSecKey(req []byte) bool {
+	seen := false
 	for i := 0; i+len(secKeyHeader) <= len(req); i++ {
 		if req[i] != '\r' || !bytes.EqualFold(req[i:i+len(secKeyHeader)], secKeyHeader) {
 			continue
 		}
+		if seen {
+			return true
+		}
+		seen = true
 		v := req[i+len(secKeyHeader):]
 		v = bytes.TrimSpace(v[:max(bytes.IndexByte(v, '\r'), 0)])
 		if len(v) != 24 { // Decode would write past key
 			return true
 		}
 		var key [18]byte
-		n, err := base64.StdEncoding.Decode(key[:], v)
-		return err != nil || n != 16
+		if n, err := base64.StdEncoding.Decode(key[:], v); err != nil || n != 16 {
+			return true
+		}
 	}
-	return false // missing: gobwas/ws answers that
+	return false // none: gobwas/ws answers that
 }
 
 // onBeforeUpgrade runs once the whole request is read: origin, identity,
