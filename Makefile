@@ -91,7 +91,7 @@ idle-rss: build ## RSS and goroutines per idle connection (IDLE_N connections, N
 	./wsgate --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 --log-level warn & gw=$$!; \
 	trap 'kill $$gw $$nats 2>/dev/null' EXIT; \
 	sleep 1; \
-	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N)
+	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N) $(IDLE_FLAGS)
 
 .PHONY: bench-drain
 bench-drain: ## a graceful drain of 10,000 connections: its duration and how reconnects spread (N, DRAIN_DELAY, DRAIN_TIMEOUT)

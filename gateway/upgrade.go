@@ -90,7 +90,8 @@ func (s *Server) newHandshake() any {
 		OnRequest:       h.onRequest,
 		OnHeader:        h.onHeader,
 		OnBeforeUpgrade: h.onBeforeUpgrade,
-		Negotiate:       h.negotiate,
+		// ExtensionCustom, not Negotiate: see negotiate.
+		ExtensionCustom: h.negotiate,
 	}
 	return h
 }

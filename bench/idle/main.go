@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -34,7 +35,11 @@ func main() {
 	pid := flag.Int("pid", 0, "gateway process id (for /proc/<pid>/status)")
 	n := flag.Int("n", 5000, "connections to open")
 	hold := flag.Duration("hold", 0, "keep the connections open this long after measuring (to profile the gateway)")
+	deflate := flag.Bool("deflate", false, "offer permessage-deflate as Chromium does, so the connections are a browser's")
 	flag.Parse()
+	if *deflate {
+		dialer.Extensions = []httphead.Option{httphead.NewOption("permessage-deflate", map[string]string{"client_max_window_bits": ""})}
+	}
 	if err := run(*url, *admin, *pid, *n, *hold); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
@@ -93,9 +98,12 @@ func run(url, admin string, pid, n int, hold time.Duration) error {
 	return nil
 }
 
+// dialer opens the connections; -deflate adds Chromium's offer.
+var dialer ws.Dialer
+
 // dial connects and waits for the welcome frame.
 func dial(url string) (net.Conn, error) {
-	conn, br, _, err := ws.Dial(context.Background(), url)
+	conn, br, _, err := dialer.Dial(context.Background(), url)
 	if err != nil {
 		return nil, err
 	}
