@@ -17,7 +17,7 @@ PAYLOAD=${PAYLOAD:-200}
 RATE=${RATE:-30000}
 DIALERS=${DIALERS:-256}
 OUT=${OUT:-bench/results/latest}
-BIN=$(mktemp -d)
+source bench/lib.sh
 mkdir -p "$OUT"
 
 go build -o "$BIN/wsgate" ./cmd/wsgate
@@ -25,17 +25,7 @@ go build -o "$BIN/baseline" ./bench/baseline
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
 
-for port in 14222 18080 19090; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-    echo "port $port is in use: stop what listens there first" >&2; exit 1
-  fi
-done
-
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$BIN"; }
-trap cleanup EXIT
-
-wait_http() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+check_ports 14222 18080 19090
 
 # run LABEL CMD... : start NATS and the server CMD, run the broadcast scenario, stop both.
 run() {
@@ -47,8 +37,7 @@ run() {
   "$BIN/wsbench" broadcast --label "$label" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
     --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \
     --payload-size "$PAYLOAD" --server-pid "$srv" --server-metrics http://127.0.0.1:19090/metrics --json "$OUT/$label.json" --html "$OUT/$label.html"
-  kill "$srv"; wait "$srv" 2>/dev/null || true
-  kill "$nats"; wait "$nats" 2>/dev/null || true
+  stop "$srv" "$nats"
 }
 
 run wsgate "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 \

@@ -31,24 +31,14 @@ DIALERS=${DIALERS:-64}
 ROUNDS=${ROUNDS:-1}
 OUT=${OUT:-bench/results/$(date +%F)}
 NATS_PORT=24222 WS_PORT=28080 ADMIN_PORT=29090
-BIN=$(mktemp -d)
+source bench/lib.sh
 mkdir -p "$OUT"
 
 go build -o "$BIN/wsgate" ./cmd/wsgate
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
 
-for port in $NATS_PORT $WS_PORT $ADMIN_PORT; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-    echo "port $port is in use: stop what listens there first" >&2; exit 1
-  fi
-done
-
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$BIN"; }
-trap cleanup EXIT
-
-wait_http() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+check_ports $NATS_PORT $WS_PORT $ADMIN_PORT
 
 # run NAME PAYLOAD_FLAGS... : fresh NATS and gateway, one broadcast run, stop both.
 run() {
@@ -62,8 +52,7 @@ run() {
   "$BIN/wsbench" broadcast --label "$name" --url ws://127.0.0.1:$WS_PORT/ws --nats nats://127.0.0.1:$NATS_PORT \
     --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \
     "$@" --server-pid "$srv" --server-metrics "http://127.0.0.1:$ADMIN_PORT/metrics" --json "$OUT/$name.json"
-  kill "$srv"; wait "$srv" 2>/dev/null || true
-  kill "$nats"; wait "$nats" 2>/dev/null || true
+  stop "$srv" "$nats"
 }
 
 declare -A payload=([json1k]="--payload-kind json1k" [pad200]="--payload-kind pad --payload-size 200")
