@@ -32,6 +32,11 @@ type busStats interface {
 	Reconnects() uint64
 }
 
+// counter makes a counter without labels.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
 func newMetrics(s *Server) *metrics {
 	r := prometheus.NewRegistry()
 	m := &metrics{
@@ -39,37 +44,19 @@ func newMetrics(s *Server) *metrics {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wsgate_connections", Help: "Open WebSocket connections.",
 		}),
-		upgrades: make(map[string]prometheus.Counter),
-		notifications: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_notifications_total", Help: "Notifications received from the bus.",
-		}),
-		delivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_messages_delivered_total", Help: "Message frames written or queued to clients, one per recipient.",
-		}),
-		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_slow_consumers_total", Help: "Connections closed because they did not read what was sent.",
-		}),
-		closeTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_close_timeouts_total", Help: "Close handshakes the client did not answer within the close timeout.",
-		}),
-		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_accept_errors_total", Help: "Failed accept calls (EMFILE and the like).",
-		}),
+		upgrades:      make(map[string]prometheus.Counter),
+		notifications: counter("wsgate_notifications_total", "Notifications received from the bus."),
+		delivered:     counter("wsgate_messages_delivered_total", "Message frames written or queued to clients, one per recipient."),
+		slowConsumers: counter("wsgate_slow_consumers_total", "Connections closed because they did not read what was sent."),
+		closeTimeouts: counter("wsgate_close_timeouts_total", "Close handshakes the client did not answer within the close timeout."),
+		acceptErrors:  counter("wsgate_accept_errors_total", "Failed accept calls (EMFILE and the like)."),
 		clientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wsgate_client_messages_total", Help: "Client messages by op.",
 		}, []string{"op"}),
-		opened: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_connects_total", Help: "WebSocket connections opened (welcomed).",
-		}),
-		closed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_disconnects_total", Help: "WebSocket connections closed, for any reason (see wsgate_closes_total).",
-		}),
-		acceptThrottled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_accept_throttled_total", Help: "Accepts that waited for the accept rate limit.",
-		}),
-		compressed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wsgate_notifications_compressed_total", Help: "Notifications compressed (once each) for recipients that negotiated permessage-deflate.",
-		}),
+		opened:          counter("wsgate_connects_total", "WebSocket connections opened (welcomed)."),
+		closed:          counter("wsgate_disconnects_total", "WebSocket connections closed, for any reason (see wsgate_closes_total)."),
+		acceptThrottled: counter("wsgate_accept_throttled_total", "Accepts that waited for the accept rate limit."),
+		compressed:      counter("wsgate_notifications_compressed_total", "Notifications compressed (once each) for recipients that negotiated permessage-deflate."),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "wsgate_fanout_seconds",
 			Help: "Time from the bus handing a notification to the gateway to its last recipient's write (or queueing), recipient lookup included.",
