@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -33,15 +32,7 @@ type gatewayEnv struct {
 // newGateway starts a gateway; opts change its Config.
 func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
 	t.Helper()
-	var gw atomic.Pointer[gateway.Server]
-	b, err := bus.New(bus.Config{
-		EmbeddedListen: "127.0.0.1:0",
-		Handler: func(ch string, p []byte) {
-			if s := gw.Load(); s != nil {
-				s.Deliver(ch, p)
-			}
-		},
-	})
+	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +45,9 @@ func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
 		b.Close()
 		t.Fatal(err)
 	}
-	gw.Store(s)
+	if err := b.Start(s.Deliver); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

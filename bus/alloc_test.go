@@ -11,7 +11,7 @@ import (
 
 func TestDeliverAllocs(t *testing.T) {
 	var n int
-	b, _ := newBus(t, Config{Handler: func(ch string, payload []byte) { n += len(ch) + len(payload) }})
+	b, _ := newBus(t, Config{}, func(ch string, payload []byte) { n += len(ch) + len(payload) })
 	m := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
 	if got := testing.AllocsPerRun(1000, func() { b.deliver(m) }); got != 0 {
 		t.Errorf("deliver: %v allocs, want 0", got)
@@ -22,7 +22,7 @@ func TestDeliverAllocs(t *testing.T) {
 }
 
 func TestHeldInterestAllocs(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	if err := b.Interest("user.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestHeldInterestAllocs(t *testing.T) {
 func TestMemoryPerSubscription(t *testing.T) {
 	const n = 10000
 
-	client, _ := newBus(t, Config{URL: deadURL(t)})
+	client, _ := newBus(t, Config{URL: deadURL(t)}, nil)
 	perClient := heapGrowth(n, func(i int) {
 		if _, err := client.acquire("user.m" + strconv.Itoa(i)); err != nil {
 			t.Error(err)
@@ -52,7 +52,7 @@ func TestMemoryPerSubscription(t *testing.T) {
 	})
 	client.Close()
 
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	var wg sync.WaitGroup
 	perTotal := heapGrowth(n, func(i int) {
 		// In 16 batches of concurrent calls, so that flushes are shared.

@@ -18,7 +18,7 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, size := range []int{16, 256, 4096} {
 		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
 			var got atomic.Int64
-			bus, _ := newBus(b, Config{Handler: func(string, []byte) { got.Add(1) }})
+			bus, _ := newBus(b, Config{}, func(string, []byte) { got.Add(1) })
 			if err := bus.Interest("user.42"); err != nil {
 				b.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func BenchmarkDispatch(b *testing.B) {
 // prefix and calling the Handler.
 func BenchmarkDeliver(b *testing.B) {
 	var n int
-	bus, _ := newBus(b, Config{Handler: func(ch string, payload []byte) { n += len(ch) }})
+	bus, _ := newBus(b, Config{}, func(ch string, payload []byte) { n += len(ch) })
 	m := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -60,7 +60,7 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkInterestRelease(b *testing.B) {
 	// A first interest: SUB, a confirmation round trip of its own, UNSUB.
 	b.Run("new", func(b *testing.B) {
-		bus, _ := newBus(b, Config{})
+		bus, _ := newBus(b, Config{}, nil)
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := bus.Interest("user.1"); err != nil {
@@ -71,7 +71,7 @@ func BenchmarkInterestRelease(b *testing.B) {
 	})
 	// First interests from many goroutines, sharing round trips.
 	b.Run("new_parallel", func(b *testing.B) {
-		bus, _ := newBus(b, Config{})
+		bus, _ := newBus(b, Config{}, nil)
 		var id atomic.Int64
 		b.ReportAllocs()
 		b.SetParallelism(64)
@@ -88,7 +88,7 @@ func BenchmarkInterestRelease(b *testing.B) {
 	})
 	// Another socket of a user who is already subscribed: refcount only.
 	b.Run("held", func(b *testing.B) {
-		bus, _ := newBus(b, Config{})
+		bus, _ := newBus(b, Config{}, nil)
 		if err := bus.Interest("user.1"); err != nil {
 			b.Fatal(err)
 		}

@@ -42,8 +42,12 @@ const (
 	maxPingsOut  = 3
 )
 
-// Config configures a Bus. Only Handler is required: the zero value of every
-// other field means its default.
+// Handler receives the messages of the subscribed channels: channel is the
+// subject without "<Prefix>." (e.g. "user.42"); payload is the message body
+// and is valid only until the Handler returns. gateway.Server.Deliver is one.
+type Handler func(channel string, payload []byte)
+
+// Config configures a Bus. The zero value of every field means its default.
 type Config struct {
 	// URL of the NATS server(s), comma-separated. Empty means: start an
 	// embedded NATS server in this process, listening on EmbeddedListen, and
@@ -65,19 +69,8 @@ type Config struct {
 	// Empty means "wsgate".
 	Name string
 
-	// Handler receives every message of every subscribed channel. channel is
-	// the subject without "<Prefix>." (e.g. "user.42"); payload is the
-	// message body and is valid only until Handler returns. Handler is called
-	// from the Dispatchers goroutines, concurrently for different channels;
-	// the messages of one channel are always handed over by the same
-	// dispatcher, one at a time, in the order NATS delivered them. It may
-	// still be called for a channel shortly after its last Release (messages
-	// already queued).
-	// It should not block: while every dispatcher is busy, messages queue up
-	// to QueueLen and are then dropped. Required.
-	Handler func(channel string, payload []byte)
-
-	// Dispatchers is the number of goroutines that call Handler. Zero means
+	// Dispatchers is the number of goroutines that call the Handler given to
+	// Start. Zero means
 	// 2: the reference host runs with GOMAXPROCS=2, Handler only looks up
 	// local connections and encodes a frame once (large fan-outs go to the
 	// worker pool), so more dispatchers than cores buy nothing and fewer
@@ -110,7 +103,7 @@ type Bus struct {
 	srv     *server.Server // the embedded server; nil when Config.URL is set
 	url     string         // what ClientURL reports
 	prefix  string
-	handler func(channel string, payload []byte)
+	handler Handler // set once by Start, before the dispatchers start
 	timeout time.Duration
 	log     *zap.Logger
 
@@ -135,6 +128,8 @@ type Bus struct {
 
 	asyncErrs, reconnectErrs, unsubErrs lograte.Limiter
 
+	startMu   sync.Mutex    // orders Start against Close, so no dispatcher starts after Close waits
+	started   bool          // guarded by startMu
 	closed    atomic.Bool   // set first thing in Close; checked under a shard lock by acquire
 	done      chan struct{} // closed by Close after the connection: stops dispatchers, flusher and waiters
 	closeOnce sync.Once
@@ -142,16 +137,14 @@ type Bus struct {
 }
 
 // New applies the defaults, starts the embedded server when cfg.URL is empty,
-// connects, and starts the dispatchers.
+// and connects. Messages are handed to a Handler once Start has been called;
+// until then they wait in the dispatch queues.
 //
 // The connection reconnects forever (1–2 s between rounds of attempts) and
 // New does not fail when the NATS server is not reachable yet: the bus
 // connects in the background, so a gateway can start before NATS. Interest
 // calls made meanwhile wait up to SubscribeTimeout.
 func New(cfg Config) (*Bus, error) {
-	if cfg.Handler == nil {
-		return nil, ErrNoHandler
-	}
 	prefix := cfg.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -187,7 +180,6 @@ func New(cfg Config) (*Bus, error) {
 	b := &Bus{
 		url:     cfg.URL,
 		prefix:  prefix,
-		handler: cfg.Handler,
 		timeout: timeout,
 		log:     log,
 		seed:    maphash.MakeSeed(),
@@ -225,12 +217,45 @@ func New(cfg Config) (*Bus, error) {
 	for i := range b.queues {
 		b.queues[i] = make(chan *nats.Msg, max(queueLen/len(b.queues), 1))
 	}
-	b.wg.Add(len(b.queues) + 1)
+	b.wg.Add(1)
+	go b.runFlusher()
+	return b, nil
+}
+
+// Start hands every message of every subscribed channel to h from now on,
+// from Config.Dispatchers goroutines. It is the second step of the wiring,
+// once the receiver exists:
+//
+//	b, err := bus.New(cfg)
+//	s, err := gateway.New(gateway.Config{Bus: b, ...})
+//	b.Start(s.Deliver)
+//
+// h is called concurrently for different channels; the messages of one
+// channel are always handed over by the same dispatcher, one at a time, in
+// the order NATS delivered them. It may still be called for a channel
+// shortly after its last Release (messages already queued). It should not
+// block: while every dispatcher is busy, messages queue up to QueueLen and
+// are then dropped. Start fails with ErrNoHandler for a nil h, ErrStarted
+// when called again, and ErrClosed after Close.
+func (b *Bus) Start(h Handler) error {
+	if h == nil {
+		return ErrNoHandler
+	}
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.started {
+		return ErrStarted
+	}
+	b.started = true
+	b.handler = h
+	b.wg.Add(len(b.queues))
 	for _, q := range b.queues {
 		go b.dispatch(q)
 	}
-	go b.runFlusher()
-	return b, nil
+	return nil
 }
 
 // options returns the connection options of the gateway's connection: named,
@@ -365,7 +390,9 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // removes all of them on the server at once.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		b.startMu.Lock()
 		b.closed.Store(true)
+		b.startMu.Unlock()
 		for i := range b.shards {
 			s := &b.shards[i]
 			s.mu.Lock()

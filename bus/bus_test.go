@@ -56,14 +56,14 @@ func (r recorder) expect(t testing.TB, want delivery) {
 	}
 }
 
-// newBus starts a bus with an embedded server on a free port, closed at the
-// end of the test. cfg.Handler and cfg.EmbeddedListen are filled in when
-// empty.
-func newBus(t testing.TB, cfg Config) (*Bus, recorder) {
+// newBus starts a bus with an embedded server on a free port (unless cfg
+// says otherwise), closed at the end of the test, and starts it with h, or
+// with the returned recorder's handle when h is nil.
+func newBus(t testing.TB, cfg Config, h Handler) (*Bus, recorder) {
 	t.Helper()
 	rec := make(recorder, 1024)
-	if cfg.Handler == nil {
-		cfg.Handler = rec.handle
+	if h == nil {
+		h = rec.handle
 	}
 	if cfg.URL == "" && cfg.EmbeddedListen == "" {
 		cfg.EmbeddedListen = "127.0.0.1:0"
@@ -73,6 +73,9 @@ func newBus(t testing.TB, cfg Config) (*Bus, recorder) {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
+	if err := b.Start(h); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
 	return b, rec
 }
 
@@ -137,20 +140,18 @@ func serverSubs(t testing.TB, srv *server.Server, name string) int {
 }
 
 func TestNewConfig(t *testing.T) {
-	h := func(string, []byte) {}
 	tests := []struct {
 		name string
 		cfg  Config
 		want error
 	}{
-		{name: "no handler", cfg: Config{}, want: ErrNoHandler},
-		{name: "wildcard prefix", cfg: Config{Handler: h, Prefix: "notify.*"}, want: ErrInvalidName},
-		{name: "empty token prefix", cfg: Config{Handler: h, Prefix: "notify..x"}, want: ErrInvalidName},
-		{name: "negative dispatchers", cfg: Config{Handler: h, Dispatchers: -1}, want: ErrInvalidConfig},
-		{name: "negative queue", cfg: Config{Handler: h, QueueLen: -1}, want: ErrInvalidConfig},
-		{name: "negative timeout", cfg: Config{Handler: h, SubscribeTimeout: -time.Second}, want: ErrInvalidConfig},
-		{name: "listen without port", cfg: Config{Handler: h, EmbeddedListen: "127.0.0.1"}, want: ErrInvalidConfig},
-		{name: "listen bad port", cfg: Config{Handler: h, EmbeddedListen: "127.0.0.1:http"}, want: ErrInvalidConfig},
+		{name: "wildcard prefix", cfg: Config{Prefix: "notify.*"}, want: ErrInvalidName},
+		{name: "empty token prefix", cfg: Config{Prefix: "notify..x"}, want: ErrInvalidName},
+		{name: "negative dispatchers", cfg: Config{Dispatchers: -1}, want: ErrInvalidConfig},
+		{name: "negative queue", cfg: Config{QueueLen: -1}, want: ErrInvalidConfig},
+		{name: "negative timeout", cfg: Config{SubscribeTimeout: -time.Second}, want: ErrInvalidConfig},
+		{name: "listen without port", cfg: Config{EmbeddedListen: "127.0.0.1"}, want: ErrInvalidConfig},
+		{name: "listen bad port", cfg: Config{EmbeddedListen: "127.0.0.1:http"}, want: ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,7 +173,7 @@ func TestEmbeddedPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	start := time.Now()
-	b, err := New(Config{Handler: func(string, []byte) {}, EmbeddedListen: ln.Addr().String()})
+	b, err := New(Config{EmbeddedListen: ln.Addr().String()})
 	if err == nil {
 		b.Close()
 		t.Fatal("New on a port in use: no error")
@@ -188,7 +189,7 @@ func TestEmbeddedPortInUse(t *testing.T) {
 }
 
 func TestDeliver(t *testing.T) {
-	b, rec := newBus(t, Config{Dispatchers: 1})
+	b, rec := newBus(t, Config{Dispatchers: 1}, nil)
 	if !b.Connected() {
 		t.Fatal("Connected() = false after New with an embedded server")
 	}
@@ -235,7 +236,7 @@ func TestDeliver(t *testing.T) {
 }
 
 func TestCustomPrefix(t *testing.T) {
-	b, rec := newBus(t, Config{Prefix: "wsgate.dev"})
+	b, rec := newBus(t, Config{Prefix: "wsgate.dev"}, nil)
 	nc, err := Dial(b.ClientURL(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +256,7 @@ func TestCustomPrefix(t *testing.T) {
 }
 
 func TestInvalidChannel(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	for _, ch := range []string{"", "user.*", "topic.>", "user 42", "user..42", "user.42.", string(make([]byte, 129))} {
 		if err := b.Interest(ch); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("Interest(%q) = %v, want ErrInvalidName", ch, err)
@@ -268,7 +269,7 @@ func TestInvalidChannel(t *testing.T) {
 }
 
 func TestPublishAfterInterestIsDelivered(t *testing.T) {
-	b, rec := newBus(t, Config{})
+	b, rec := newBus(t, Config{}, nil)
 	p := newPublisher(t, b.ClientURL())
 	for i := range 200 {
 		name := "fresh" + strconv.Itoa(i)
@@ -284,7 +285,7 @@ func TestPublishAfterInterestIsDelivered(t *testing.T) {
 }
 
 func TestRefcount(t *testing.T) {
-	b, rec := newBus(t, Config{Dispatchers: 1})
+	b, rec := newBus(t, Config{Dispatchers: 1}, nil)
 	p := newPublisher(t, b.ClientURL())
 	base := b.srv.NumSubscriptions()
 
@@ -338,7 +339,7 @@ func TestRefcount(t *testing.T) {
 }
 
 func TestConcurrentInterestSharesFlushes(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	const n = 1000
 	before := b.flushes.Load()
 	errc := make(chan error, n)
@@ -364,7 +365,7 @@ func TestConcurrentInterestSharesFlushes(t *testing.T) {
 }
 
 func TestInterestOnConfirmedChannelNeedsNoFlush(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	if err := b.Interest("user.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +381,7 @@ func TestInterestOnConfirmedChannelNeedsNoFlush(t *testing.T) {
 }
 
 func TestNoGoroutinePerSubscription(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	if err := b.Interest("user.warmup"); err != nil {
 		t.Fatal(err)
 	}
@@ -403,10 +404,9 @@ func TestDropped(t *testing.T) {
 	b, _ := newBus(t, Config{
 		Dispatchers: 1,
 		QueueLen:    4,
-		Handler: func(ch string, payload []byte) {
-			got <- string(payload)
-			<-release
-		},
+	}, func(ch string, payload []byte) {
+		got <- string(payload)
+		<-release
 	})
 	t.Cleanup(func() { close(release) }) // before b.Close, which waits for the dispatcher
 	p := newPublisher(t, b.ClientURL())
@@ -443,7 +443,7 @@ func TestDropped(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	if err := b.Interest("user.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestClose(t *testing.T) {
 func TestCloseWakesWaiters(t *testing.T) {
 	// A bus whose server never answers: Interest waits for a confirmation
 	// until Close.
-	b, _ := newBus(t, Config{URL: deadURL(t), SubscribeTimeout: time.Minute})
+	b, _ := newBus(t, Config{URL: deadURL(t), SubscribeTimeout: time.Minute}, nil)
 	errc := make(chan error, 10)
 	for i := range 10 {
 		go func() { errc <- b.Interest("user." + strconv.Itoa(i)) }()
@@ -510,11 +510,11 @@ func TestReconnect(t *testing.T) {
 	port := srv.Addr().(*net.TCPAddr).Port
 	srvURL := srv.ClientURL()
 
-	b, rec := newBus(t, Config{URL: srvURL, Name: "long", Dispatchers: 1, SubscribeTimeout: 20 * time.Second})
+	b, rec := newBus(t, Config{URL: srvURL, Name: "long", Dispatchers: 1, SubscribeTimeout: 20 * time.Second}, nil)
 	if b.ClientURL() != srvURL {
 		t.Errorf("ClientURL() = %q, want %q", b.ClientURL(), srvURL)
 	}
-	short, _ := newBus(t, Config{URL: srvURL, Name: "short", SubscribeTimeout: 100 * time.Millisecond})
+	short, _ := newBus(t, Config{URL: srvURL, Name: "short", SubscribeTimeout: 100 * time.Millisecond}, nil)
 	if err := b.Interest("user.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +581,7 @@ func TestReconnect(t *testing.T) {
 
 func TestStartBeforeServer(t *testing.T) {
 	srvURL := deadURL(t)
-	b, rec := newBus(t, Config{URL: srvURL})
+	b, rec := newBus(t, Config{URL: srvURL}, nil)
 	if b.Connected() {
 		t.Fatal("Connected() = true with no server")
 	}
@@ -609,7 +609,7 @@ func TestStartBeforeServer(t *testing.T) {
 func TestEmbeddedListen(t *testing.T) {
 	for _, listen := range []string{"127.0.0.1:0", ":0", "localhost:0"} {
 		t.Run(listen, func(t *testing.T) {
-			b, rec := newBus(t, Config{EmbeddedListen: listen})
+			b, rec := newBus(t, Config{EmbeddedListen: listen}, nil)
 			u, err := url.Parse(b.ClientURL())
 			if err != nil {
 				t.Fatalf("ClientURL() = %q: %v", b.ClientURL(), err)
@@ -660,7 +660,7 @@ func TestOrderPerChannel(t *testing.T) {
 	got := map[string][]int{}
 	done := make(chan struct{})
 	total := 0
-	b, _ := newBus(t, Config{Dispatchers: 4, Handler: func(ch string, p []byte) {
+	b, _ := newBus(t, Config{Dispatchers: 4}, func(ch string, p []byte) {
 		i, _ := strconv.Atoi(string(p))
 		mu.Lock()
 		got[ch] = append(got[ch], i)
@@ -669,7 +669,7 @@ func TestOrderPerChannel(t *testing.T) {
 			close(done)
 		}
 		mu.Unlock()
-	}})
+	})
 	channels := []string{"user.a", "user.b", "topic.c", "broadcast"}
 	for _, ch := range channels {
 		if err := b.Interest(ch); err != nil {
@@ -699,5 +699,45 @@ func TestOrderPerChannel(t *testing.T) {
 				t.Fatalf("%s: message %d is %d: out of order", ch, i, v)
 			}
 		}
+	}
+}
+
+// TestStart: messages that arrive between New and Start wait for the
+// Handler; Start refuses a nil Handler, a second call and a closed bus.
+func TestStart(t *testing.T) {
+	b, err := New(Config{EmbeddedListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Interest("user.early"); err != nil {
+		t.Fatal(err)
+	}
+	p := newPublisher(t, b.ClientURL())
+	if err := p.User("early", []byte("before start")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(nil); !errors.Is(err, ErrNoHandler) {
+		t.Fatalf("Start(nil) = %v, want ErrNoHandler", err)
+	}
+	rec := make(recorder, 4)
+	if err := b.Start(rec.handle); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	rec.expect(t, delivery{channel: "user.early", payload: "before start"})
+	if err := b.Start(rec.handle); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+
+	closed, err := New(Config{EmbeddedListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close() // a bus closed before Start stops cleanly
+	if err := closed.Start(rec.handle); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
 	}
 }

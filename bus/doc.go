@@ -18,10 +18,11 @@
 // # Usage
 //
 //	b, err := bus.New(bus.Config{
-//		URL:     "nats://nats-1:4222,nats://nats-2:4222", // "" starts an embedded server
-//		Handler: hub.Deliver,                             // func(channel string, payload []byte)
-//		Logger:  logger.Named("bus"),
+//		URL:    "nats://nats-1:4222,nats://nats-2:4222", // "" starts an embedded server
+//		Logger: logger.Named("bus"),
 //	})
+//	...
+//	b.Start(hub.Deliver) // func(channel string, payload []byte), once the receiver exists
 //	...
 //	if err := b.Interest("user.42"); err != nil { ... } // first socket of user 42
 //	...
@@ -41,14 +42,14 @@
 // Interest and Release are meant to be called by the goroutine that
 // registers or closes a connection; they lock one of 64 shards of the
 // channel map, and Interest then waits (outside any lock) for the server to
-// confirm a new subscription. Handler is called concurrently from
-// Config.Dispatchers goroutines, never for the same message twice, in no
+// confirm a new subscription. The Handler given to Start is called
+// concurrently from Config.Dispatchers goroutines, never for the same message twice, in no
 // particular order across channels; its payload is valid only until it
 // returns. Close may race with anything: calls made after it fail with
 // ErrClosed (Interest) or do nothing (Release).
 //
-// The bus starts Dispatchers+1 goroutines (the dispatchers and the flusher
-// that confirms subscriptions) and nats.go starts three per connection; the
+// The bus starts Dispatchers+1 goroutines (the flusher that confirms
+// subscriptions in New, the dispatchers in Start) and nats.go starts three per connection; the
 // count does not grow with the number of subscriptions. Close ends them all.
 //
 // # Why one shared channel

@@ -10,8 +10,11 @@ var (
 	// subject prefix that breaks the naming rules of internal/channel.
 	ErrInvalidName = errors.New("bus: invalid channel name")
 
-	// ErrNoHandler is returned by New when Config.Handler is nil.
+	// ErrNoHandler is returned by Start for a nil Handler.
 	ErrNoHandler = errors.New("bus: no handler")
+
+	// ErrStarted is returned by a second call to Start.
+	ErrStarted = errors.New("bus: already started")
 
 	// ErrInvalidConfig is returned by New for a negative count, length or
 	// timeout, or an EmbeddedListen that is not host:port.

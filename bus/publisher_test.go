@@ -10,7 +10,7 @@ import (
 )
 
 func TestPublisherValidation(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	nc, err := Dial(b.ClientURL(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestPublisherValidation(t *testing.T) {
 }
 
 func TestPublisherInvalidPrefix(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	p := NewPublisher(b.Conn(), "notify.>")
 	for _, err := range []error{p.User("1", nil), p.Topic("a", nil), p.Broadcast(nil)} {
 		if !errors.Is(err, ErrInvalidName) {
@@ -104,7 +104,7 @@ func TestPublisherInvalidPrefix(t *testing.T) {
 }
 
 func TestPublisherInProcess(t *testing.T) {
-	b, rec := newBus(t, Config{})
+	b, rec := newBus(t, Config{}, nil)
 	if err := b.Interest("user.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestPublisherInProcess(t *testing.T) {
 }
 
 func TestPublisherClosed(t *testing.T) {
-	b, _ := newBus(t, Config{})
+	b, _ := newBus(t, Config{}, nil)
 	nc, err := Dial(b.ClientURL(), "")
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,9 @@
 //
 // Usage:
 //
-//	b, _ := bus.New(bus.Config{Handler: func(ch string, p []byte) { s.Deliver(ch, p) }})
+//	b, _ := bus.New(bus.Config{})
 //	s, _ := gateway.New(gateway.Config{Bus: b, Auth: auth, Logger: log})
+//	b.Start(s.Deliver)
 //	go s.Serve(ln)
 //	http.Serve(adminLn, s.AdminHandler())
 //	...

@@ -134,7 +134,7 @@ func TestReadyBusDisconnected(t *testing.T) {
 	}
 	nsrv := runNATS(-1)
 	port := nsrv.Addr().(*net.TCPAddr).Port
-	b, err := bus.New(bus.Config{URL: nsrv.ClientURL(), Handler: func(string, []byte) {}})
+	b, err := bus.New(bus.Config{URL: nsrv.ClientURL()})
 	if err != nil {
 		t.Fatal(err)
 	}

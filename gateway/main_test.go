@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,15 +42,7 @@ type env struct {
 
 func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
-	var gw atomic.Pointer[Server]
-	b, err := bus.New(bus.Config{
-		EmbeddedListen: "127.0.0.1:0",
-		Handler: func(ch string, p []byte) {
-			if s := gw.Load(); s != nil {
-				s.Deliver(ch, p)
-			}
-		},
-	})
+	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +63,9 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 		b.Close()
 		t.Fatal(err)
 	}
-	gw.Store(s)
+	if err := b.Start(s.Deliver); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

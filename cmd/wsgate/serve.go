@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -174,17 +173,11 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	var gw atomic.Pointer[gateway.Server]
 	b, err := bus.New(bus.Config{
 		URL:            f.natsURL,
 		EmbeddedListen: f.embeddedNATS,
 		Prefix:         f.prefix,
 		Logger:         log.Named("bus"),
-		Handler: func(ch string, payload []byte) {
-			if s := gw.Load(); s != nil {
-				s.Deliver(ch, payload)
-			}
-		},
 	})
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
@@ -228,7 +221,10 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	gw.Store(s)
+	if err := b.Start(s.Deliver); err != nil {
+		s.Close()
+		return err
+	}
 
 	ln, err := listen(f.listen, f.reusePort)
 	if err != nil {
