@@ -277,15 +277,3 @@ func BenchmarkReadPath(b *testing.B) {
 		}
 	}
 }
-
-func BenchmarkParseHeader(b *testing.B) {
-	var frame bytes.Buffer
-	writeFrame(&frame, true, opText, []byte(`{"op":"ping","ref":1}`))
-	p := frame.Bytes()
-	b.ReportAllocs()
-	for range b.N {
-		if _, _, err := parseHeader(p); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -280,46 +280,6 @@ func TestDeflateClientMessages(t *testing.T) {
 	})
 }
 
-// The server's compressed frames are what a standard client inflates, and
-// compression is skipped when it would not shrink the frame.
-func TestCompressedFrame(t *testing.T) {
-	for _, body := range []string{
-		strings.Repeat(`{"k":"v"}`, 200),       // 16-bit length
-		strings.Repeat("x", 70000),             // 64-bit length before compression
-		`{"data":"` + strings.Repeat("é", 300), // multi-byte
-	} {
-		frame := controlFrame(ws.OpText, []byte(body))
-		z := compressedFrame(frame)
-		if z == nil {
-			t.Fatalf("a %d-byte compressible frame was not compressed", len(frame))
-		}
-		h, err := ws.ReadHeader(bytes.NewReader(z))
-		if err != nil || !h.Fin || !h.Rsv1() || h.OpCode != ws.OpText || h.Masked {
-			t.Fatalf("header %+v, %v", h, err)
-		}
-		got := inflateRaw(t, z[len(z)-int(h.Length):])
-		if string(got) != body {
-			t.Fatalf("round trip changed the message (%d → %d bytes)", len(body), len(got))
-		}
-		// Our own inflate reads what we compress.
-		f, out, tooBig, err := inflate(z[len(z)-int(h.Length):], len(body))
-		if err != nil || tooBig || string(out) != body {
-			t.Fatalf("inflate: %v, too big %v, equal %v", err, tooBig, string(out) == body)
-		}
-		f.release()
-		if _, _, tooBig, _ := inflate(z[len(z)-int(h.Length):], len(body)-1); !tooBig {
-			t.Fatal("inflate ignored its limit")
-		}
-	}
-	random := make([]byte, 300)
-	for i := range random {
-		random[i] = byte(i*7919 + i*i)
-	}
-	if z := compressedFrame(controlFrame(ws.OpBinary, random)); len(z) >= 302 {
-		t.Fatal("an incompressible frame came out larger")
-	}
-}
-
 // Broadcasts walk every socket, those still in their handshake included,
 // while upgrades set the deflate flag: the race detector watches that the
 // flag is read only once the connection is open.

@@ -4,7 +4,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wsgate/wsgate/internal/channel"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // A notification is fanned out in chunks of at most Config.FanoutChunk
@@ -60,18 +63,18 @@ func (s *Server) newChunk() any {
 
 func (s *Server) takeChunk() *chunk { return s.chunks.Get().(*chunk) }
 
-// compressOnce compresses frame for the recipients that negotiated
-// permessage-deflate, once for all of them, when there are any and the
-// frame reaches CompressThreshold. It returns nil otherwise, or when
-// compression would not make the frame smaller.
-func (s *Server) compressOnce(frame []byte, chunks []*chunk) []byte {
+// compressOnce compresses a text message's body for the recipients that
+// negotiated permessage-deflate, once for all of them, when there are any
+// and its frame reaches CompressThreshold. It returns the compressed
+// frame, or nil otherwise or when compression would not make it smaller.
+func (s *Server) compressOnce(frame, body []byte, chunks []*chunk) []byte {
 	if len(frame) < s.cfg.CompressThreshold {
 		return nil
 	}
 	for _, k := range chunks {
 		if k.deflate {
 			s.metrics.compressed.Inc()
-			return compressedFrame(frame)
+			return wire.Compress(ws.OpText, body)
 		}
 	}
 	return nil
@@ -98,8 +101,8 @@ func (s *Server) Deliver(name string, payload []byte) {
 		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
 	}
 	if len(chunks) > 0 {
-		frame := messageFrame(name, payload)
-		zframe := s.compressOnce(frame, chunks)
+		frame, body := messageFrame(name, payload)
+		zframe := s.compressOnce(frame, body, chunks)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {
 			k.frame, k.zframe, k.wg = frame, zframe, &job.wg

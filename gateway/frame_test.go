@@ -18,12 +18,13 @@ func TestFrames(t *testing.T) {
 		frame []byte
 		want  string
 	}{
-		{name: "json payload", frame: messageFrame("user.42", []byte(`{"a":1}`)), want: `{"type":"message","channel":"user.42","data":{"a":1}}`},
-		{name: "text payload", frame: messageFrame("broadcast", []byte(`he said "hi"`)), want: `{"type":"message","channel":"broadcast","data":"he said \"hi\""}`},
-		{name: "invalid utf-8 payload", frame: messageFrame("user.1", []byte{0xff}), want: `{"type":"message","channel":"user.1","data":"\ufffd"}`},
-		{name: "JSON with invalid utf-8", frame: messageFrame("user.1", []byte("\"a\xffb\"")), want: `{"type":"message","channel":"user.1","data":"\"a\ufffdb\""}`},
-		{name: "16-bit length", frame: messageFrame("user.1", []byte(`"`+long[:300]+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long[:300] + `"}`},
-		{name: "64-bit length", frame: messageFrame("user.1", []byte(`"`+long+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long + `"}`},
+		{name: "json payload", frame: msgFrame("user.42", []byte(`{"a":1}`)), want: `{"type":"message","channel":"user.42","data":{"a":1}}`},
+		{name: "text payload", frame: msgFrame("broadcast", []byte(`he said "hi"`)), want: `{"type":"message","channel":"broadcast","data":"he said \"hi\""}`},
+		{name: "invalid utf-8 payload", frame: msgFrame("user.1", []byte{0xff}), want: `{"type":"message","channel":"user.1","data":"\ufffd"}`},
+		{name: "JSON with invalid utf-8", frame: msgFrame("user.1", []byte("\"a\xffb\"")), want: `{"type":"message","channel":"user.1","data":"\"a\ufffdb\""}`},
+		{name: "16-bit length", frame: msgFrame("user.1", []byte(`"`+long[:300]+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long[:300] + `"}`},
+		{name: "html characters stay", frame: msgFrame("user.1", []byte(`<b>&`)), want: `{"type":"message","channel":"user.1","data":"<b>&"}`},
+		{name: "64-bit length", frame: msgFrame("user.1", []byte(`"`+long+`"`)), want: `{"type":"message","channel":"user.1","data":"` + long + `"}`},
 		{name: "welcome", frame: welcomeFrame("ab-1", "42", 25), want: `{"type":"welcome","conn":"ab-1","user":"42","ping_interval":25}`},
 		{name: "subscribed", frame: replyFrame("subscribed", "topic.x", 7), want: `{"type":"subscribed","channel":"topic.x","ref":7}`},
 		{name: "pong", frame: replyFrame("pong", "", 3), want: `{"type":"pong","ref":3}`},
@@ -46,6 +47,12 @@ func TestFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// msgFrame is messageFrame's frame alone.
+func msgFrame(ch string, payload []byte) []byte {
+	frame, _ := messageFrame(ch, payload)
+	return frame
 }
 
 func TestCloseReasons(t *testing.T) {

@@ -20,35 +20,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/wsgate/wsgate/internal/channel"
+	"github.com/wsgate/wsgate/internal/wire"
 )
-
-// FuzzParseHeader checks our slice parser against gobwas/ws's reader.
-func FuzzParseHeader(f *testing.F) {
-	for _, seed := range frameSeeds() {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, p []byte) {
-		h, n, err := parseHeader(p)
-		r := bytes.NewReader(p)
-		want, werr := ws.ReadHeader(r)
-		switch {
-		case werr == io.EOF || werr == io.ErrUnexpectedEOF:
-			// gobwas reads length and mask in one go; we may see a bad
-			// length before the mask has arrived.
-			if err != errIncomplete && err != ws.ErrHeaderLengthMSB {
-				t.Fatalf("gobwas: incomplete; parseHeader: %v", err)
-			}
-		case werr != nil:
-			if err == nil {
-				t.Fatalf("gobwas: %v; parseHeader accepted %+v", werr, h)
-			}
-		default:
-			if err != nil || h != want || n != len(p)-r.Len() {
-				t.Fatalf("parseHeader = %+v, %d, %v; gobwas = %+v, %d", h, n, err, want, len(p)-r.Len())
-			}
-		}
-	})
-}
 
 // frameSeeds are client byte streams as real clients send them.
 func frameSeeds() [][]byte {
@@ -390,9 +363,9 @@ func completeFrames(p []byte, max, limit int) []byte {
 	p = p[:min(len(p), max)]
 	used := 0
 	for used < len(p) {
-		h, n, err := parseHeader(p[used:])
+		h, n, err := wire.ParseHeader(p[used:])
 		switch {
-		case err == errIncomplete:
+		case err == wire.ErrIncomplete:
 			return p[:used]
 		case err != nil:
 			return p

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/internal/rawio"
+	"github.com/wsgate/wsgate/internal/wire"
 
 	"github.com/gobwas/ws"
 
@@ -48,10 +49,6 @@ var readBufs = sync.Pool{New: func() any {
 	b := make([]byte, 0, readBufSize)
 	return &b
 }}
-
-var (
-	errIncomplete = errors.New("gateway: incomplete frame")
-)
 
 // readTask runs on the pool when the socket is readable.
 func (c *Conn) readTask() {
@@ -180,8 +177,8 @@ func (c *Conn) consume(p []byte) (used int, open bool) {
 				return used, true
 			}
 		}
-		h, hlen, err := parseHeader(p[used:])
-		if err == errIncomplete {
+		h, hlen, err := wire.ParseHeader(p[used:])
+		if err == wire.ErrIncomplete {
 			return used, true
 		}
 		if err != nil {
@@ -329,10 +326,11 @@ func validCloseCode(code ws.StatusCode) bool {
 // when it is compressed.
 func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
 	if deflated {
-		f, out, tooBig, err := inflate(msg, c.srv.cfg.MaxMessageSize)
-		defer f.release()
+		f := wire.GetInflater()
+		defer f.Recycle()
+		out, err := f.Inflate(msg, c.srv.cfg.MaxMessageSize)
 		switch {
-		case tooBig:
+		case errors.Is(err, wire.ErrTooBig):
 			c.close(ReasonTooBig)
 			return
 		case err != nil:
@@ -371,47 +369,6 @@ func (c *Conn) writeControl(frame []byte) {
 	err := c.writeLocked(frame, false)
 	c.wmu.Unlock()
 	c.closeOnWriteError(err)
-}
-
-// parseHeader parses the frame header at the start of p. It returns
-// errIncomplete when p holds only part of it. Validation is ws.CheckHeader's.
-func parseHeader(p []byte) (h ws.Header, n int, err error) {
-	if len(p) < 2 {
-		return h, 0, errIncomplete
-	}
-	h.Fin = p[0]&0x80 != 0
-	h.Rsv = (p[0] & 0x70) >> 4
-	h.OpCode = ws.OpCode(p[0] & 0x0f)
-	h.Masked = p[1]&0x80 != 0
-	n = 2
-	switch l := p[1] & 0x7f; l {
-	case 126:
-		if len(p) < n+2 {
-			return h, 0, errIncomplete
-		}
-		h.Length = int64(binary.BigEndian.Uint16(p[n:]))
-		n += 2
-	case 127:
-		if len(p) < n+8 {
-			return h, 0, errIncomplete
-		}
-		u := binary.BigEndian.Uint64(p[n:])
-		if u>>63 != 0 {
-			return h, 0, ws.ErrHeaderLengthMSB
-		}
-		h.Length = int64(u)
-		n += 8
-	default:
-		h.Length = int64(l)
-	}
-	if h.Masked {
-		if len(p) < n+4 {
-			return h, 0, errIncomplete
-		}
-		copy(h.Mask[:], p[n:n+4])
-		n += 4
-	}
-	return h, n, nil
 }
 
 // sysRead makes one non-blocking read(2): n > 0 with data, (0, nil) when

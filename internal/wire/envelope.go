@@ -1,0 +1,100 @@
+package wire
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// The message envelope: every notification reaches a client as
+//
+//	{"type":"message","channel":"<channel>","data":<payload>}
+//
+// byte for byte, in this field order, so a reader may match MessageHead as
+// a prefix instead of decoding the JSON.
+const (
+	MessageHead = `{"type":"message","channel":"`
+	messageData = `","data":`
+	messageTail = `}`
+)
+
+// MessageSize is an upper bound of what AppendMessage appends for ch and
+// payload.
+func MessageSize(ch string, payload []byte) int {
+	n := len(MessageHead) + len(ch) + len(messageData) + len(messageTail) + len(payload)
+	if !verbatim(payload) {
+		n += len(payload)/4 + 16 // quotes and the escaping of a few characters
+	}
+	return n
+}
+
+// AppendMessage appends the envelope of a notification on channel ch. A
+// payload that is valid JSON in valid UTF-8 is embedded verbatim as data;
+// anything else becomes a JSON string (see AppendJSONString). ch must be a
+// valid channel name, which needs no escaping.
+func AppendMessage(b []byte, ch string, payload []byte) []byte {
+	b = append(b, MessageHead...)
+	b = append(b, ch...)
+	b = append(b, messageData...)
+	if verbatim(payload) {
+		b = append(b, payload...)
+	} else {
+		b = AppendJSONString(b, payload)
+	}
+	return append(b, messageTail...)
+}
+
+// verbatim reports whether payload can be embedded as it is. json.Valid
+// accepts invalid UTF-8 inside strings; browsers fail the connection on it,
+// so such a payload is sent as a (repaired) string.
+func verbatim(payload []byte) bool {
+	return json.Valid(payload) && utf8.Valid(payload)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string, escaping only what JSON
+// requires (RFC 8259 section 7): the quotation mark, the backslash and the
+// control characters below U+0020. Unlike encoding/json it leaves <, > and
+// & alone, so a text of 1 MiB of "<" stays about 1 MiB instead of 6.
+// Each invalid UTF-8 byte becomes the escape \ufffd, as encoding/json
+// writes it, so the result is always valid JSON in valid UTF-8.
+func AppendJSONString(b, s []byte) []byte {
+	b = append(b, '"')
+	start := 0 // s[start:i] is pending, copied in one append
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
