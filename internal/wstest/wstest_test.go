@@ -1,0 +1,130 @@
+package wstest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// serve upgrades one connection on a loopback listener and runs script on
+// it; the result of script arrives on the returned channel.
+func serve(t *testing.T, script func(conn net.Conn) error) (url string, done <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() {
+		defer ln.Close()
+		conn, err := ln.Accept()
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer conn.Close()
+		if _, err := ws.Upgrade(conn); err != nil {
+			ch <- err
+			return
+		}
+		ch <- script(conn)
+	}()
+	return "ws://" + ln.Addr().String() + "/ws", ch
+}
+
+func TestClient(t *testing.T) {
+	url, done := serve(t, func(conn net.Conn) error {
+		for _, msg := range []string{
+			`{"type":"welcome","conn":"ab-1","user":"42","ping_interval":25}`,
+			`{"type":"message","channel":"user.42","data":{"n":1}}`,
+		} {
+			if err := wsutil.WriteServerText(conn, []byte(msg)); err != nil {
+				return err
+			}
+		}
+		// An echo of the client's op, then a close with a code.
+		got, err := wsutil.ReadClientText(conn)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(got), `"op":"ping"`) {
+			return errors.New("the client sent " + string(got))
+		}
+		return ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(4002, "too many")))
+	})
+	c := Connect(t, url, http.Header{"X-Test": {"1"}})
+	if c.ID != "ab-1" || c.User != "42" {
+		t.Fatalf("welcome recorded %q %q", c.ID, c.User)
+	}
+	if m := c.Next(t); m["channel"] != "user.42" {
+		t.Fatalf("message = %v", m)
+	}
+	c.Send(t, map[string]any{"op": "ping", "ref": 1})
+	if code, reason := c.ClosedWith(t); code != 4002 || reason != "too many" {
+		t.Fatalf("closed with %d %q", code, reason)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWelcomeRefusesOtherFrames(t *testing.T) {
+	url, done := serve(t, func(conn net.Conn) error {
+		return wsutil.WriteServerText(conn, []byte(`{"type":"message"}`))
+	})
+	c, err := Dial(context.Background(), ws.Dialer{}, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Welcome(time.Now().Add(NextTimeout)); err == nil {
+		t.Fatal("a message frame was taken for a welcome")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSilent(t *testing.T) {
+	url, done := serve(t, func(conn net.Conn) error {
+		if err := wsutil.WriteServerText(conn, []byte(`{"type":"welcome","conn":"a-1","user":"u"}`)); err != nil {
+			return err
+		}
+		_, err := wsutil.ReadClientText(conn) // until the client hangs up
+		if err != nil {
+			return nil
+		}
+		return errors.New("the client sent something")
+	})
+	c := Connect(t, url, nil)
+	c.Silent(t, 50*time.Millisecond)
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckFor(t *testing.T) {
+	n := 0
+	CheckFor(t, time.Second, time.Millisecond, func() error {
+		if n++; n < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if n != 3 {
+		t.Fatalf("f called %d times, want 3", n)
+	}
+}
