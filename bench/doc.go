@@ -109,31 +109,37 @@
 // delivery). Server CPU per million delivered is the server's CPU over the
 // publish and drain window / delivered × 1e6.
 //
-// # Engine and concurrency
+// # Layers
 //
-// Each worker (one per process) runs one engine: Dialers goroutines that
-// take connection indices at the paced rate, dial, write the upgrade
-// request from a template, read the 101 and the welcome with a deadline,
-// and register the socket with a netpoll.Poller (one-shot read interest).
-// After that a connection has no goroutine: it is a conn struct in a slice
-// (see Client.ConnStructBytes) plus its netpoll.Desc. The poller callback
-// only puts the connection's index on a channel; GOMAXPROCS reader
-// goroutines read non-blocking with syscall.RawConn.Read into their own
-// buffer, parse server frames (a partial frame is kept per connection only
-// while incomplete; a compressed one is inflated with a decompressor from
-// a sync.Pool), answer pings with masked pongs, record latencies in
-// their own HDR histogram (one lock per read task, not per message), and
-// re-arm. A connection's mutex serializes its reader with churn and
-// finish.
+// Package bench is the command line (Main), the coordinator (Run) and the
+// scenarios; below it, in bench/internal:
 //
-// With Workers > 1, wsbench re-executes itself as `wsbench worker`
-// processes (the open-file limit is per process) and talks to them over
-// JSON lines on stdin/stdout: progress every 250 ms, and a final result
-// with the HDR histograms encoded, which the coordinator merges. With
-// Workers == 1 the worker runs in the coordinator's process over pipes,
-// speaking the same protocol. The coordinator publishes through NATS with
-// bus.Dial and bus.Publisher, like a storage service would.
+//   - engine: the client side of one worker — dialers, the netpoll
+//     Poller, reader goroutines, server frames, permessage-deflate and the
+//     sequence accounting above;
+//   - report: the Result, its table, the HTML report and Compare;
+//   - config: the Config and its flags; payload: what is published;
+//     hist: the latency histograms the engine records and the report
+//     summarizes.
 //
-// Run, Compare, ReadResult and the Result methods may be called from any
-// goroutine; a Result is not safe for concurrent modification.
+// A run is setup → ramp → scenario → finish → report: the setup (the
+// scenario's own — a NATS publisher, floor servers — then the workers and
+// the monitor), the ramp and settle, the finish (every worker closes its
+// connections and reports) and the report are the same for every
+// scenario; each scenario is a small type that does only its part between
+// the ramp and the finish.
+//
+// # Workers and concurrency
+//
+// Each worker (one per process) runs one engine.Engine. With Workers > 1,
+// wsbench re-executes itself as `wsbench worker` processes (the open-file
+// limit is per process) and talks to them over JSON lines on
+// stdin/stdout: progress every 250 ms, and a final result with the HDR
+// histograms encoded, which the coordinator merges. With Workers == 1 the
+// worker runs in the coordinator's process over pipes, speaking the same
+// protocol. The coordinator publishes through NATS with bus.Dial and
+// bus.Publisher, like a storage service would.
+//
+// Run and the Result methods may be called from any goroutine; a Result is
+// not safe for concurrent modification.
 package bench

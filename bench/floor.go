@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/bench/internal/engine"
+	"github.com/wsgate/wsgate/bench/internal/payload"
 	"github.com/wsgate/wsgate/internal/rawio"
 )
 
@@ -49,9 +51,16 @@ type floorHandle struct {
 	addr string
 }
 
-// startFloors starts Config.FloorServers floor servers, each for its
-// share of the connections (index i % servers).
-func (r *runner) startFloors() error {
+// floorScenario runs the floor servers. They start before the workers,
+// whose connections go to them instead of a gateway, and the probe
+// measures them as the servers.
+type floorScenario struct {
+	servers []*floorHandle
+}
+
+// start starts Config.FloorServers floor servers, each for its share of
+// the connections (index i % servers).
+func (f *floorScenario) start(r *runner, spec *engine.Spec) error {
 	cfg := &r.cfg
 	exe, err := os.Executable()
 	if err != nil {
@@ -79,27 +88,41 @@ func (r *runner) startFloors() error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start floor server: %w", err)
 		}
-		r.floors = append(r.floors, h)
+		f.servers = append(f.servers, h)
 		var rep floorReport
 		if err := h.out.Decode(&rep); err != nil || rep.Event != "listening" {
 			return fmt.Errorf("floor server %d did not start: %v %s", i, err, rep.Error)
 		}
 		h.addr = rep.Addr
+		spec.FloorAddrs = append(spec.FloorAddrs, h.addr)
 		r.probe.pids = append(r.probe.pids, cmd.Process.Pid)
 	}
 	return nil
 }
 
-// runFloors starts the rounds on every floor server and sums their
-// reports.
-func (r *runner) runFloors(ctx context.Context) (floorReport, error) {
-	for _, h := range r.floors {
+// run has the floor servers make their writes, which the clients receive
+// like a gateway's broadcasts.
+func (f *floorScenario) run(ctx context.Context, r *runner) (window, error) {
+	r.phase.Store("publish")
+	w := window{clientCPU: r.clientCPU(), start: time.Now()}
+	rep, err := f.rounds(ctx)
+	if err != nil {
+		return w, err
+	}
+	w.floor, w.published = &rep, int64(r.cfg.Messages)
+	w.expect = &engine.Expectation{Broadcast: uint32(r.cfg.Messages)}
+	return w, r.drain(ctx, w.expect)
+}
+
+// rounds starts the rounds on every floor server and sums their reports.
+func (f *floorScenario) rounds(ctx context.Context) (floorReport, error) {
+	for _, h := range f.servers {
 		if _, err := io.WriteString(h.in, "go\n"); err != nil {
 			return floorReport{}, err
 		}
 	}
 	var sum floorReport
-	for i, h := range r.floors {
+	for i, h := range f.servers {
 		var rep floorReport
 		if err := h.out.Decode(&rep); err != nil || rep.Event != "done" {
 			return sum, fmt.Errorf("floor server %d: %v %s", i, err, rep.Error)
@@ -113,8 +136,8 @@ func (r *runner) runFloors(ctx context.Context) (floorReport, error) {
 	return sum, ctx.Err()
 }
 
-func (r *runner) stopFloors() {
-	for _, h := range r.floors {
+func (f *floorScenario) stop() {
+	for _, h := range f.servers {
 		h.in.Close()
 		done := make(chan struct{})
 		go func() {
@@ -219,9 +242,7 @@ func floorRounds(socks []syscall.RawConn, rounds int, rate float64, size int) fl
 	for round := range rounds {
 		due := start.Add(time.Duration(float64(round) / rate * float64(time.Second)))
 		time.Sleep(time.Until(due))
-		payload := appendPayload(nil, uint32(round+1), time.Now().UnixNano(), size)
-		msg := appendMessageJSON(nil, "broadcast", payload)
-		frame = appendServerFrame(frame[:0], opText, msg)
+		frame = engine.MessageFrame(frame[:0], "broadcast", payload.Append(nil, uint32(round+1), time.Now().UnixNano(), size))
 		var wg sync.WaitGroup
 		for w := range p {
 			wg.Add(1)

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wsgate/wsgate/bench/internal/config"
+	"github.com/wsgate/wsgate/bench/internal/report"
 )
 
 // usage is the top of `wsbench -help`; the flags follow.
@@ -129,7 +132,7 @@ func Main(args []string) int {
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := Config{Scenario: args[0]}
-	if !validScenario(cfg.Scenario) {
+	if !config.ValidScenario(cfg.Scenario) {
 		fmt.Fprintf(stderr, "wsbench: unknown scenario or command %q (wsbench -help)\n", args[0])
 		return 2
 	}
@@ -180,14 +183,14 @@ func compareMain(files []string, stdout, stderr io.Writer) int {
 	}
 	var rs []*Result
 	for _, f := range files {
-		r, err := ReadResult(f)
+		r, err := report.ReadResult(f)
 		if err != nil {
 			fmt.Fprintln(stderr, "wsbench compare:", err)
 			return 1
 		}
 		rs = append(rs, r)
 	}
-	if err := Compare(stdout, files, rs); err != nil {
+	if err := report.Compare(stdout, files, rs); err != nil {
 		fmt.Fprintln(stderr, "wsbench compare:", err)
 		return 1
 	}

@@ -1,67 +1,51 @@
 package bench
 
 import (
-	"errors"
-	"net"
-	"net/http/httptest"
-	"os"
+	"bytes"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
-	"go.uber.org/goleak"
-	"go.uber.org/zap"
-
-	"github.com/wsgate/wsgate/bus"
-	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/bench/internal/report"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(ChildEnv) != "" { // re-executed as a worker or floor server
-		os.Exit(Main(os.Args[1:]))
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runMain(t.Context(), []string{"broadcast", "-help"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
-	goleak.VerifyTestMain(m)
-}
-
-// gatewayEnv is a real gateway on 127.0.0.1:0 with development auth, over
-// a real embedded NATS server, with its admin endpoints.
-type gatewayEnv struct {
-	url     string
-	nats    string
-	metrics string // the gateway's /metrics
-}
-
-// newGateway starts a gateway; opts change its Config.
-func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
-	t.Helper()
-	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	s, err := gateway.New(cfg)
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	if err := b.Start(s.Deliver); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := httptest.NewServer(s.AdminHandler())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		admin.Close()
-		s.Close()
-		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
+	for _, want := range []string{"connect ", "broadcast ", "topic ", "unicast ", "churn ", "floor ", "-source-addrs", "-server-metrics", "-jwt-secret", "reordered", "-deflate", "-payload-kind", "-payload-file"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("help lacks %q", want)
 		}
-		b.Close()
-	})
-	return &gatewayEnv{url: "ws://" + ln.Addr().String() + "/ws", nats: b.ClientURL(), metrics: admin.URL + "/metrics"}
+	}
+	if code := runMain(t.Context(), []string{"bogus"}, &out, &errOut); code != 2 {
+		t.Errorf("bogus scenario: exit %d", code)
+	}
+}
+
+func TestCompareCommand(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i, rate := range []float64{1, 2} { // b connects twice as fast as a
+		name := string(rune('a' + i))
+		r := &Result{Label: name, Scenario: ScenarioBroadcast, StartedAt: time.Unix(1700000000, 0).UTC(),
+			Conns: report.Connections{Target: 1000, Established: 1000, ConnectRatePerS: rate}}
+		p := filepath.Join(dir, name+".json")
+		if err := r.WriteJSON(p); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	var out, errOut bytes.Buffer
+	if code := compareMain(files, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "2.00x") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if code := compareMain(files[:1], &out, &errOut); code != 2 {
+		t.Errorf("one file: exit %d, want 2", code)
+	}
 }

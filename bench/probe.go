@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/bench/internal/report"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
@@ -200,17 +202,9 @@ func selfRSS() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// Machine describes where a run happened.
-type Machine struct {
-	Go       string `json:"go"`
-	OS       string `json:"os"`
-	CPUs     int    `json:"cpus"`
-	Hostname string `json:"hostname"`
-	Kernel   string `json:"kernel"`
-}
-
-func machine() Machine {
-	m := Machine{Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU()}
+// machine describes this host for Result.Machine.
+func machine() report.Machine {
+	m := report.Machine{Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU()}
 	m.Hostname, _ = os.Hostname()
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {

@@ -1,303 +1,213 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/wsgate/wsgate/bench/internal/config"
+	"github.com/wsgate/wsgate/bench/internal/engine"
+	"github.com/wsgate/wsgate/bench/internal/hist"
+	"github.com/wsgate/wsgate/bench/internal/report"
 )
 
-// Result is everything one run measured. It is written with --json and read
-// by compare; its field names are a contract: extend, do not rename. A
-// server figure is -1 when it was not measured (no --server-pid or
-// --server-metrics; goroutines need --server-metrics).
-type Result struct {
-	Label     string      `json:"label"`
-	Scenario  string      `json:"scenario"`
-	StartedAt time.Time   `json:"started_at"`
-	DurationS float64     `json:"duration_s"`
-	Config    Config      `json:"config"`
-	Conns     Connections `json:"connections"`
-	Delivery  Delivery    `json:"delivery"`
-	Server    Server      `json:"server"`
-	Client    Client      `json:"client"`
-	Floor     *Floor      `json:"floor,omitempty"`
-	Churn     *Churn      `json:"churn,omitempty"`
-	Timeline  []Sample    `json:"timeline"`
-	Machine   Machine     `json:"machine"`
-	Warnings  []string    `json:"warnings,omitempty"`
-}
+// Result is everything one run measured (see package report: it is
+// written with --json and read by compare).
+type Result = report.Result
 
-// Connections are the figures of the initial ramp.
-type Connections struct {
-	Target         int              `json:"target"`
-	Established    int64            `json:"established"`
-	Failed         int64            `json:"failed"`
-	FailedByReason map[string]int64 `json:"failed_by_reason"`
-	// DeflateAccepted counts the established connections whose 101
-	// accepted the permessage-deflate offer (Config.Deflate).
-	DeflateAccepted int64 `json:"deflate_accepted"`
-	// DroppedByReason counts connections the server or the network closed
-	// after their welcome (eof, reset, server_close_<code>, protocol).
-	DroppedByReason  map[string]int64 `json:"dropped_by_reason"`
-	ConnectRatePerS  float64          `json:"connect_rate_per_s"` // established / (first dial → last welcome)
-	RampSeconds      float64          `json:"ramp_s"`
-	HandshakeLatency Percentiles      `json:"handshake_latency_us"` // dial start → welcome (topic: → subscribed)
-}
-
-// Delivery is what the clients received of what was published.
-type Delivery struct {
-	Published  int64       `json:"published"`
-	Expected   int64       `json:"expected"`
-	Delivered  int64       `json:"delivered"` // every message frame with a seq on the right channel, duplicates included
-	Lost       int64       `json:"lost"`
-	Duplicated int64       `json:"duplicated"`
-	Reordered  int64       `json:"reordered"`
-	Misrouted  int64       `json:"misrouted"` // message frames for a channel the connection does not listen on
-	PerS       float64     `json:"per_s"`     // delivered / (first publish → last delivery)
-	WindowS    float64     `json:"window_s"`
-	Latency    Percentiles `json:"latency_us"` // publish (ts in the payload) → read by the client
-	// FrameBytes is the size on the wire (header and payload as read) of
-	// the delivered message frames; FrameBytesPerMsg divides it by
-	// Delivered.
-	FrameBytes       int64   `json:"frame_bytes"`
-	FrameBytesPerMsg float64 `json:"frame_bytes_per_msg"`
-	// Compressed counts the delivered messages that came compressed
-	// (permessage-deflate, Config.Deflate); CompressedShare is its share of
-	// Delivered.
-	Compressed      int64   `json:"compressed"`
-	CompressedShare float64 `json:"compressed_share"`
-}
-
-// Server is the measured gateway (summed over its processes).
-type Server struct {
-	RSSBefore          int64   `json:"rss_before_bytes"`
-	RSSAfter           int64   `json:"rss_after_bytes"`
-	RSSPerConn         float64 `json:"rss_per_conn_bytes"`
-	GoroutinesBefore   int64   `json:"goroutines_before"`
-	GoroutinesAfter    int64   `json:"goroutines_after"`
-	GoroutinesPerConn  float64 `json:"goroutines_per_conn"`
-	CPUSeconds         float64 `json:"cpu_seconds"` // over the publish and drain window
-	CPUPerMillionDeliv float64 `json:"cpu_s_per_million_delivered"`
-	// RampCPUSeconds is the server's CPU from before the ramp to after the
-	// settle; CPUPerConnectUs divides it by the connections established:
-	// the server's cost of an upgrade, which a shared host cannot inflate
-	// the way it inflates the wall-clock connect rate.
-	RampCPUSeconds  float64 `json:"ramp_cpu_seconds"`
-	CPUPerConnectUs float64 `json:"cpu_us_per_connect"`
-	// WrittenBytes is what the gateway wrote to its sockets over the
-	// publish and drain window: the growth of wsgate_written_bytes_total
-	// in --server-metrics, -1 without it (the gorilla baseline has no such
-	// metric). WrittenPerDeliv divides it by the delivered messages.
-	WrittenBytes    int64   `json:"written_bytes"`
-	WrittenPerDeliv float64 `json:"written_bytes_per_delivered"`
-}
-
-// Client is wsbench itself: its workers and the publishing coordinator.
-type Client struct {
-	CPUSeconds      float64 `json:"cpu_seconds"` // over the whole run
-	MaxRSSBytes     int64   `json:"max_rss_bytes"`
-	HeapPerConn     float64 `json:"heap_bytes_per_conn"` // Go heap growth over the ramp / established
-	ConnStructBytes int     `json:"conn_struct_bytes"`   // unsafe.Sizeof of the per-connection struct
-	Workers         int     `json:"workers"`
-	PollErrors      int64   `json:"poll_errors,omitempty"`
-	// MeasuredCPUSeconds is wsbench's CPU over the window of
-	// Server.CPUSeconds (worker processes: up to their last progress
-	// report, at most 250 ms old); -1 for connect. CPUPerMillionDeliv
-	// divides it by the delivered messages × 1e6.
-	MeasuredCPUSeconds float64 `json:"measured_cpu_seconds"`
-	CPUPerMillionDeliv float64 `json:"cpu_s_per_million_delivered"`
-}
-
-// Floor is the kernel's own cost of the same writes (floor scenario).
-type Floor struct {
-	Writes               int64   `json:"writes"`
-	ShortWrites          int64   `json:"short_writes"`
-	CPUSeconds           float64 `json:"cpu_seconds"`
-	CPUPerMillionWrites  float64 `json:"cpu_s_per_million_writes"`
-	FrameBytes           int     `json:"frame_bytes"`
-	ServerRSSPerConnByte float64 `json:"server_rss_per_conn_bytes"`
-}
-
-// Churn is the reconnect figures of the churn scenario.
-type Churn struct {
-	Reconnects       int64       `json:"reconnects"`
-	ReconnectFailed  int64       `json:"reconnect_failed"`
-	ReconnectLatency Percentiles `json:"reconnect_latency_us"` // close → welcome
-}
-
-// Sample is one point of the timeline, taken every second.
-type Sample struct {
-	T           float64 `json:"t_s"`
-	Phase       string  `json:"phase"`
-	Connections int64   `json:"connections"`
-	Delivered   int64   `json:"delivered"`
-	ServerRSS   int64   `json:"server_rss_bytes"`
-	ClientRSS   int64   `json:"client_rss_bytes"`
-	P99US       int64   `json:"p99_us"`
-}
-
-// ReadResult reads a --json file.
-func ReadResult(path string) (*Result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// result puts the run's Result together: the workers' results merged, the
+// servers' figures over the ramp and over the window w, which ended with
+// the sample end, and wsbench's own, whose CPU was clientCPU at the end.
+func (r *runner) result(msgs []workerMsg, w window, end serverSample, clientCPU float64) *Result {
+	cfg := &r.cfg
+	res := &Result{
+		Label:     cfg.Label,
+		Scenario:  cfg.Scenario,
+		StartedAt: r.start.UTC(),
+		Config:    *cfg,
+		Machine:   machine(),
 	}
-	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	r.merge(res, msgs, w.start)
+	res.Delivery.Published = w.published
+	res.Server = r.serverFigures(res, w, end)
+	if w.floor != nil {
+		f := &report.Floor{Writes: w.floor.Writes, ShortWrites: w.floor.ShortWrites, CPUSeconds: w.floor.CPUSeconds,
+			FrameBytes: w.floor.FrameBytes, ServerRSSPerConnByte: res.Server.RSSPerConn}
+		if f.Writes > 0 {
+			f.CPUPerMillionWrites = f.CPUSeconds / float64(f.Writes) * 1e6
+		}
+		res.Floor = f
 	}
-	return &r, nil
-}
-
-// WriteJSON writes r, indented, to path.
-func (r *Result) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// WriteTable writes the human summary of r.
-func (r *Result) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
-	p("wsbench %s\t%s, %s, %.1f s", r.Label, r.Scenario, r.StartedAt.Format(time.RFC3339), r.DurationS)
-	p("machine\t%s, %d CPUs, %s, kernel %s", r.Machine.Go, r.Machine.CPUs, r.Machine.Hostname, r.Machine.Kernel)
-	c := r.Conns
-	p("")
-	p("connections\t%d of %d established, %d failed%s", c.Established, c.Target, c.Failed, reasons(c.FailedByReason))
-	if len(c.DroppedByReason) > 0 {
-		p("dropped later\t%s", strings.TrimPrefix(reasons(c.DroppedByReason), ": "))
-	}
-	p("connect rate\t%s/s (ramp %.2f s)", num(c.ConnectRatePerS), c.RampSeconds)
-	p("handshake µs\t%s", pct(c.HandshakeLatency))
-	if ch := r.Churn; ch != nil {
-		p("reconnects\t%d, %d failed", ch.Reconnects, ch.ReconnectFailed)
-		p("reconnect µs\t%s", pct(ch.ReconnectLatency))
-	}
-	if d := r.Delivery; d.Published > 0 {
-		p("")
-		p("published\t%d", d.Published)
-		p("delivered\t%d of %d expected (%s/s over %.2f s)", d.Delivered, d.Expected, num(d.PerS), d.WindowS)
-		p("lost/dup/reord\t%d / %d / %d%s", d.Lost, d.Duplicated, d.Reordered, misrouted(d.Misrouted))
-		p("delivery µs\t%s", pct(d.Latency))
-		if d.Delivered > 0 {
-			p("message frames\t%s read = %.0f B per delivered message (%s payload %d B)", bytesStr(d.FrameBytes), d.FrameBytesPerMsg,
-				r.Config.PayloadKind, r.Config.PayloadSize)
+	delivered := float64(res.Delivery.Delivered)
+	cl := &res.Client
+	cl.MeasuredCPUSeconds, cl.CPUPerMillionDeliv = -1, -1
+	if !w.start.IsZero() {
+		cl.MeasuredCPUSeconds = clientCPU - w.clientCPU
+		if delivered > 0 {
+			cl.CPUPerMillionDeliv = cl.MeasuredCPUSeconds / delivered * 1e6
 		}
 	}
-	if r.Config.Deflate {
-		p("permessage-deflate\toffered; accepted by %d of %d established; %d of %d delivered messages came compressed (%.1f%%)",
-			c.DeflateAccepted, c.Established, r.Delivery.Compressed, r.Delivery.Delivered, r.Delivery.CompressedShare*100)
+	res.DurationS = time.Since(r.start).Seconds()
+	r.mu.Lock()
+	res.Timeline = r.timeline
+	r.checks(res)
+	res.Warnings = r.warnings
+	r.mu.Unlock()
+	return res
+}
+
+// serverFigures are the servers' figures: memory and goroutines per
+// connection and CPU per connect over the ramp, and CPU and bytes written
+// per delivered message over the window w (the floor servers' own CPU for
+// floor, which has no ramp CPU). res holds the merged workers' results.
+func (r *runner) serverFigures(res *Result, w window, end serverSample) report.Server {
+	before, after := r.before, r.after
+	s := report.Server{RSSBefore: before.RSS, RSSAfter: after.RSS, RSSPerConn: -1,
+		GoroutinesBefore: before.Goroutines, GoroutinesAfter: after.Goroutines, GoroutinesPerConn: -1,
+		CPUSeconds: -1, CPUPerMillionDeliv: -1, RampCPUSeconds: -1, CPUPerConnectUs: -1,
+		WrittenBytes: -1, WrittenPerDeliv: -1}
+	if before.CPU >= 0 && after.CPU >= 0 && w.floor == nil {
+		s.RampCPUSeconds = after.CPU - before.CPU
+		if n := float64(res.Conns.Established); n > 0 {
+			s.CPUPerConnectUs = s.RampCPUSeconds / n * 1e6
+		}
 	}
-	if f := r.Floor; f != nil {
-		p("")
-		p("floor writes\t%d of %d bytes (%d short)", f.Writes, f.FrameBytes, f.ShortWrites)
-		p("floor CPU\t%.3f s = %.2f CPU-s per million writes", f.CPUSeconds, f.CPUPerMillionWrites)
+	if n := float64(res.Conns.Established); n > 0 {
+		if before.RSS >= 0 {
+			s.RSSPerConn = float64(after.RSS-before.RSS) / n
+		}
+		if before.Goroutines >= 0 {
+			s.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / n
+		}
 	}
-	s := r.Server
-	p("")
-	if s.RSSBefore >= 0 {
-		p("server RSS\t%s → %s = %s per connection", bytesStr(s.RSSBefore), bytesStr(s.RSSAfter), bytesStr(int64(s.RSSPerConn)))
+	switch {
+	case w.floor != nil:
+		s.CPUSeconds = w.floor.CPUSeconds
+	case !w.start.IsZero() && end.CPU >= 0:
+		s.CPUSeconds = end.CPU - w.server.CPU
+	}
+	delivered := float64(res.Delivery.Delivered)
+	if s.CPUSeconds >= 0 && delivered > 0 {
+		s.CPUPerMillionDeliv = s.CPUSeconds / delivered * 1e6
+	}
+	if w.floor == nil && !w.start.IsZero() && w.server.Written >= 0 && end.Written >= 0 {
+		s.WrittenBytes = end.Written - w.server.Written
+		if delivered > 0 {
+			s.WrittenPerDeliv = float64(s.WrittenBytes) / delivered
+		}
+	}
+	return s
+}
+
+// merge folds the workers' results into res.
+func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
+	cfg := &r.cfg
+	hs, dl, rc := hist.New(), hist.New(), hist.New()
+	c := report.Connections{Target: cfg.Conns, FailedByReason: map[string]int64{}, DroppedByReason: map[string]int64{}}
+	var (
+		seq                     engine.SeqTotals
+		delivered, misrouted    int64
+		frameBytes, compressed  int64
+		reconnects, reconnFail  int64
+		firstDial, lastWelcome  int64
+		lastDelivery, heapBytes int64
+		cl                      = report.Client{Workers: cfg.Workers, ConnStructBytes: engine.ConnStructBytes}
+	)
+	for _, m := range msgs {
+		w := m.Result
+		if w == nil {
+			continue
+		}
+		for name, err := range map[string]error{
+			"handshake": hist.MergeEncoded(hs, w.Handshakes),
+			"delivery":  hist.MergeEncoded(dl, w.Deliveries),
+			"reconnect": hist.MergeEncoded(rc, w.Reconnect),
+		} {
+			if err != nil {
+				r.warn("a worker's %s histogram could not be decoded: %v", name, err)
+			}
+		}
+		c.Established += w.Established
+		c.DeflateAccepted += w.DeflateAccepted
+		c.Failed += w.Failed
+		for k, v := range w.Failures {
+			c.FailedByReason[k] += v
+		}
+		for k, v := range w.Dropped {
+			c.DroppedByReason[k] += v
+		}
+		seq.Merge(w.Seq)
+		delivered += w.Delivered
+		frameBytes += w.FrameBytes
+		compressed += w.Compressed
+		misrouted += w.Misrouted
+		reconnects += w.Reconnects
+		reconnFail += w.ReconnectFailed
+		if w.FirstDialNS != 0 && (firstDial == 0 || w.FirstDialNS < firstDial) {
+			firstDial = w.FirstDialNS
+		}
+		lastWelcome = max(lastWelcome, w.LastWelcomeNS)
+		lastDelivery = max(lastDelivery, w.LastDeliveryNS)
+		heapBytes += w.HeapBytes
+		cl.CPUSeconds += w.CPUSeconds
+		cl.MaxRSSBytes += w.MaxRSSBytes
+		cl.PollErrors += w.PollErrors
+		if w.Unsequenced > 0 {
+			r.warn("%d message frames without a seq and ts in the payload were ignored", w.Unsequenced)
+		}
+	}
+	cpu, rss := selfUsage()
+	if cfg.Workers == 1 { // the worker ran in this process: its figures are the process's
+		cl.CPUSeconds, cl.MaxRSSBytes = cpu-r.cpu0, rss
 	} else {
-		p("server RSS\tn/a (give --server-pid or --server-metrics)")
+		cl.CPUSeconds += cpu - r.cpu0
+		cl.MaxRSSBytes += rss
 	}
-	if s.GoroutinesBefore >= 0 {
-		p("server goroutines\t%d → %d = %.4f per connection", s.GoroutinesBefore, s.GoroutinesAfter, s.GoroutinesPerConn)
-	} else {
-		p("server goroutines\tn/a (needs --server-metrics)")
+	if c.Established > 0 {
+		cl.HeapPerConn = float64(heapBytes) / float64(c.Established)
 	}
-	if s.CPUPerConnectUs >= 0 && s.RampCPUSeconds >= 0 {
-		p("server ramp CPU\t%.3f s = %.1f µs per connect", s.RampCPUSeconds, s.CPUPerConnectUs)
+	if lastWelcome > firstDial && firstDial > 0 {
+		c.RampSeconds = float64(lastWelcome-firstDial) / 1e9
+		c.ConnectRatePerS = float64(c.Established) / c.RampSeconds
 	}
-	if s.CPUSeconds >= 0 && r.Delivery.Delivered > 0 {
-		p("server CPU\t%.3f s = %.2f CPU-s per million delivered", s.CPUSeconds, s.CPUPerMillionDeliv)
+	c.HandshakeLatency = report.PercentilesOf(hs)
+	res.Conns = c
+	res.Client = cl
+	d := report.Delivery{Expected: seq.Expected, Delivered: delivered, Lost: seq.Lost, Duplicated: seq.Duplicated,
+		Reordered: seq.Reordered, Misrouted: misrouted, Latency: report.PercentilesOf(dl),
+		FrameBytes: frameBytes, Compressed: compressed}
+	if delivered > 0 {
+		d.FrameBytesPerMsg = float64(frameBytes) / float64(delivered)
+		d.CompressedShare = float64(compressed) / float64(delivered)
 	}
-	if s.WrittenBytes >= 0 && r.Delivery.Delivered > 0 {
-		p("server wrote\t%s over publish and drain = %.0f B per delivered message", bytesStr(s.WrittenBytes), s.WrittenPerDeliv)
-	} else if r.Delivery.Published > 0 && r.Floor == nil {
-		p("server wrote\tn/a (needs --server-metrics with wsgate_written_bytes_total)")
+	if !pubStart.IsZero() && lastDelivery > pubStart.UnixNano() {
+		d.WindowS = float64(lastDelivery-pubStart.UnixNano()) / 1e9
+		d.PerS = float64(delivered) / d.WindowS
 	}
-	cl := r.Client
-	p("client\t%d worker(s), CPU %.2f s, max RSS %s, heap %s per connection (struct %d B)",
-		cl.Workers, cl.CPUSeconds, bytesStr(cl.MaxRSSBytes), bytesStr(int64(cl.HeapPerConn)), cl.ConnStructBytes)
-	if cl.MeasuredCPUSeconds >= 0 && r.Delivery.Delivered > 0 {
-		p("client CPU\t%.3f s over publish and drain = %.2f CPU-s per million delivered", cl.MeasuredCPUSeconds, cl.CPUPerMillionDeliv)
+	res.Delivery = d
+	if cfg.Scenario == ScenarioChurn {
+		res.Churn = &report.Churn{Reconnects: reconnects, ReconnectFailed: reconnFail, ReconnectLatency: report.PercentilesOf(rc)}
 	}
-	for _, w := range r.Warnings {
-		p("warning\t%s", w)
-	}
-	return tw.Flush()
 }
 
-func pct(p Percentiles) string {
-	if p.Count == 0 {
-		return "n/a"
+// checks adds warnings about figures that should not be trusted. r.mu
+// must be held.
+func (r *runner) checks(res *Result) {
+	cfg := &r.cfg
+	if cpus := float64(res.Machine.CPUs); cpus > 0 && res.DurationS > 0 {
+		if share := res.Client.CPUSeconds / (res.DurationS * cpus); share > 0.5 {
+			r.warnings = append(r.warnings, fmt.Sprintf("wsbench used %.0f%% of this machine's CPU over the run: on a shared host the client may limit the server", share*100))
+		}
 	}
-	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%d)",
-		us(p.P50), us(p.P90), us(p.P99), us(p.P999), us(p.Max), p.Count)
-}
-
-// us formats microseconds readably: 850µs, 12.3ms, 1.20s.
-func us(v int64) string {
-	switch {
-	case v < 1000:
-		return fmt.Sprintf("%dµs", v)
-	case v < 1_000_000:
-		return fmt.Sprintf("%.1fms", float64(v)/1000)
+	if c := res.Conns; c.ConnectRatePerS > 0 && c.ConnectRatePerS < 0.8*cfg.Rate && c.Established > int64(cfg.Rate) {
+		r.warnings = append(r.warnings, fmt.Sprintf("the ramp reached %.0f/s of the %.0f/s asked: the server (or the dialers, --dialers %d per worker) set the pace", c.ConnectRatePerS, cfg.Rate, cfg.Dialers))
 	}
-	return fmt.Sprintf("%.2fs", float64(v)/1e6)
-}
-
-func num(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	case v >= 1e4:
-		return fmt.Sprintf("%.1fk", v/1e3)
+	if s := res.Server; s.RSSPerConn >= 0 && s.RSSPerConn < 512 && res.Conns.Established >= 1000 {
+		r.warnings = append(r.warnings, fmt.Sprintf("server RSS grew only %.0f B per connection: the server probably kept memory from an earlier run; restart it before measuring memory", s.RSSPerConn))
 	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-func bytesStr(b int64) string {
-	switch {
-	case b < 0:
-		return "n/a"
-	case b < 10<<10:
-		return fmt.Sprintf("%d B", b)
-	case b < 10<<20:
-		return fmt.Sprintf("%.1f KiB", float64(b)/1024)
-	case b < 10<<30:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	for _, s := range cfg.URLs {
+		if t, err := config.ParseTarget(s); err == nil && t.Loopback() && cfg.Scenario != ScenarioFloor && res.Client.CPUSeconds > 0 {
+			r.warnings = append(r.warnings, "client and server share this host: their CPU figures compete")
+			break
+		}
 	}
-	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-}
-
-func reasons(m map[string]int64) string {
-	if len(m) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return ": " + strings.Join(parts, ", ")
-}
-
-func misrouted(n int64) string {
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", %d misrouted", n)
 }

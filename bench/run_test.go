@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,61 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/bench/internal/engine"
+	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/bench/internal/report"
 	"github.com/wsgate/wsgate/gateway"
 )
-
-func runOK(t *testing.T, cfg Config) *Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := Run(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := res.WriteTable(&b); err != nil {
-		t.Fatal(err)
-	}
-	t.Log("\n" + b.String())
-	return res
-}
-
-// checkDelivery asserts a clean run: everyone connected, everything
-// delivered exactly once and in order.
-func checkDelivery(t *testing.T, res *Result, conns int, want int64) {
-	t.Helper()
-	c, d := res.Conns, res.Delivery
-	if c.Established != int64(conns) || c.Failed != 0 {
-		t.Errorf("established %d failed %d (%v), want %d and 0", c.Established, c.Failed, c.FailedByReason, conns)
-	}
-	if c.HandshakeLatency.Count != int64(conns) {
-		t.Errorf("handshake latencies %d, want %d", c.HandshakeLatency.Count, conns)
-	}
-	if d.Expected != want || d.Delivered != want {
-		t.Errorf("expected %d delivered %d, want %d", d.Expected, d.Delivered, want)
-	}
-	if d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Misrouted != 0 {
-		t.Errorf("lost %d dup %d reordered %d misrouted %d, want 0", d.Lost, d.Duplicated, d.Reordered, d.Misrouted)
-	}
-	if d.Latency.Count != want || d.Latency.Max <= 0 {
-		t.Errorf("latency %+v, want %d samples", d.Latency, want)
-	}
-	if len(c.DroppedByReason) != 0 {
-		t.Errorf("dropped %v", c.DroppedByReason)
-	}
-}
-
-func fastConfig(g *gatewayEnv, scenario string) Config {
-	return Config{
-		Scenario: scenario,
-		URLs:     []string{g.url},
-		NATS:     g.nats,
-		Rate:     5000,
-		MsgRate:  50,
-		Settle:   Duration(10 * time.Millisecond),
-		Timeout:  Duration(10 * time.Second),
-	}
-}
 
 func TestBroadcastAndJSON(t *testing.T) {
 	g := newGateway(t)
@@ -91,7 +40,7 @@ func TestBroadcastAndJSON(t *testing.T) {
 	if err := res.WriteJSON(path); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadResult(path)
+	back, err := report.ReadResult(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +133,8 @@ func TestFloor(t *testing.T) {
 		t.Fatalf("floor %+v", f)
 	}
 	// the floor frame is the gateway's frame for the same payload
-	payload := appendPayload(nil, 1, time.Now().UnixNano(), 200)
-	msg := appendMessageJSON(nil, "broadcast", payload)
-	if want := frameHeaderLen(len(msg)) + len(msg); f.FrameBytes != want {
+	frame := engine.MessageFrame(nil, "broadcast", payload.Append(nil, 1, time.Now().UnixNano(), 200))
+	if want := len(frame); f.FrameBytes != want {
 		t.Errorf("frame %d bytes, want %d", f.FrameBytes, want)
 	}
 }
@@ -207,12 +155,11 @@ func TestConnectFailures(t *testing.T) {
 // 200-byte pad payload, whose frames stay under the threshold.
 func TestDeflate(t *testing.T) {
 	const conns, messages = 200, 5
-	body, err := templateBody([]byte(json1k))
+	body, err := payload.Template([]byte(payload.JSON1K))
 	if err != nil {
 		t.Fatal(err)
 	}
-	json1kFrame := len(appendMessageJSON(nil, "broadcast", appendTemplatePayload(nil, 1, time.Now().UnixNano(), body)))
-	json1kFrame += frameHeaderLen(json1kFrame)
+	json1kFrame := len(engine.MessageFrame(nil, "broadcast", payload.AppendTemplate(nil, 1, time.Now().UnixNano(), body)))
 	for _, tc := range []struct {
 		name           string
 		kind           string
@@ -311,7 +258,7 @@ func TestDeflateContextTakeover(t *testing.T) {
 				offers <- req.Header.Get("Sec-WebSocket-Extensions")
 				fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 					"Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
-					acceptValue([]byte(req.Header.Get("Sec-WebSocket-Key"))))
+					acceptValue(req.Header.Get("Sec-WebSocket-Key")))
 				_, _ = io.Copy(io.Discard, c) // until the client hangs up
 			}()
 		}
@@ -322,8 +269,8 @@ func TestDeflateContextTakeover(t *testing.T) {
 	})
 	res := runOK(t, Config{Scenario: ScenarioConnect, URLs: []string{"ws://" + ln.Addr().String() + "/ws"},
 		Conns: conns, Deflate: true, Settle: Duration(time.Millisecond)})
-	if got := res.Conns.FailedByReason[reasonDeflateTakeover]; got != conns {
-		t.Errorf("failed by reason %v, want %d %s", res.Conns.FailedByReason, conns, reasonDeflateTakeover)
+	if got := res.Conns.FailedByReason[engine.ReasonDeflateTakeover]; got != conns {
+		t.Errorf("failed by reason %v, want %d %s", res.Conns.FailedByReason, conns, engine.ReasonDeflateTakeover)
 	}
 	for range conns {
 		if got := <-offers; got != "permessage-deflate; client_max_window_bits" {

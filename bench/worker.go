@@ -11,7 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/wsgate/wsgate/bench/internal/engine"
 )
 
 // The coordinator talks to each worker over JSON lines: commands on the
@@ -32,43 +33,11 @@ const ChildEnv = "WSBENCH_CHILD"
 
 const progressInterval = 250 * time.Millisecond
 
-type workerSpec struct {
-	Config     Config   `json:"config"`
-	JWTSecret  string   `json:"jwt_secret,omitempty"`
-	Index      int      `json:"index"`
-	Workers    int      `json:"workers"`
-	FloorAddrs []string `json:"floor_addrs,omitempty"`
-}
-
 type workerCmd struct {
-	Cmd    string       `json:"cmd"`
-	Spec   *workerSpec  `json:"spec,omitempty"`
-	Churn  Duration     `json:"churn,omitempty"`
-	Expect *expectation `json:"expect,omitempty"`
-}
-
-// expectation is how many messages each channel got: seqs 1..n.
-type expectation struct {
-	Broadcast uint32   `json:"broadcast,omitempty"`
-	Topics    []uint32 `json:"topics,omitempty"` // by topic index
-	Users     []uint32 `json:"users,omitempty"`  // by connection index
-}
-
-// of returns the number of messages published to the channel of conn g.
-func (x *expectation) of(cfg *Config, g int) uint32 {
-	switch cfg.Scenario {
-	case ScenarioTopic:
-		if t := g % cfg.Topics; t < len(x.Topics) {
-			return x.Topics[t]
-		}
-		return 0
-	case ScenarioUnicast:
-		if g < len(x.Users) {
-			return x.Users[g]
-		}
-		return 0
-	}
-	return x.Broadcast
+	Cmd    string              `json:"cmd"`
+	Spec   *engine.Spec        `json:"spec,omitempty"`
+	Churn  Duration            `json:"churn,omitempty"`
+	Expect *engine.Expectation `json:"expect,omitempty"`
 }
 
 type workerMsg struct {
@@ -79,45 +48,20 @@ type workerMsg struct {
 	Error    string        `json:"error,omitempty"`
 }
 
+// progressSnap is a worker's engine progress with its process's figures.
 type progressSnap struct {
-	Open        int64   `json:"open"`
-	Established int64   `json:"established"`
-	Failed      int64   `json:"failed"`
-	Reconnects  int64   `json:"reconnects"`
-	Delivered   int64   `json:"delivered"`
-	P99US       int64   `json:"p99_us"`
-	RSSBytes    int64   `json:"rss_bytes"`
-	CPUSeconds  float64 `json:"cpu_seconds"`
+	engine.Progress
+	RSSBytes   int64   `json:"rss_bytes"`
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
+// workerResult is a worker's engine totals with its process's figures.
 type workerResult struct {
-	Established     int64            `json:"established"`
-	DeflateAccepted int64            `json:"deflate_accepted"`
-	Failed          int64            `json:"failed"`
-	Failures        map[string]int64 `json:"failures"`
-	Dropped         map[string]int64 `json:"dropped"`
-	Reconnects      int64            `json:"reconnects"`
-	ReconnectFailed int64            `json:"reconnect_failed"`
-	Seq             seqTotals        `json:"seq"`
-	Delivered       int64            `json:"delivered"`
-	FrameBytes      int64            `json:"frame_bytes"`
-	Compressed      int64            `json:"compressed"`
-	Misrouted       int64            `json:"misrouted"`
-	Unsequenced     int64            `json:"unsequenced"`
-	Handshakes      string           `json:"handshakes"` // encoded HDR histograms, µs
-	Deliveries      string           `json:"deliveries"`
-	Reconnect       string           `json:"reconnect"`
-	FirstDialNS     int64            `json:"first_dial_ns"`
-	LastWelcomeNS   int64            `json:"last_welcome_ns"`
-	LastDeliveryNS  int64            `json:"last_delivery_ns"`
-	CPUSeconds      float64          `json:"cpu_seconds"`
-	MaxRSSBytes     int64            `json:"max_rss_bytes"`
-	HeapBytes       int64            `json:"heap_bytes"` // heap growth over the ramp
-	PollErrors      int64            `json:"poll_errors"`
+	engine.Totals
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	MaxRSSBytes int64   `json:"max_rss_bytes"`
+	HeapBytes   int64   `json:"heap_bytes"` // heap growth over the ramp
 }
-
-// connStructBytes is the size of the per-connection struct.
-const connStructBytes = int(unsafe.Sizeof(conn{}))
 
 // serveWorker runs one worker: it reads commands from in and writes events
 // to out until finish or until in ends.
@@ -130,17 +74,18 @@ func serveWorker(in io.Reader, out io.Writer) error {
 		_ = enc.Encode(m)
 		encMu.Unlock()
 	}
-	var cmd workerCmd
-	if err := dec.Decode(&cmd); err != nil || cmd.Cmd != "spec" || cmd.Spec == nil {
+	var first workerCmd
+	if err := dec.Decode(&first); err != nil || first.Cmd != "spec" || first.Spec == nil {
 		return fmt.Errorf("worker: want a spec first: %v", err)
 	}
-	e, err := newEngine(*cmd.Spec)
+	spec := first.Spec
+	e, err := engine.New(*spec)
 	if err != nil {
 		emit(workerMsg{Event: "error", Error: err.Error()})
 		return err
 	}
 	heap0 := heapInUse()
-	e.allocConns()
+	e.Start()
 	var heapBytes int64
 
 	stop := make(chan struct{})
@@ -155,15 +100,15 @@ func serveWorker(in io.Reader, out io.Writer) error {
 			case <-stop:
 				return
 			case <-t.C:
-				emit(workerMsg{Event: "progress", Progress: e.progress()})
+				emit(workerMsg{Event: "progress", Progress: progress(e)})
 			}
 		}
 	}()
-	finish := func(x *expectation) workerResult {
+	finish := func(x *engine.Expectation) workerResult {
 		close(stop)
 		progWG.Wait()
-		res := e.result(e.finish(x))
-		res.HeapBytes = heapBytes
+		res := workerResult{Totals: e.Finish(x), HeapBytes: heapBytes}
+		res.CPUSeconds, res.MaxRSSBytes = selfUsage()
 		return res
 	}
 	for {
@@ -177,14 +122,14 @@ func serveWorker(in io.Reader, out io.Writer) error {
 		}
 		switch cmd.Cmd {
 		case "connect":
-			e.ramp()
+			e.Ramp()
 			heapBytes = heapInUse() - heap0
-			emit(workerMsg{Event: "connected", Progress: e.progress()})
+			emit(workerMsg{Event: "connected", Progress: progress(e)})
 		case "churn":
-			e.churn(cmd.Churn.D(), e.cfg.ChurnShare)
-			emit(workerMsg{Event: "churned", Progress: e.progress()})
+			e.Churn(cmd.Churn.D(), spec.Config.ChurnShare)
+			emit(workerMsg{Event: "churned", Progress: progress(e)})
 		case "expect":
-			emit(workerMsg{Event: "expected", N: e.setExpect(cmd.Expect)})
+			emit(workerMsg{Event: "expected", N: e.SetExpect(cmd.Expect)})
 		case "finish":
 			res := finish(cmd.Expect)
 			emit(workerMsg{Event: "result", Result: &res})
@@ -195,51 +140,11 @@ func serveWorker(in io.Reader, out io.Writer) error {
 	}
 }
 
-func (e *engine) progress() *progressSnap {
-	delivered, p99, _ := e.deliveries()
-	cpu, _ := selfUsage()
-	return &progressSnap{
-		Open:        e.open.Load(),
-		Established: e.established.Load(),
-		Failed:      e.failed.Load(),
-		Reconnects:  e.reconnects.Load(),
-		Delivered:   delivered,
-		P99US:       p99,
-		RSSBytes:    selfRSS(),
-		CPUSeconds:  cpu,
-	}
-}
-
-func (e *engine) result(t seqTotals) workerResult {
-	delivered, _, last := e.deliveries()
-	frameBytes, compressed := e.wire()
-	cpu, maxRSS := selfUsage()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return workerResult{
-		Established:     e.established.Load(),
-		DeflateAccepted: e.deflated.Load(),
-		Failed:          e.failed.Load(),
-		Failures:        e.failures,
-		Dropped:         e.dropped,
-		Reconnects:      e.reconnects.Load(),
-		ReconnectFailed: e.reconnectFailed.Load(),
-		Seq:             t,
-		Delivered:       delivered,
-		FrameBytes:      frameBytes,
-		Compressed:      compressed,
-		Misrouted:       e.misrouted.Load(),
-		Unsequenced:     e.unsequenced.Load(),
-		Handshakes:      encodeHist(e.handshakes.snapshot()),
-		Deliveries:      encodeHist(e.deliveryHist()),
-		Reconnect:       encodeHist(e.reconnHist.snapshot()),
-		FirstDialNS:     e.firstDial.Load(),
-		LastWelcomeNS:   e.lastWelcome.Load(),
-		LastDeliveryNS:  last,
-		CPUSeconds:      cpu,
-		MaxRSSBytes:     maxRSS,
-		PollErrors:      e.pollErrors.Load(),
-	}
+// progress is e's progress with this process's figures.
+func progress(e *engine.Engine) *progressSnap {
+	p := &progressSnap{Progress: e.Progress(), RSSBytes: selfRSS()}
+	p.CPUSeconds, _ = selfUsage()
+	return p
 }
 
 // heapInUse returns the live heap after a full collection.
@@ -267,10 +172,12 @@ type workerEvent struct {
 	msg workerMsg
 }
 
-// startWorkers starts n workers: in this process when n == 1, else as
-// child processes running "wsbench worker". Events other than progress go
-// to events; a worker's end is an event "exit".
-func startWorkers(n int, spec func(i int) workerSpec, events chan<- workerEvent) ([]*workerHandle, error) {
+// startWorkers starts spec.Workers workers, worker i with spec.Index i: in
+// this process when there is one, else as child processes running "wsbench
+// worker". Events other than progress go to events; a worker's end is an
+// event "exit".
+func startWorkers(spec engine.Spec, events chan<- workerEvent) ([]*workerHandle, error) {
+	n := spec.Workers
 	var hs []*workerHandle
 	for i := range n {
 		h := &workerHandle{idx: i}
@@ -307,7 +214,8 @@ func startWorkers(n int, spec func(i int) workerSpec, events chan<- workerEvent)
 		h.enc = json.NewEncoder(h.in)
 		hs = append(hs, h)
 		go h.readEvents(out, events)
-		s := spec(i)
+		s := spec
+		s.Index = i
 		if err := h.send(workerCmd{Cmd: "spec", Spec: &s}); err != nil {
 			return hs, err
 		}

@@ -1,44 +1,11 @@
-package bench
+package engine
 
 import (
 	"bytes"
 	"testing"
+
+	"github.com/wsgate/wsgate/bench/internal/payload"
 )
-
-// serverStream is a real byte stream as wsgate sends it: a welcome, a
-// ping, two messages (one with a 16-bit length), a close.
-func serverStream() []byte {
-	var b []byte
-	b = appendServerFrame(b, opText, []byte(`{"type":"welcome","conn":"3f9a1c-1b","user":"u7","ping_interval":25}`))
-	b = appendServerFrame(b, opPing, []byte("hi"))
-	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 1, 1700000000000000000, 40)))
-	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 2, 1700000000000000001, 300)))
-	b = appendServerFrame(b, opClose, []byte{0x03, 0xe9})
-	return b
-}
-
-// parseAll parses b fed in chunks of size step, keeping incomplete frames
-// as the reader does, and returns the frames' opcodes and payloads.
-func parseAll(b []byte, step int) ([]frame, error) {
-	var out []frame
-	var pending []byte
-	for i := 0; i < len(b); i += step {
-		pending = append(pending, b[i:min(i+step, len(b))]...)
-		for {
-			f, n, err := parseFrame(pending, 1<<16, false)
-			if err != nil {
-				return out, err
-			}
-			if n == 0 {
-				break
-			}
-			f.payload = append([]byte(nil), f.payload...)
-			out = append(out, f)
-			pending = pending[n:]
-		}
-	}
-	return out, nil
-}
 
 func TestParseFramePartial(t *testing.T) {
 	stream := serverStream()
@@ -163,7 +130,7 @@ func TestParseMessage(t *testing.T) {
 
 func TestAppendPayload(t *testing.T) {
 	for _, size := range []int{0, 10, 200, 1000} {
-		p := appendPayload(nil, 42, 1700000000123456789, size)
+		p := payload.Append(nil, 42, 1700000000123456789, size)
 		if size >= 60 && len(p) != size {
 			t.Errorf("size %d: got %d bytes", size, len(p))
 		}
@@ -175,14 +142,14 @@ func TestAppendPayload(t *testing.T) {
 }
 
 func TestParseMessageAllocs(t *testing.T) {
-	p := appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 200))
+	p := appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 200))
 	if n := testing.AllocsPerRun(100, func() { parseMessage(p) }); n != 0 {
 		t.Errorf("parseMessage allocates %v times, want 0", n)
 	}
 }
 
 func BenchmarkParseMessage(b *testing.B) {
-	p := appendServerFrame(nil, opText, appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 200)))
+	p := appendServerFrame(nil, opText, appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 200)))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {

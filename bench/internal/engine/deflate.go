@@ -1,4 +1,4 @@
-package bench
+package engine
 
 import (
 	"bytes"
@@ -29,10 +29,10 @@ import (
 const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 
 // Why a 101's Sec-WebSocket-Extensions cannot be followed. They are
-// handshake failure reasons (Connections.FailedByReason).
+// handshake failure reasons (Totals.Failures).
 const (
-	reasonDeflateTakeover = "deflate_context_takeover"
-	reasonDeflateBad      = "deflate_bad_response"
+	ReasonDeflateTakeover = "deflate_context_takeover" // the server wants to keep its compression context
+	ReasonDeflateBad      = "deflate_bad_response"     // an answer a client must refuse (RFC 7692 section 5)
 )
 
 // deflateAnswer reads the Sec-WebSocket-Extensions headers of a 101
@@ -52,14 +52,14 @@ func deflateAnswer(head []byte) (accepted bool, reason string) {
 				continue
 			}
 			if accepted {
-				return false, reasonDeflateBad // a second extension, or deflate twice
+				return false, ReasonDeflateBad // a second extension, or deflate twice
 			}
 			noTakeover, ok := deflateParams(ext)
 			if !ok {
-				return false, reasonDeflateBad
+				return false, ReasonDeflateBad
 			}
 			if !noTakeover {
-				return false, reasonDeflateTakeover
+				return false, ReasonDeflateTakeover
 			}
 			accepted = true
 		}
@@ -121,7 +121,7 @@ func windowBits(v []byte) bool {
 // so that the decompressor ends at io.EOF instead of waiting for more.
 var inflateEnd = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
-var errInflateTooBig = errors.New("bench: compressed server message inflates beyond the frame limit")
+var errInflateTooBig = errors.New("engine: compressed server message inflates beyond the frame limit")
 
 // inflater is a pooled decompressor with its buffers. A bytes.Reader
 // source takes the decompressor's fast path.

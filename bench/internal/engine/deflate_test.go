@@ -1,44 +1,15 @@
-package bench
+package engine
 
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/bench/internal/config"
+	"github.com/wsgate/wsgate/bench/internal/hist"
+	"github.com/wsgate/wsgate/bench/internal/payload"
 )
-
-// deflateMessage compresses p as one permessage-deflate message without
-// context takeover, with the standard library (not the decompressor's
-// own package), and removes the tail as RFC 7692 7.2.1 says.
-func deflateMessage(t testing.TB, p []byte, level int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := flate.NewWriter(&b, level)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	out := b.Bytes()
-	if !bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}) {
-		t.Fatalf("flush did not end with the empty stored block: % x", out[max(0, len(out)-8):])
-	}
-	return out[:len(out)-4]
-}
-
-func json1kMessage(t testing.TB, seq uint32) []byte {
-	t.Helper()
-	body, err := templateBody([]byte(json1k))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return appendMessageJSON(nil, "broadcast", appendTemplatePayload(nil, seq, 1700000000000000000+int64(seq), body))
-}
 
 func TestDeflateAnswer(t *testing.T) {
 	head := func(ext ...string) []byte {
@@ -58,16 +29,16 @@ func TestDeflateAnswer(t *testing.T) {
 		{"wsgate", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"), true, ""},
 		{"lower case, no spaces", head("sec-websocket-extensions:permessage-deflate;server_no_context_takeover"), true, ""},
 		{"window bits", head(`Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits="15"`), true, ""},
-		{"context takeover", head("Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover"), false, reasonDeflateTakeover},
-		{"bare", head("Sec-WebSocket-Extensions: permessage-deflate"), false, reasonDeflateTakeover},
-		{"not offered", head("Sec-WebSocket-Extensions: x-webkit-deflate-frame"), false, reasonDeflateBad},
-		{"twice in one header", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover"), false, reasonDeflateBad},
-		{"twice in two headers", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"), false, reasonDeflateBad},
-		{"repeated parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_no_context_takeover"), false, reasonDeflateBad},
-		{"unknown parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; level=9"), false, reasonDeflateBad},
-		{"bad window", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=16"), false, reasonDeflateBad},
-		{"window without value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits"), false, reasonDeflateBad},
-		{"takeover with a value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover=1"), false, reasonDeflateBad},
+		{"context takeover", head("Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover"), false, ReasonDeflateTakeover},
+		{"bare", head("Sec-WebSocket-Extensions: permessage-deflate"), false, ReasonDeflateTakeover},
+		{"not offered", head("Sec-WebSocket-Extensions: x-webkit-deflate-frame"), false, ReasonDeflateBad},
+		{"twice in one header", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover"), false, ReasonDeflateBad},
+		{"twice in two headers", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"), false, ReasonDeflateBad},
+		{"repeated parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_no_context_takeover"), false, ReasonDeflateBad},
+		{"unknown parameter", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; level=9"), false, ReasonDeflateBad},
+		{"bad window", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=16"), false, ReasonDeflateBad},
+		{"window without value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits"), false, ReasonDeflateBad},
+		{"takeover with a value", head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover=1"), false, ReasonDeflateBad},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			accepted, reason := deflateAnswer(tc.head)
@@ -150,7 +121,7 @@ func BenchmarkInflate(b *testing.B) {
 		p    []byte
 	}{
 		{"json1k", json1kMessage(b, 3)},
-		{"pad4k", appendMessageJSON(nil, "broadcast", appendPayload(nil, 3, 99, 4096))},
+		{"pad4k", appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 4096))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			msg := deflateMessage(b, tc.p, flate.BestSpeed)
@@ -166,44 +137,6 @@ func BenchmarkInflate(b *testing.B) {
 				fl.put()
 			}
 		})
-	}
-}
-
-func TestTemplatePayload(t *testing.T) {
-	body, err := templateBody([]byte(json1k))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := appendTemplatePayload(nil, 42, 1700000000123456789, body)
-	if !json.Valid(p) || len(p) < 1000 || len(p) > 1100 {
-		t.Errorf("json1k payload: %d bytes, valid %v", len(p), json.Valid(p))
-	}
-	if got := templateSize(body); got != len(p)-1 { // seq 42 has one digit more than the size's seq 1
-		t.Errorf("templateSize %d, payload %d", got, len(p))
-	}
-	m := parseMessage(appendMessageJSON(nil, "broadcast", p))
-	if m.kind != kindMessage || m.seq != 42 || m.ts != 1700000000123456789 {
-		t.Errorf("parsed %+v", m)
-	}
-	empty, err := templateBody([]byte(" { } "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := appendTemplatePayload(nil, 1, 2, empty); string(p) != `{"seq":1,"ts":2}` {
-		t.Errorf("empty object: %s", p)
-	}
-	for _, bad := range []string{`[1,2]`, `null`, `"x"`, `{"seq":1}`, `{"a":1,"ts":2}`, `{"a":`} {
-		if _, err := templateBody([]byte(bad)); err == nil {
-			t.Errorf("%s accepted as a template", bad)
-		}
-	}
-}
-
-func TestPayloadTemplateAllocs(t *testing.T) {
-	body, _ := templateBody([]byte(json1k))
-	buf := appendTemplatePayload(nil, 1, 2, body)
-	if n := testing.AllocsPerRun(100, func() { buf = appendTemplatePayload(buf[:0], 12, 1700000000123456789, body) }); n != 0 {
-		t.Errorf("appendTemplatePayload allocates %v times, want 0", n)
 	}
 }
 
@@ -227,14 +160,28 @@ func FuzzInflate(f *testing.F) {
 	})
 }
 
+// TestParseTemplatePayload: the fast path reads seq and ts of a template
+// payload, which come first.
+func TestParseTemplatePayload(t *testing.T) {
+	body, err := payload.Template([]byte(payload.JSON1K))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := payload.AppendTemplate(nil, 42, 1700000000123456789, body)
+	m := parseMessage(appendMessageJSON(nil, "broadcast", p))
+	if m.kind != kindMessage || m.seq != 42 || m.ts != 1700000000123456789 {
+		t.Errorf("parsed %+v", m)
+	}
+}
+
 // TestInflateOnce: with InflateOnce a reader serves a compressed payload
 // identical to the previous one from its cache, without allocating; a
 // different payload is inflated.
 func TestInflateOnce(t *testing.T) {
-	e := &engine{cfg: &Config{Scenario: ScenarioBroadcast, Deflate: true, InflateOnce: true}, spec: workerSpec{Workers: 1}}
+	e := &Engine{cfg: &config.Config{Scenario: config.ScenarioBroadcast, Deflate: true, InflateOnce: true}, spec: Spec{Workers: 1}}
 	e.conns = make([]conn, 1)
 	c := &e.conns[0]
-	r := &reader{e: e, hist: newHist()}
+	r := &reader{e: e, hist: hist.New()}
 	z1 := deflateMessage(t, json1kMessage(t, 1), flate.BestSpeed)
 	z2 := deflateMessage(t, json1kMessage(t, 2), flate.BestSpeed)
 	if !r.inflateText(c, 0, z1, len(z1)+4, 1) {

@@ -1,4 +1,6 @@
-package bench
+package engine
+
+import "github.com/wsgate/wsgate/bench/internal/config"
 
 // seqWindow is how far below the highest sequence number seen a duplicate
 // can still be told from a late (reordered) first arrival.
@@ -63,8 +65,8 @@ func (s *seqState) gaps() uint32 {
 	return span - s.recv
 }
 
-// seqTotals sums the accounting over connections.
-type seqTotals struct {
+// SeqTotals sums the sequence accounting over connections.
+type SeqTotals struct {
 	Expected   int64 `json:"expected"`
 	Received   int64 `json:"received"` // distinct
 	Lost       int64 `json:"lost"`
@@ -75,7 +77,7 @@ type seqTotals struct {
 // addKnown folds s for a connection that should have received seqs
 // 1..expected: lost is what is missing of them. Seqs above expected are
 // not counted as received.
-func (t *seqTotals) addKnown(s *seqState, expected uint32) {
+func (t *SeqTotals) addKnown(s *seqState, expected uint32) {
 	recv := s.recv
 	if recv > expected {
 		recv = expected
@@ -89,7 +91,7 @@ func (t *seqTotals) addKnown(s *seqState, expected uint32) {
 
 // addGaps folds s for a connection whose expected range is what it
 // spanned (churn): lost is the gaps inside that range.
-func (t *seqTotals) addGaps(s *seqState) {
+func (t *SeqTotals) addGaps(s *seqState) {
 	g := s.gaps()
 	t.Expected += int64(s.recv + g)
 	t.Received += int64(s.recv)
@@ -98,10 +100,35 @@ func (t *seqTotals) addGaps(s *seqState) {
 	t.Reordered += int64(s.reord)
 }
 
-func (t *seqTotals) merge(o seqTotals) {
+// Merge adds o to t.
+func (t *SeqTotals) Merge(o SeqTotals) {
 	t.Expected += o.Expected
 	t.Received += o.Received
 	t.Lost += o.Lost
 	t.Duplicated += o.Duplicated
 	t.Reordered += o.Reordered
+}
+
+// Expectation is how many messages each channel was sent: seqs 1..n.
+type Expectation struct {
+	Broadcast uint32   `json:"broadcast,omitempty"`
+	Topics    []uint32 `json:"topics,omitempty"` // by topic index
+	Users     []uint32 `json:"users,omitempty"`  // by connection index
+}
+
+// of returns the number of messages published to the channel of conn g.
+func (x *Expectation) of(cfg *config.Config, g int) uint32 {
+	switch cfg.Scenario {
+	case config.ScenarioTopic:
+		if t := g % cfg.Topics; t < len(x.Topics) {
+			return x.Topics[t]
+		}
+		return 0
+	case config.ScenarioUnicast:
+		if g < len(x.Users) {
+			return x.Users[g]
+		}
+		return 0
+	}
+	return x.Broadcast
 }

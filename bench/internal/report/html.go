@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"bytes"
@@ -127,7 +127,7 @@ func percentileChart(groups []barGroup) string {
 			yy := y + i*rowH
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`, left-8, yy+15, labels[i])
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`, left, yy+3, scale(v), rowH-6, colors[i])
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(left)+scale(v)+6, yy+15, us(v))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(left)+scale(v)+6, yy+15, Micros(v))
 		}
 		y += len(labels)*rowH + 20
 	}
@@ -169,7 +169,7 @@ func lineChart(unit string, xs []float64, ss []series) string {
 		v := ymax * float64(i) / 4
 		y := py(v)
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/>`, left, w-right, y, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, num(v))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, Num(v))
 	}
 	for i := 0; i <= 5; i++ {
 		x := xmax * float64(i) / 5

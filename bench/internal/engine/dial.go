@@ -1,4 +1,4 @@
-package bench
+package engine
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wsgate/wsgate/bench/internal/config"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -22,7 +23,7 @@ import (
 // then hands the socket to the poller and moves on.
 
 type dialer struct {
-	e   *engine
+	e   *Engine
 	buf []byte // handshake bytes; reused
 	req []byte // request scratch
 }
@@ -78,11 +79,11 @@ func (d *dialer) connect(job dialJob) {
 	now := time.Now()
 	e.open.Add(1)
 	if job.reconnect {
-		e.reconnHist.record(now.Sub(job.since).Microseconds())
+		e.reconnHist.Record(now.Sub(job.since).Microseconds())
 		e.reconnects.Add(1)
 		e.reconnWG.Done()
 	} else {
-		e.handshakes.record(now.Sub(start).Microseconds())
+		e.handshakes.Record(now.Sub(start).Microseconds())
 		e.established.Add(1)
 		if deflate {
 			e.deflated.Add(1)
@@ -109,10 +110,10 @@ func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, bool, 
 		nd.LocalAddr = &net.TCPAddr{IP: e.sources[g%len(e.sources)]}
 	}
 	var addr string
-	if cfg.Scenario == ScenarioFloor {
+	if cfg.Scenario == config.ScenarioFloor {
 		addr = e.spec.FloorAddrs[g%len(e.spec.FloorAddrs)]
 	} else {
-		addr = e.targets[g%len(e.targets)].host
+		addr = e.targets[g%len(e.targets)].Host
 	}
 	nc, err := nd.Dial("tcp", addr)
 	if err != nil {
@@ -122,7 +123,7 @@ func (d *dialer) handshake(g int, start time.Time) (*net.TCPConn, []byte, bool, 
 		return nil, nil, false, "dial"
 	}
 	tcp := nc.(*net.TCPConn)
-	if cfg.Scenario == ScenarioFloor {
+	if cfg.Scenario == config.ScenarioFloor {
 		return tcp, nil, false, "" // plain TCP: no handshake
 	}
 	rest, deflate, reason := d.upgrade(tcp, g, deadline)
@@ -150,8 +151,8 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 	base64.StdEncoding.Encode(key[:], keyRaw[:])
 
 	req := append(d.req[:0], "GET "...)
-	req = append(req, t.path...)
-	if t.query {
+	req = append(req, t.Path...)
+	if t.Query {
 		req = append(req, '&')
 	} else {
 		req = append(req, '?')
@@ -171,7 +172,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 		req = append(append(req, "user="...), user...)
 	}
 	req = append(req, " HTTP/1.1\r\nHost: "...)
-	req = append(req, t.hdr...)
+	req = append(req, t.HostHeader...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
 	req = append(req, key[:]...)
 	req = append(req, "\r\n"...)
@@ -222,7 +223,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 	if reason != "" {
 		return nil, false, reason
 	}
-	if cfg.Scenario == ScenarioTopic {
+	if cfg.Scenario == config.ScenarioTopic {
 		sub := strconv.AppendInt(append(d.req[:0], `{"op":"subscribe","channel":"topic.t`...), int64(g%cfg.Topics), 10)
 		sub = append(sub, `","ref":1}`...)
 		frame := appendClientFrame(nil, opText, sub)

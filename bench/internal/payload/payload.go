@@ -1,4 +1,4 @@
-package bench
+package payload
 
 import (
 	"bytes"
@@ -8,21 +8,10 @@ import (
 	"strconv"
 )
 
-// Payload kinds (--payload-kind). Every payload is a JSON object that
-// starts with "seq" and "ts", which the delivery accounting reads.
-const (
-	PayloadPad    = "pad"    // {"seq":N,"ts":T,"pad":"xx…"} padded to PayloadSize: compresses to almost nothing
-	PayloadJSON1K = "json1k" // json1k below, about 1 KiB, compressing about as well as real notifications
-	PayloadFile   = "file"   // the JSON object in --payload-file
-)
-
-// PayloadKinds lists the values of --payload-kind.
-var PayloadKinds = []string{PayloadPad, PayloadJSON1K, PayloadFile}
-
-// json1k is a notification as a product would send it: identifiers that
+// JSON1K is a notification as a product would send it: identifiers that
 // do not repeat, URLs that share their prefix, a sentence of prose. With
 // seq and ts in front it is about 1,035 bytes compact.
-const json1k = `{
+const JSON1K = `{
 	"id": "ntf_01JDB7Q3W7K5M2X9RZC4T6YVB1",
 	"type": "comment.created",
 	"created_at": "2026-11-21T16:58:03.412Z",
@@ -51,10 +40,25 @@ const json1k = `{
 // seq and ts.
 const maxTemplate = 1<<20 - 64
 
-// templateBody checks that obj is a JSON object without top-level "seq"
-// and "ts" members and returns it compact without its opening brace: what
-// appendTemplatePayload puts after seq and ts.
-func templateBody(obj []byte) ([]byte, error) {
+// Append appends {"seq":N,"ts":T,"pad":"x…"} padded with x to size bytes
+// (never shorter than the fields need).
+func Append(dst []byte, seq uint32, ts int64, size int) []byte {
+	start := len(dst)
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"pad":"`...)
+	for pad := size - (len(dst) - start) - 2; pad > 0; pad-- {
+		dst = append(dst, 'x')
+	}
+	return append(dst, `"}`...)
+}
+
+// Template checks that obj is a JSON object without top-level "seq" and
+// "ts" members and returns it compact without its opening brace: what
+// AppendTemplate puts after seq and ts.
+func Template(obj []byte) ([]byte, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(obj, &members); err != nil {
 		return nil, fmt.Errorf("not a JSON object: %w", err)
@@ -77,10 +81,10 @@ func templateBody(obj []byte) ([]byte, error) {
 	return b.Bytes()[1:], nil
 }
 
-// appendTemplatePayload appends {"seq":N,"ts":T, and then body, an object
-// without its opening brace from templateBody. seq and ts come first so
-// that parseMessage's fast path finds them.
-func appendTemplatePayload(dst []byte, seq uint32, ts int64, body []byte) []byte {
+// AppendTemplate appends {"seq":N,"ts":T, and then body, an object without
+// its opening brace from Template. seq and ts come first so that the
+// clients' fast path finds them.
+func AppendTemplate(dst []byte, seq uint32, ts int64, body []byte) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, uint64(seq), 10)
 	dst = append(dst, `,"ts":`...)
@@ -91,8 +95,8 @@ func appendTemplatePayload(dst []byte, seq uint32, ts int64, body []byte) []byte
 	return append(dst, body...)
 }
 
-// templateSize is the size of a payload of body with a one-digit seq and
-// a timestamp of today (19 digits): what PayloadSize records for it.
-func templateSize(body []byte) int {
-	return len(appendTemplatePayload(nil, 1, 1_700_000_000_000_000_000, body))
+// TemplateSize is the size of a payload of body with a one-digit seq and a
+// timestamp of today (19 digits): what Config.PayloadSize records for it.
+func TemplateSize(body []byte) int {
+	return len(AppendTemplate(nil, 1, 1_700_000_000_000_000_000, body))
 }

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"fmt"
@@ -67,7 +67,8 @@ var figures = []figure{
 // each later result to the first. names label the columns (file names).
 // If one of the results is a floor run, a last row gives each run's CPU
 // per million delivered as a multiple of the floor's CPU per million
-// writes: the figure DESIGN.md budgets at ≤ 1.1.
+// writes: the figure the capacity budget caps at 1.1 × floor
+// (docs/capacity.md).
 func Compare(w io.Writer, names []string, results []*Result) error {
 	if len(results) < 2 {
 		return fmt.Errorf("compare needs at least two results")
@@ -151,9 +152,9 @@ func ratio(v, a float64) string {
 	return fmt.Sprintf("%.2fx", v/a)
 }
 
-func fmtNum(v float64) string   { return num(v) }
-func fmtUS(v float64) string    { return us(int64(v)) }
-func fmtBytes(v float64) string { return bytesStr(int64(v)) }
+func fmtNum(v float64) string   { return Num(v) }
+func fmtUS(v float64) string    { return Micros(int64(v)) }
+func fmtBytes(v float64) string { return Bytes(int64(v)) }
 func fmtFrac(v float64) string  { return fmt.Sprintf("%.4f", v) }
 func fmtCPU(v float64) string   { return fmt.Sprintf("%.2f", v) }
 func fmtPct(v float64) string   { return fmt.Sprintf("%.1f%%", v*100) }

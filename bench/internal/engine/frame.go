@@ -1,4 +1,4 @@
-package bench
+package engine
 
 import (
 	"bytes"
@@ -24,9 +24,9 @@ const (
 const maxFramePayload = 1<<20 + 4096
 
 var (
-	errProtocol   = errors.New("bench: protocol error in a server frame")
-	errFragmented = errors.New("bench: fragmented server message (wsgate never fragments)")
-	errTooBig     = errors.New("bench: server frame too big")
+	errProtocol   = errors.New("engine: protocol error in a server frame")
+	errFragmented = errors.New("engine: fragmented server message (wsgate never fragments)")
+	errTooBig     = errors.New("engine: server frame too big")
 )
 
 // rsv1 is the bit of a frame's first byte that marks a message compressed
@@ -107,7 +107,6 @@ func parseFrame(b []byte, maxPayload int, deflate bool) (f frame, n int, err err
 }
 
 // appendServerFrame appends an unmasked final frame, as a server sends it.
-// The floor server and the tests use it.
 func appendServerFrame(dst []byte, op byte, payload []byte) []byte {
 	dst = append(dst, 0x80|op)
 	dst = appendLength(dst, 0, len(payload))
@@ -138,19 +137,6 @@ func appendLength(dst []byte, maskBit byte, n int) []byte {
 		return binary.BigEndian.AppendUint16(append(dst, maskBit|126), uint16(n))
 	default:
 		return binary.BigEndian.AppendUint64(append(dst, maskBit|127), uint64(n))
-	}
-}
-
-// frameHeaderLen is the size of a server frame header for a payload of n
-// bytes.
-func frameHeaderLen(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n <= 0xffff:
-		return 4
-	default:
-		return 10
 	}
 }
 
@@ -290,21 +276,6 @@ func parseMessageJSON(p []byte) message {
 	return m
 }
 
-// appendPayload appends the published payload {"seq":N,"ts":T,"pad":"x…"}
-// padded with x to size bytes (never shorter than the fields need).
-func appendPayload(dst []byte, seq uint32, ts int64, size int) []byte {
-	start := len(dst)
-	dst = append(dst, `{"seq":`...)
-	dst = strconv.AppendUint(dst, uint64(seq), 10)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, ts, 10)
-	dst = append(dst, `,"pad":"`...)
-	for pad := size - (len(dst) - start) - 2; pad > 0; pad-- {
-		dst = append(dst, 'x')
-	}
-	return append(dst, `"}`...)
-}
-
 // appendMessageJSON appends the gateway's message envelope around payload,
 // byte for byte as wsgate writes it.
 func appendMessageJSON(dst []byte, channel string, payload []byte) []byte {
@@ -313,4 +284,12 @@ func appendMessageJSON(dst []byte, channel string, payload []byte) []byte {
 	dst = append(dst, `","data":`...)
 	dst = append(dst, payload...)
 	return append(dst, '}')
+}
+
+// MessageFrame appends the frame wsgate sends for a notification of
+// payload on channel: an unmasked text frame of the message envelope. The
+// floor server writes it to measure the kernel's cost of a gateway's
+// writes.
+func MessageFrame(dst []byte, channel string, payload []byte) []byte {
+	return appendServerFrame(dst, opText, appendMessageJSON(nil, channel, payload))
 }

@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) != "" { // re-executed as a worker or floor server
+		os.Exit(Main(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// gatewayEnv is a real gateway on 127.0.0.1:0 with development auth, over
+// a real embedded NATS server, with its admin endpoints.
+type gatewayEnv struct {
+	url     string
+	nats    string
+	metrics string // the gateway's /metrics
+}
+
+// newGateway starts a gateway; opts change its Config.
+func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
+	t.Helper()
+	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := gateway.New(cfg)
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	if err := b.Start(s.Deliver); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(s.AdminHandler())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		admin.Close()
+		s.Close()
+		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+		b.Close()
+	})
+	return &gatewayEnv{url: "ws://" + ln.Addr().String() + "/ws", nats: b.ClientURL(), metrics: admin.URL + "/metrics"}
+}
+
+func runOK(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := res.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	return res
+}
+
+// checkDelivery asserts a clean run: everyone connected, everything
+// delivered exactly once and in order.
+func checkDelivery(t *testing.T, res *Result, conns int, want int64) {
+	t.Helper()
+	c, d := res.Conns, res.Delivery
+	if c.Established != int64(conns) || c.Failed != 0 {
+		t.Errorf("established %d failed %d (%v), want %d and 0", c.Established, c.Failed, c.FailedByReason, conns)
+	}
+	if c.HandshakeLatency.Count != int64(conns) {
+		t.Errorf("handshake latencies %d, want %d", c.HandshakeLatency.Count, conns)
+	}
+	if d.Expected != want || d.Delivered != want {
+		t.Errorf("expected %d delivered %d, want %d", d.Expected, d.Delivered, want)
+	}
+	if d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Misrouted != 0 {
+		t.Errorf("lost %d dup %d reordered %d misrouted %d, want 0", d.Lost, d.Duplicated, d.Reordered, d.Misrouted)
+	}
+	if d.Latency.Count != want || d.Latency.Max <= 0 {
+		t.Errorf("latency %+v, want %d samples", d.Latency, want)
+	}
+	if len(c.DroppedByReason) != 0 {
+		t.Errorf("dropped %v", c.DroppedByReason)
+	}
+}
+
+func fastConfig(g *gatewayEnv, scenario string) Config {
+	return Config{
+		Scenario: scenario,
+		URLs:     []string{g.url},
+		NATS:     g.nats,
+		Rate:     5000,
+		MsgRate:  50,
+		Settle:   Duration(10 * time.Millisecond),
+		Timeout:  Duration(10 * time.Second),
+	}
+}
+
+// acceptValue is the Sec-WebSocket-Accept a server answers for key (RFC
+// 6455 section 4.2.2).
+func acceptValue(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
