@@ -83,15 +83,20 @@ cover: ## test coverage report in cover.out (open with go tool cover -html=cover
 
 IDLE_N ?= 5000
 
+# idle-rss is `wsbench connect` with the gateway's pid (RSS from /proc) and
+# its /metrics (goroutines), after the gateway has idled for 3 s. IDLE_FLAGS
+# adds wsbench flags: --deflate offers permessage-deflate as Chromium does,
+# --hold 1m keeps the connections open to profile the gateway.
 .PHONY: idle-rss
-idle-rss: build ## RSS and goroutines per idle connection (IDLE_N connections, NATS in another process)
+idle-rss: build ## RSS and goroutines per idle connection: wsbench connect, IDLE_N connections, NATS in another process (IDLE_FLAGS=--deflate: browsers' offer)
 	@set -e; \
 	./wsgate --auth=none --listen 127.0.0.1:18079 --admin '' --embedded-nats-listen 127.0.0.1:14222 --log-level warn & nats=$$!; \
 	sleep 1; \
 	./wsgate --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 --log-level warn & gw=$$!; \
 	trap 'kill $$gw $$nats 2>/dev/null' EXIT; \
-	sleep 1; \
-	$(GO) run ./bench/idle -url ws://127.0.0.1:18080/ws -admin http://127.0.0.1:19090 -pid $$gw -n $(IDLE_N) $(IDLE_FLAGS)
+	sleep 3; \
+	$(GO) run ./cmd/wsbench connect --url ws://127.0.0.1:18080/ws --server-pid $$gw --server-metrics http://127.0.0.1:19090/metrics \
+		--conns $(IDLE_N) --user-prefix idle $(IDLE_FLAGS)
 
 .PHONY: bench-drain
 bench-drain: ## a graceful drain of 10,000 connections: its duration and how reconnects spread (N, DRAIN_DELAY, DRAIN_TIMEOUT)
