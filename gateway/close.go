@@ -75,89 +75,52 @@ const (
 	StatusReplaced ws.StatusCode = 4003
 )
 
-var reasonNames = [numReasons]string{
-	ReasonClientClose:     "client_close",
-	ReasonPeerGone:        "peer_gone",
-	ReasonReadError:       "read_error",
-	ReasonWriteError:      "write_error",
-	ReasonProtocolError:   "protocol_error",
-	ReasonUnsupportedData: "unsupported_data",
-	ReasonBadUTF8:         "bad_utf8",
-	ReasonTooBig:          "too_big",
-	ReasonAuthExpired:     "auth_expired",
-	ReasonSlowConsumer:    "slow_consumer",
-	ReasonIdleTimeout:     "idle_timeout",
-	ReasonShutdown:        "shutdown",
-	ReasonBusError:        "bus_error",
-	ReasonInternal:        "internal",
-	ReasonRateLimited:     "rate_limited",
-	ReasonReplaced:        "replaced",
-	ReasonBadData:         "bad_data",
+// closeReasons holds, for each reason, its metric label and what the
+// server sends: the close code and the reason text, or code 0 for no close
+// frame.
+var closeReasons = [numReasons]struct {
+	label string
+	code  ws.StatusCode
+	text  string
+}{
+	ReasonClientClose:     {"client_close", 0, ""}, // the reader echoes the client's own code
+	ReasonPeerGone:        {"peer_gone", 0, ""},
+	ReasonReadError:       {"read_error", 0, ""},
+	ReasonWriteError:      {"write_error", 0, ""},
+	ReasonProtocolError:   {"protocol_error", ws.StatusProtocolError, "protocol error"},
+	ReasonUnsupportedData: {"unsupported_data", ws.StatusUnsupportedData, "binary messages are not supported"},
+	ReasonBadUTF8:         {"bad_utf8", ws.StatusInvalidFramePayloadData, "invalid utf-8"},
+	ReasonTooBig:          {"too_big", ws.StatusMessageTooBig, "message too big"},
+	ReasonAuthExpired:     {"auth_expired", ws.StatusPolicyViolation, "token expired"},
+	ReasonSlowConsumer:    {"slow_consumer", 0, ""}, // its queue is full: no frame could reach it
+	ReasonIdleTimeout:     {"idle_timeout", StatusIdleTimeout, "idle timeout"},
+	ReasonShutdown:        {"shutdown", ws.StatusGoingAway, "server going away"},
+	ReasonBusError:        {"bus_error", StatusTryAgainLater, "try again later"},
+	ReasonInternal:        {"internal", ws.StatusInternalServerError, ""},
+	ReasonRateLimited:     {"rate_limited", ws.StatusPolicyViolation, "rate limit exceeded"},
+	ReasonReplaced:        {"replaced", StatusReplaced, "replaced by a newer connection"},
+	ReasonBadData:         {"bad_data", ws.StatusInvalidFramePayloadData, "invalid compressed data"},
 }
 
 // String returns the reason's metric label, e.g. "slow_consumer".
 func (r CloseReason) String() string {
-	if r == 0 || int(r) >= len(reasonNames) {
+	if r == 0 || int(r) >= len(closeReasons) {
 		return "unknown"
 	}
-	return reasonNames[r]
+	return closeReasons[r].label
 }
 
-// Code returns the close code the server sends for r, and false when r
-// sends no close frame (the peer is gone, or the socket is unusable).
-func (r CloseReason) Code() (ws.StatusCode, bool) {
-	switch r {
-	case ReasonProtocolError:
-		return ws.StatusProtocolError, true
-	case ReasonUnsupportedData:
-		return ws.StatusUnsupportedData, true
-	case ReasonBadUTF8, ReasonBadData:
-		return ws.StatusInvalidFramePayloadData, true
-	case ReasonTooBig:
-		return ws.StatusMessageTooBig, true
-	case ReasonAuthExpired, ReasonRateLimited:
-		return ws.StatusPolicyViolation, true
-	case ReasonReplaced:
-		return StatusReplaced, true
-	case ReasonIdleTimeout:
-		return StatusIdleTimeout, true
-	case ReasonShutdown:
-		return ws.StatusGoingAway, true
-	case ReasonBusError:
-		return StatusTryAgainLater, true
-	case ReasonInternal:
-		return ws.StatusInternalServerError, true
+// reasonFrames are the close frames of the reasons that send one, built
+// once and shared like every server frame.
+var reasonFrames = func() (frames [numReasons][]byte) {
+	for r, cr := range closeReasons {
+		if cr.code != 0 {
+			frames[r] = closeFrame(cr.code, cr.text)
+		}
 	}
-	// ReasonClientClose echoes the client's own code (handled by the reader);
-	// ReasonSlowConsumer cannot reach a client whose queue is full.
-	return 0, false
-}
+	return frames
+}()
 
-// closeText is the short reason text sent in the close frame.
-func (r CloseReason) closeText() string {
-	switch r {
-	case ReasonProtocolError:
-		return "protocol error"
-	case ReasonUnsupportedData:
-		return "binary messages are not supported"
-	case ReasonBadUTF8:
-		return "invalid utf-8"
-	case ReasonTooBig:
-		return "message too big"
-	case ReasonAuthExpired:
-		return "token expired"
-	case ReasonIdleTimeout:
-		return "idle timeout"
-	case ReasonShutdown:
-		return "server going away"
-	case ReasonBusError:
-		return "try again later"
-	case ReasonRateLimited:
-		return "rate limit exceeded"
-	case ReasonReplaced:
-		return "replaced by a newer connection"
-	case ReasonBadData:
-		return "invalid compressed data"
-	}
-	return ""
-}
+// frame returns the close frame the server sends for r, or nil when it
+// sends none.
+func (r CloseReason) frame() []byte { return reasonFrames[r] }

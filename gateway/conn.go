@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/gobwas/ws"
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/channel"
@@ -90,19 +89,19 @@ func (c *Conn) User() string { return c.user }
 // has a close code. It is safe from any goroutine, any number of times; the
 // first call wins.
 func (c *Conn) close(r CloseReason) {
-	code, ok := r.Code()
-	mode := closeDrop
-	if ok {
+	frame, mode := r.frame(), closeDrop
+	if frame != nil {
 		mode = closeHandshake
 	}
-	c.shut(r, code, r.closeText(), mode)
+	c.shut(r, frame, mode)
 }
 
 // shut is the one close path. It leaves every channel, counts and logs the
 // reason once, sends the close frame as mode says, and releases the socket
 // now or, for closeHandshake, when the client answers or CloseTimeout passes.
-// It reports false when the connection was already closing or closed.
-func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMode) bool {
+// frame is ignored with closeDrop. It reports false when the connection was
+// already closing or closed.
+func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 	c.wmu.Lock()
 	switch c.state.Load() {
 	case stateOpen:
@@ -117,7 +116,7 @@ func (c *Conn) shut(r CloseReason, code ws.StatusCode, text string, mode closeMo
 		return false
 	}
 	c.reason = r
-	if mode != closeDrop && c.writeCloseLocked(closeFrame(code, text)) != nil {
+	if mode != closeDrop && c.writeCloseLocked(frame) != nil {
 		mode = closeDrop
 	}
 	if mode == closeReply && c.wq != nil {

@@ -60,9 +60,29 @@ func TestCloseReasons(t *testing.T) {
 		if r.String() == "unknown" {
 			t.Errorf("reason %d has no name", r)
 		}
-		if code, ok := r.Code(); ok && (code.IsNotUsed() || code == 0) {
+		if code := closeReasons[r].code; code != 0 && code.IsNotUsed() {
 			t.Errorf("%v sends close code %d", r, code)
 		}
+	}
+}
+
+// Every upgrade result and client message kind has its own label: they
+// are the label values of wsgate_upgrades_total and
+// wsgate_client_messages_total.
+func TestMetricLabels(t *testing.T) {
+	seen := map[string]bool{}
+	for r := upgradeResult(1); r < numResults; r++ {
+		if l := r.String(); l == "unknown" || l == "" || seen[l] {
+			t.Errorf("upgrade result %d has label %q", r, l)
+		}
+		seen[r.String()] = true
+	}
+	clear(seen)
+	for k := clientMsg(0); k < numClientMsgs; k++ {
+		if l := k.String(); l == "" || seen[l] {
+			t.Errorf("client message kind %d has label %q", k, l)
+		}
+		seen[k.String()] = true
 	}
 }
 

@@ -109,9 +109,9 @@ func (s *Server) countPeer(c *Conn, a accepted) {
 }
 
 // admit takes a place for c under MaxConns and MaxConnsPerIP at upgrade,
-// and returns the upgrade result that refuses it, or "". The place is
-// given back in release.
-func (s *Server) admit(c *Conn) string {
+// and returns the upgrade result that refuses it, or 0. The place is given
+// back in release.
+func (s *Server) admit(c *Conn) upgradeResult {
 	if c.ipKey != 0 && s.ips.count(c.ipKey) > s.cfg.MaxConnsPerIP {
 		return resultIPLimit
 	}
@@ -122,7 +122,7 @@ func (s *Server) admit(c *Conn) string {
 		}
 		c.admitted = true
 	}
-	return ""
+	return 0
 }
 
 // unadmit gives back what countPeer and admit took. It runs once, from

@@ -114,7 +114,7 @@ func expectCount(t testing.TB, name string, counter func() float64, want float64
 	})
 }
 
-func (e *env) upgradeCount(result string) func() float64 {
+func (e *env) upgradeCount(result upgradeResult) func() float64 {
 	return func() float64 { return counterValue(e.srv.metrics.upgrades[result]) }
 }
 
@@ -578,7 +578,7 @@ func TestAcceptRateWaits(t *testing.T) {
 	if got := counterValue(e.srv.metrics.acceptThrottled); got == 0 {
 		t.Error("accept_throttled_total = 0, want the accepts beyond the burst counted")
 	}
-	for _, r := range []string{resultBusy, resultConnLimit, resultIPLimit} {
+	for _, r := range []upgradeResult{resultBusy, resultConnLimit, resultIPLimit} {
 		if got := counterValue(e.srv.metrics.upgrades[r]); got != 0 {
 			t.Errorf("upgrades{%s} = %v, want 0", r, got)
 		}

@@ -10,14 +10,14 @@ import (
 type metrics struct {
 	registry       *prometheus.Registry
 	connections    prometheus.Gauge
-	upgrades       map[string]prometheus.Counter
+	upgrades       [numResults]prometheus.Counter
 	closes         [numReasons]prometheus.Counter
 	notifications  prometheus.Counter
 	delivered      prometheus.Counter
 	slowConsumers  prometheus.Counter
 	closeTimeouts  prometheus.Counter
 	acceptErrors   prometheus.Counter
-	clientMessages *prometheus.CounterVec
+	clientMessages [numClientMsgs]prometheus.Counter
 
 	opened, closed  prometheus.Counter
 	acceptThrottled prometheus.Counter
@@ -44,15 +44,11 @@ func newMetrics(s *Server) *metrics {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wsgate_connections", Help: "Open WebSocket connections.",
 		}),
-		upgrades:      make(map[string]prometheus.Counter),
-		notifications: counter("wsgate_notifications_total", "Notifications received from the bus."),
-		delivered:     counter("wsgate_messages_delivered_total", "Message frames written or queued to clients, one per recipient."),
-		slowConsumers: counter("wsgate_slow_consumers_total", "Connections closed because they did not read what was sent."),
-		closeTimeouts: counter("wsgate_close_timeouts_total", "Close handshakes the client did not answer within the close timeout."),
-		acceptErrors:  counter("wsgate_accept_errors_total", "Failed accept calls (EMFILE and the like)."),
-		clientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_client_messages_total", Help: "Client messages by op.",
-		}, []string{"op"}),
+		notifications:   counter("wsgate_notifications_total", "Notifications received from the bus."),
+		delivered:       counter("wsgate_messages_delivered_total", "Message frames written or queued to clients, one per recipient."),
+		slowConsumers:   counter("wsgate_slow_consumers_total", "Connections closed because they did not read what was sent."),
+		closeTimeouts:   counter("wsgate_close_timeouts_total", "Close handshakes the client did not answer within the close timeout."),
+		acceptErrors:    counter("wsgate_accept_errors_total", "Failed accept calls (EMFILE and the like)."),
 		opened:          counter("wsgate_connects_total", "WebSocket connections opened (welcomed)."),
 		closed:          counter("wsgate_disconnects_total", "WebSocket connections closed, for any reason (see wsgate_closes_total)."),
 		acceptThrottled: counter("wsgate_accept_throttled_total", "Accepts that waited for the accept rate limit."),
@@ -64,14 +60,19 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 19),
 		}),
 	}
-	for _, op := range []string{"ping", "subscribe", "unsubscribe", "invalid"} {
-		m.clientMessages.WithLabelValues(op) // present at zero, for rate() from the start
+	// Every label value is resolved here, once: the hot paths index an
+	// array, and every series is present at zero, for rate() from the start.
+	clientMessages := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_client_messages_total", Help: "Client messages by op.",
+	}, []string{"op"})
+	for k := clientMsg(0); k < numClientMsgs; k++ {
+		m.clientMessages[k] = clientMessages.WithLabelValues(k.String())
 	}
 	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_upgrades_total", Help: "Upgrade attempts by result.",
 	}, []string{"result"})
-	for _, res := range upgradeResults {
-		m.upgrades[res] = upgrades.WithLabelValues(res)
+	for r := upgradeResult(1); r < numResults; r++ {
+		m.upgrades[r] = upgrades.WithLabelValues(r.String())
 	}
 	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_closes_total", Help: "Closed connections by reason.",
@@ -87,7 +88,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	r.MustRegister(
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
-		m.closeTimeouts, m.acceptErrors, m.clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
+		m.closeTimeouts, m.acceptErrors, clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
 		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
 		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
 		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),

@@ -17,6 +17,29 @@ type clientOp struct {
 	Ref     int64  `json:"ref"`
 }
 
+// clientMsg is the kind of a client message: the op label of
+// wsgate_client_messages_total.
+type clientMsg uint8
+
+const (
+	msgPing clientMsg = iota
+	msgSubscribe
+	msgUnsubscribe
+	msgInvalid // not JSON, or an unknown op
+
+	numClientMsgs = iota
+)
+
+var clientMsgLabels = [numClientMsgs]string{
+	msgPing:        "ping",
+	msgSubscribe:   "subscribe",
+	msgUnsubscribe: "unsubscribe",
+	msgInvalid:     "invalid",
+}
+
+// String returns the kind's metric label, e.g. "subscribe".
+func (k clientMsg) String() string { return clientMsgLabels[k] }
+
 // Error codes of the "error" frame; docs/protocol.md lists them.
 const (
 	codeBadRequest     = "bad_request"
@@ -29,24 +52,25 @@ const (
 
 // handleOp handles one client text message.
 func (c *Conn) handleOp(msg []byte) {
+	count := &c.srv.metrics.clientMessages
 	var op clientOp
 	if err := json.Unmarshal(msg, &op); err != nil {
-		c.srv.metrics.clientMessages.WithLabelValues("invalid").Inc()
+		count[msgInvalid].Inc()
 		c.write(errorFrame(0, codeBadRequest, "a message is a JSON object with op, channel and ref"))
 		return
 	}
 	switch op.Op {
 	case "ping":
-		c.srv.metrics.clientMessages.WithLabelValues("ping").Inc()
+		count[msgPing].Inc()
 		c.write(replyFrame("pong", "", op.Ref))
 	case "subscribe":
-		c.srv.metrics.clientMessages.WithLabelValues("subscribe").Inc()
+		count[msgSubscribe].Inc()
 		c.subscribe(op.Channel, op.Ref)
 	case "unsubscribe":
-		c.srv.metrics.clientMessages.WithLabelValues("unsubscribe").Inc()
+		count[msgUnsubscribe].Inc()
 		c.unsubscribe(op.Channel, op.Ref)
 	default:
-		c.srv.metrics.clientMessages.WithLabelValues("invalid").Inc()
+		count[msgInvalid].Inc()
 		c.write(errorFrame(op.Ref, codeUnknownOp, "op must be subscribe, unsubscribe or ping"))
 	}
 }

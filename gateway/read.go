@@ -98,9 +98,9 @@ func (c *Conn) readTask() {
 			break // EAGAIN: the kernel has nothing more
 		}
 		if err == rawio.ErrEOF {
-			c.shut(ReasonPeerGone, 0, "", closeDrop)
+			c.shut(ReasonPeerGone, nil, closeDrop)
 		} else {
-			c.shut(ReasonReadError, 0, "", closeDrop)
+			c.shut(ReasonReadError, nil, closeDrop)
 		}
 		c.finishClose()
 		open = false
@@ -300,7 +300,7 @@ func (c *Conn) handleClose(p []byte) {
 			r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close code"
 		}
 	}
-	if !c.shut(r, code, text, closeReply) {
+	if !c.shut(r, closeFrame(code, text), closeReply) {
 		// Our close frame crossed this one: the server closed after the
 		// read task saw the connection open, and this frame is the answer
 		// (or the client's own close, sent at the same moment). Both sides

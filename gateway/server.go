@@ -404,7 +404,7 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 		if ok, held := s.busErrs.Allow(); ok {
 			s.log.Warn("subscribe user channel", zap.String("user", id.User), zap.Error(err), zap.Int("suppressed", held))
 		}
-		rawio.Write(c.rc, append(resp, closeFrame(StatusTryAgainLater, ReasonBusError.closeText())...))
+		rawio.Write(c.rc, append(resp, ReasonBusError.frame()...))
 		s.refuse(c, resultUnavailable, err, nil)
 		return false
 	}
@@ -489,7 +489,7 @@ func (s *Server) Close() error {
 		for i := 0; i < shardCount; i++ {
 			batch = s.hub.appendShard(i, batch[:0])
 			for _, c := range batch {
-				c.shut(ReasonShutdown, 0, "", closeDrop)
+				c.shut(ReasonShutdown, nil, closeDrop)
 				c.finishClose()
 			}
 		}

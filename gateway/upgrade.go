@@ -23,27 +23,55 @@ import (
 // the few values we need (token, user, origin) into a pooled handshake, and
 // the answer goes out with one non-blocking write.
 
-// Upgrade results, the label values of wsgate_upgrades_total.
+// upgradeResult is how an upgrade attempt ended: the label of
+// wsgate_upgrades_total and the log field of a refusal.
+type upgradeResult uint8
+
+// The upgrade results. The zero value is not a result: the upgrade is still
+// under way.
 const (
-	resultOK           = "ok"
-	resultBadRequest   = "bad_request"
-	resultNotFound     = "not_found"
-	resultUnauthorized = "unauthorized"
-	resultForbidden    = "forbidden"
-	resultTooLarge     = "too_large"
-	resultUnavailable  = "unavailable"
-	resultTimeout      = "timeout"
-	resultAborted      = "aborted"
-	resultBusy         = "busy"
-	resultConnLimit    = "conn_limit"
-	resultIPLimit      = "ip_limit"
-	resultUserLimit    = "user_limit"
-	resultError        = "error"
+	resultOK upgradeResult = iota + 1
+	resultBadRequest
+	resultNotFound
+	resultUnauthorized
+	resultForbidden
+	resultTooLarge
+	resultUnavailable
+	resultTimeout
+	resultAborted
+	resultBusy
+	resultConnLimit
+	resultIPLimit
+	resultUserLimit
+	resultError
+
+	numResults = iota + 1
 )
 
-var upgradeResults = []string{resultOK, resultBadRequest, resultNotFound, resultUnauthorized,
-	resultForbidden, resultTooLarge, resultUnavailable, resultTimeout, resultAborted, resultBusy,
-	resultConnLimit, resultIPLimit, resultUserLimit, resultError}
+var resultLabels = [numResults]string{
+	resultOK:           "ok",
+	resultBadRequest:   "bad_request",
+	resultNotFound:     "not_found",
+	resultUnauthorized: "unauthorized",
+	resultForbidden:    "forbidden",
+	resultTooLarge:     "too_large",
+	resultUnavailable:  "unavailable",
+	resultTimeout:      "timeout",
+	resultAborted:      "aborted",
+	resultBusy:         "busy",
+	resultConnLimit:    "conn_limit",
+	resultIPLimit:      "ip_limit",
+	resultUserLimit:    "user_limit",
+	resultError:        "error",
+}
+
+// String returns the result's metric label, e.g. "conn_limit".
+func (r upgradeResult) String() string {
+	if r == 0 || int(r) >= len(resultLabels) {
+		return "unknown"
+	}
+	return resultLabels[r]
+}
 
 // Rejections, built once so that refusing costs no allocation either.
 var (
@@ -78,7 +106,7 @@ type handshake struct {
 	deflate bool
 	// hasOrigin records whether the request had an Origin header.
 	hasOrigin bool
-	result    string
+	result    upgradeResult
 	id        Identity
 	authErr   error
 }
@@ -102,7 +130,7 @@ func (h *handshake) reset() {
 	h.hasOrigin = false
 	h.conn = nil
 	h.deflate = false
-	h.result = ""
+	h.result = 0
 	h.id = Identity{}
 	h.authErr = nil
 	h.io.r.Reset(nil)
@@ -123,7 +151,7 @@ func (h *handshake) runWith(req []byte, w io.Writer) error {
 	h.io.r.Reset(req)
 	h.io.w = w
 	_, err := h.u.Upgrade(&h.io)
-	if err != nil && h.result == "" {
+	if err != nil && h.result == 0 {
 		h.result = resultBadRequest
 	}
 	return err
@@ -482,7 +510,7 @@ func putReadBuf(bp *[]byte) {
 // refuse drops a connection whose upgrade failed and counts why. It does
 // nothing once the connection has left its handshake (the sweeper may race
 // with a welcome).
-func (s *Server) refuse(c *Conn, result string, err, authErr error) {
+func (s *Server) refuse(c *Conn, result upgradeResult, err, authErr error) {
 	c.wmu.Lock()
 	if c.state.Load() != stateHandshake {
 		c.wmu.Unlock()
@@ -493,7 +521,7 @@ func (s *Server) refuse(c *Conn, result string, err, authErr error) {
 	c.release()
 	s.metrics.upgrades[result].Inc()
 	if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
-		ce.Write(zap.String("result", result), zap.String("remote", c.remoteAddr()),
+		ce.Write(zap.Stringer("result", result), zap.String("remote", c.remoteAddr()),
 			zap.Error(err), zap.NamedError("auth", authErr))
 	}
 }
