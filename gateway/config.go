@@ -10,10 +10,46 @@ import (
 	"go.uber.org/zap"
 )
 
-// Config configures a Server. Zero fields mean the default given in their
-// comment; New fills them in and validates the rest.
+// The defaults New applies to zero Config fields; each field's comment
+// names its own.
+const (
+	DefaultPath                   = "/ws"
+	DefaultPingInterval           = 25 * time.Second
+	DefaultIdleTimeout            = 60 * time.Second
+	DefaultWriteTimeout           = 10 * time.Second
+	DefaultWriteQueueLimit        = 256 << 10 // bytes
+	DefaultMaxMessageSize         = 4096      // bytes
+	DefaultHandshakeTimeout       = 5 * time.Second
+	DefaultMaxHandshakeSize       = 16 << 10 // bytes
+	DefaultCloseTimeout           = 3 * time.Second
+	DefaultMaxSubscriptions       = 100
+	DefaultPoolSize               = 256
+	DefaultUpgradeScheduleTimeout = 10 * time.Millisecond
+	DefaultFanoutChunk            = 512
+	DefaultReadyConnsRatio        = 0.9
+	DefaultMessageRate            = 20 // messages per second
+	DefaultDrainDelay             = 5 * time.Second
+	DefaultDrainTimeout           = 30 * time.Second
+	DefaultSoftMemoryRatio        = 0.9 // of GOMEMLIMIT
+	DefaultSaturationTimeout      = 2 * time.Second
+	DefaultStallTimeout           = 10 * time.Second
+	DefaultCompressThreshold      = 256 // bytes
+)
+
+// Config configures a Server. The zero value of every field means its
+// default, named in its comment; a negative value turns off what can be
+// turned off (the comment says so) and is refused elsewhere. New fills in
+// the defaults and validates the rest.
+//
+// The timers (PingInterval, IdleTimeout, WriteTimeout, HandshakeTimeout,
+// CloseTimeout, and a token's expiry) are kept by one sweeper, not a timer
+// per connection. It ticks every quarter of the shortest of WriteTimeout,
+// CloseTimeout, HandshakeTimeout and, when enabled, PingInterval and
+// IdleTimeout, within [10ms, 1s] (750ms with the defaults), and a timer
+// fires at the first tick after it is due.
 type Config struct {
-	// Path is the WebSocket endpoint. Zero means "/ws". Other paths get 404.
+	// Path is the WebSocket endpoint. Empty means DefaultPath ("/ws").
+	// Other paths get 404.
 	Path string
 
 	// Auth checks credentials at upgrade. Required: use NewJWTAuth, or
@@ -33,46 +69,52 @@ type Config struct {
 	Logger *zap.Logger
 
 	// PingInterval is how long a connection may stay silent before the
-	// server sends it an RFC 6455 ping. Zero means 25s; negative disables
-	// pings.
+	// server sends it an RFC 6455 ping. Zero means DefaultPingInterval
+	// (25s); negative disables pings.
 	PingInterval time.Duration
 
 	// IdleTimeout closes a connection from which nothing (not even a pong)
-	// was read for this long, with code 4001. Zero means 60s; negative
-	// disables it. It should be well above PingInterval.
+	// was read for this long, with code 4001. Zero means
+	// DefaultIdleTimeout (60s); negative disables it. It should be well
+	// above PingInterval.
 	IdleTimeout time.Duration
 
 	// WriteTimeout closes a connection as a slow consumer when its write
-	// queue has not drained at all for this long. Zero means 10s.
+	// queue has not drained at all for this long. Zero means
+	// DefaultWriteTimeout (10s).
 	WriteTimeout time.Duration
 
 	// WriteQueueLimit is how many bytes may wait for a connection whose
 	// socket buffer is full; beyond it the connection is closed as a slow
-	// consumer. Zero means 256 KiB.
+	// consumer. Zero means DefaultWriteQueueLimit (256 KiB).
 	WriteQueueLimit int
 
 	// MaxMessageSize is the largest client message in bytes, fragments
-	// joined; a bigger one closes the connection with 1009. Zero means 4096.
+	// joined; a bigger one closes the connection with 1009. Zero means
+	// DefaultMaxMessageSize (4096).
 	MaxMessageSize int
 
 	// HandshakeTimeout is how long an accepted socket may take to send its
-	// whole upgrade request (slowloris); it is then dropped. Zero means 5s.
+	// whole upgrade request (slowloris); the sweeper drops it at its first
+	// tick after that. Zero means DefaultHandshakeTimeout (5s).
 	HandshakeTimeout time.Duration
 
 	// MaxHandshakeSize bounds the bytes of the upgrade request (request
-	// line and headers); a bigger request is answered 431. Zero means 16 KiB.
+	// line and headers); a bigger request is answered 431. Zero means
+	// DefaultMaxHandshakeSize (16 KiB); at least 512.
 	MaxHandshakeSize int
 
 	// CloseTimeout is how long the server waits for the client's close
-	// frame after sending its own before it drops the socket. Zero means 3s.
+	// frame after sending its own before it drops the socket. Zero means
+	// DefaultCloseTimeout (3s).
 	CloseTimeout time.Duration
 
 	// MaxSubscriptions is how many topics one connection may subscribe to.
-	// Zero means 100.
+	// Zero means DefaultMaxSubscriptions (100).
 	MaxSubscriptions int
 
 	// PoolSize is the number of workers that upgrade, read and fan out.
-	// Zero means 256.
+	// Zero means DefaultPoolSize (256).
 	PoolSize int
 
 	// PoolQueue is how many tasks may wait for a worker. Zero means
@@ -81,11 +123,12 @@ type Config struct {
 
 	// UpgradeScheduleTimeout is how long the accept loop waits for a worker
 	// to register a new socket before refusing it with 503 and cooling down.
-	// Zero means 10ms.
+	// Zero means DefaultUpgradeScheduleTimeout (10ms).
 	UpgradeScheduleTimeout time.Duration
 
 	// FanoutChunk is how many recipients one pool task writes to; a bigger
-	// fan-out is split into chunks that run in parallel. Zero means 512.
+	// fan-out is split into chunks that run in parallel. Zero means
+	// DefaultFanoutChunk (512).
 	FanoutChunk int
 
 	// MaxConns is how many open connections the server holds at most; an
@@ -95,7 +138,8 @@ type Config struct {
 
 	// ReadyConnsRatio is the fraction of MaxConns at which /readyz turns
 	// 503, so a load balancer sends new clients elsewhere before upgrades
-	// are refused. Zero means 0.9. It applies only with MaxConns.
+	// are refused. Zero means DefaultReadyConnsRatio (0.9). It applies only
+	// with MaxConns.
 	ReadyConnsRatio float64
 
 	// MaxConnsPerIP is how many sockets one peer address may hold, counted
@@ -115,8 +159,8 @@ type Config struct {
 
 	// MessageRate is how many messages per second (data messages and
 	// pings) a client may send on average, with MessageBurst above that; a
-	// client that goes over is closed with 1008. Zero means 20; negative
-	// disables the limit. At most 1000.
+	// client that goes over is closed with 1008. Zero means
+	// DefaultMessageRate (20); negative disables the limit. At most 1000.
 	MessageRate float64
 
 	// MessageBurst is how many messages a client may send at once beyond
@@ -135,27 +179,29 @@ type Config struct {
 
 	// DrainDelay is how long Shutdown keeps serving with /readyz at 503
 	// before it stops accepting, so load balancers notice first. Zero
-	// means 5s; negative means none.
+	// means DefaultDrainDelay (5s); negative means none.
 	DrainDelay time.Duration
 
 	// DrainTimeout is the window over which Shutdown spreads the 1001
 	// closes, evenly with jitter, so clients reconnect elsewhere in a
-	// trickle. Zero means 30s; negative closes every connection at once.
+	// trickle. Zero means DefaultDrainTimeout (30s); negative closes every
+	// connection at once.
 	DrainTimeout time.Duration
 
 	// SoftMemoryLimit is the Go runtime memory (as GOMEMLIMIT counts it)
-	// above which /readyz turns 503. Zero means 90% of the runtime's
-	// memory limit (GOMEMLIMIT) when one is set; negative disables it.
+	// above which /readyz turns 503. Zero means DefaultSoftMemoryRatio (90%)
+	// of the runtime's memory limit (GOMEMLIMIT) when one is set, and none
+	// otherwise; negative disables it.
 	SoftMemoryLimit int64
 
 	// SaturationTimeout is how long the pool may stay saturated (every
 	// worker busy and tasks waiting) before /readyz turns 503. Zero means
-	// 2s.
+	// DefaultSaturationTimeout (2s).
 	SaturationTimeout time.Duration
 
 	// StallTimeout is how long the poller may go without running, or the
 	// pool stay saturated, before /healthz turns 503: the process is wedged
-	// and should be restarted. Zero means 10s.
+	// and should be restarted. Zero means DefaultStallTimeout (10s).
 	StallTimeout time.Duration
 
 	// EnablePprof serves /debug/pprof/ on the admin handler.
@@ -167,8 +213,8 @@ type Config struct {
 
 	// CompressThreshold is the smallest message, in bytes, that is sent
 	// compressed to a client that negotiated permessage-deflate; smaller
-	// ones gain little and cost CPU. Zero means 256; negative compresses
-	// every message.
+	// ones gain little and cost CPU. Zero means DefaultCompressThreshold
+	// (256); negative compresses every message.
 	CompressThreshold int
 
 	// ConformanceEcho makes the server echo every data message back (text
@@ -219,7 +265,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ErrNoAuth
 	}
 	if c.Path == "" {
-		c.Path = "/ws"
+		c.Path = DefaultPath
 	}
 	if !strings.HasPrefix(c.Path, "/") {
 		return c, fmt.Errorf("gateway: path %q must start with /", c.Path)
@@ -227,40 +273,35 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	setDuration(&c.PingInterval, 25*time.Second)
-	setDuration(&c.IdleTimeout, 60*time.Second)
-	setDuration(&c.WriteTimeout, 10*time.Second)
-	setDuration(&c.HandshakeTimeout, 5*time.Second)
-	setDuration(&c.CloseTimeout, 3*time.Second)
-	setDuration(&c.UpgradeScheduleTimeout, 10*time.Millisecond)
-	setInt(&c.WriteQueueLimit, 256<<10)
-	setInt(&c.MaxMessageSize, 4096)
-	setInt(&c.MaxHandshakeSize, 16<<10)
-	setInt(&c.MaxSubscriptions, 100)
-	setInt(&c.PoolSize, 256)
-	setInt(&c.PoolQueue, c.PoolSize)
-	setInt(&c.FanoutChunk, 512)
-	setInt(&c.CompressThreshold, 256)
-	setDuration(&c.DrainDelay, 5*time.Second)
-	setDuration(&c.DrainTimeout, 30*time.Second)
-	setDuration(&c.SaturationTimeout, 2*time.Second)
-	setDuration(&c.StallTimeout, 10*time.Second)
-	if c.ReadyConnsRatio == 0 {
-		c.ReadyConnsRatio = 0.9
-	}
-	if c.MessageRate == 0 {
-		c.MessageRate = 20
-	}
-	setInt(&c.MessageBurst, 2*c.MaxSubscriptions+10)
-	if c.AcceptBurst == 0 {
-		c.AcceptBurst = max(int(c.AcceptRate/10), 1)
-	}
+	setDefault(&c.PingInterval, DefaultPingInterval)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.CloseTimeout, DefaultCloseTimeout)
+	setDefault(&c.UpgradeScheduleTimeout, DefaultUpgradeScheduleTimeout)
+	setDefault(&c.WriteQueueLimit, DefaultWriteQueueLimit)
+	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&c.MaxHandshakeSize, DefaultMaxHandshakeSize)
+	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&c.PoolSize, DefaultPoolSize)
+	setDefault(&c.PoolQueue, c.PoolSize)
+	setDefault(&c.FanoutChunk, DefaultFanoutChunk)
+	setDefault(&c.CompressThreshold, DefaultCompressThreshold)
+	setDefault(&c.DrainDelay, DefaultDrainDelay)
+	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.SaturationTimeout, DefaultSaturationTimeout)
+	setDefault(&c.StallTimeout, DefaultStallTimeout)
+	setDefault(&c.ReadyConnsRatio, DefaultReadyConnsRatio)
+	setDefault(&c.MessageRate, DefaultMessageRate)
+	setDefault(&c.MessageBurst, 2*c.MaxSubscriptions+10)
+	setDefault(&c.AcceptBurst, max(int(c.AcceptRate/10), 1))
 	if c.SoftMemoryLimit == 0 {
 		if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
-			c.SoftMemoryLimit = limit / 10 * 9
+			c.SoftMemoryLimit = int64(math.Round(float64(limit) * DefaultSoftMemoryRatio))
 		}
 	}
-	if c.WriteTimeout < 0 || c.HandshakeTimeout < 0 || c.CloseTimeout < 0 {
+	if c.WriteTimeout < 0 || c.HandshakeTimeout < 0 || c.CloseTimeout < 0 || c.UpgradeScheduleTimeout < 0 ||
+		c.SaturationTimeout < 0 || c.StallTimeout < 0 {
 		return c, fmt.Errorf("gateway: negative timeout")
 	}
 	if c.WriteQueueLimit < 0 || c.MaxMessageSize < 0 || c.MaxHandshakeSize < 0 || c.PoolSize < 0 || c.FanoutChunk < 0 {
@@ -269,7 +310,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxHandshakeSize < 512 {
 		return c, fmt.Errorf("gateway: MaxHandshakeSize %d is below 512 bytes", c.MaxHandshakeSize)
 	}
-	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxUserConns < 0 || c.AcceptRate < 0 || c.AcceptBurst < 0 || c.MessageBurst < 0 {
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxUserConns < 0 || c.MaxSubscriptions < 0 ||
+		c.AcceptRate < 0 || c.AcceptBurst < 0 || c.MessageBurst < 0 {
 		return c, fmt.Errorf("gateway: negative limit")
 	}
 	if c.ReadyConnsRatio <= 0 || c.ReadyConnsRatio > 1 {
@@ -294,14 +336,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func setDuration(d *time.Duration, def time.Duration) {
-	if *d == 0 {
-		*d = def
-	}
-}
-
-func setInt(n *int, def int) {
-	if *n == 0 {
-		*n = def
+// setDefault sets a zero *v to def.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }

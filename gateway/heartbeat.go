@@ -5,16 +5,18 @@ import (
 )
 
 // One goroutine keeps every connection's timers: no timer per connection.
-// It also drops sockets whose upgrade request is not complete after
-// HandshakeTimeout (slowloris).
 // Every tick it walks the hub's connection shards and, per connection,
-// sends an RFC 6455 ping when it has been silent for PingInterval, closes
-// it when silent for IdleTimeout (4001), when its token expired (1008), when
-// its write queue has not moved for WriteTimeout (slow consumer), and drops
-// it when it was closing for longer than CloseTimeout.
+// drops it when its upgrade request is not complete after HandshakeTimeout
+// (slowloris), sends an RFC 6455 ping when it has been silent for
+// PingInterval, closes it when silent for IdleTimeout (4001), when its
+// token expired (1008), when its write queue has not moved for
+// WriteTimeout (slow consumer), and drops it when it was closing for longer
+// than CloseTimeout.
 
-// sweepPeriod is how often the sweeper runs: a quarter of the shortest
-// timer, within [10ms, 1s]. Timers are as precise as one period.
+// sweepPeriod is how often the sweeper runs: a quarter of the shortest of
+// WriteTimeout, CloseTimeout, HandshakeTimeout and, when enabled,
+// PingInterval and IdleTimeout, within [10ms, 1s]. A timer fires at the
+// first tick after it is due, so timers are as precise as one period.
 func (c Config) sweepPeriod() time.Duration {
 	d := min(c.WriteTimeout, c.CloseTimeout, c.HandshakeTimeout)
 	if c.PingInterval > 0 {
