@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wsgate/wsgate/bench/internal/config"
 	"github.com/wsgate/wsgate/bench/internal/hist"
 	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 func TestDeflateAnswer(t *testing.T) {
@@ -64,10 +67,10 @@ func TestInflate(t *testing.T) {
 		{"big", big, flate.BestSpeed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := getInflater()
-			defer f.put()
+			f := wire.GetInflater()
+			defer f.Recycle()
 			for range 3 { // the decompressor is reset between messages
-				got, err := f.inflate(deflateMessage(t, tc.p, tc.level), maxFramePayload)
+				got, err := f.Inflate(deflateMessage(t, tc.p, tc.level), maxFramePayload)
 				if err != nil || !bytes.Equal(got, tc.p) {
 					t.Fatalf("got %d bytes, err %v; want %d bytes", len(got), err, len(tc.p))
 				}
@@ -77,16 +80,16 @@ func TestInflate(t *testing.T) {
 }
 
 func TestInflateErrors(t *testing.T) {
-	f := getInflater()
-	defer f.put()
+	f := wire.GetInflater()
+	defer f.Recycle()
 	msg := deflateMessage(t, bytes.Repeat([]byte("a"), 10000), flate.BestSpeed)
-	if _, err := f.inflate(msg, 9999); err != errInflateTooBig {
-		t.Errorf("over the limit: err %v, want errInflateTooBig", err)
+	if _, err := f.Inflate(msg, 9999); err != wire.ErrTooBig {
+		t.Errorf("over the limit: err %v, want wire.ErrTooBig", err)
 	}
-	if got, err := f.inflate(msg, 10000); err != nil || len(got) != 10000 {
+	if got, err := f.Inflate(msg, 10000); err != nil || len(got) != 10000 {
 		t.Errorf("at the limit: %d bytes, err %v", len(got), err)
 	}
-	if _, err := f.inflate([]byte{0xff, 0xff, 0xff}, 1<<16); err == nil {
+	if _, err := f.Inflate([]byte{0xff, 0xff, 0xff}, 1<<16); err == nil {
 		t.Error("garbage inflated without an error")
 	}
 	// A final block inside the message: the decompressor stops there and
@@ -96,7 +99,7 @@ func TestInflateErrors(t *testing.T) {
 	w, _ := flate.NewWriter(&b, flate.BestSpeed)
 	w.Write(p)
 	w.Close()
-	if got, err := f.inflate(b.Bytes(), 1<<16); err != nil || string(got) != "hello" {
+	if got, err := f.Inflate(b.Bytes(), 1<<16); err != nil || string(got) != "hello" {
 		t.Errorf("final block: %q, %v", got, err)
 	}
 }
@@ -105,12 +108,12 @@ func TestInflateErrors(t *testing.T) {
 // drop items on purpose, so the pool is left out).
 func TestInflateAllocs(t *testing.T) {
 	msg := deflateMessage(t, json1kMessage(t, 3), flate.BestSpeed)
-	f := getInflater()
-	defer f.put()
-	if _, err := f.inflate(msg, maxFramePayload); err != nil {
+	f := wire.GetInflater()
+	defer f.Recycle()
+	if _, err := f.Inflate(msg, maxFramePayload); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = f.inflate(msg, maxFramePayload) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _, _ = f.Inflate(msg, maxFramePayload) }); n != 0 {
 		t.Errorf("inflate allocates %v times per message, want 0", n)
 	}
 }
@@ -121,20 +124,20 @@ func BenchmarkInflate(b *testing.B) {
 		p    []byte
 	}{
 		{"json1k", json1kMessage(b, 3)},
-		{"pad4k", appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 4096))},
+		{"pad4k", wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 4096))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			msg := deflateMessage(b, tc.p, flate.BestSpeed)
-			frame := appendServerFrame(nil, opText, msg)
-			frame[0] |= rsv1
+			frame := wire.AppendFrame(nil, ws.OpText, msg)
+			frame[0] |= wire.RSV1
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.p)))
 			for b.Loop() {
 				f, _, _ := parseFrame(frame, maxFramePayload, true)
-				fl := getInflater()
-				p, _ := fl.inflate(f.payload, maxFramePayload)
+				fl := wire.GetInflater()
+				p, _ := fl.Inflate(f.payload, maxFramePayload)
 				parseMessage(p)
-				fl.put()
+				fl.Recycle()
 			}
 		})
 	}
@@ -148,12 +151,12 @@ func FuzzInflate(f *testing.F) {
 	f.Add([]byte{0x00, 0x00, 0xff, 0xff}, []byte("hello"))
 	f.Add([]byte{0xff}, []byte(strings.Repeat("ab", 300)))
 	f.Fuzz(func(t *testing.T, msg, plain []byte) {
-		fl := getInflater()
-		defer fl.put()
-		if out, err := fl.inflate(msg, 4096); err == nil && len(out) > 4096 {
+		fl := wire.GetInflater()
+		defer fl.Recycle()
+		if out, err := fl.Inflate(msg, 4096); err == nil && len(out) > 4096 {
 			t.Fatalf("%d bytes past the limit", len(out))
 		}
-		out, err := fl.inflate(deflateMessage(t, plain, flate.BestSpeed), 1<<20)
+		out, err := fl.Inflate(deflateMessage(t, plain, flate.BestSpeed), 1<<20)
 		if err != nil || !bytes.Equal(out, plain) {
 			t.Fatalf("round trip: %d bytes, %v; want %d", len(out), err, len(plain))
 		}
@@ -168,7 +171,7 @@ func TestParseTemplatePayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := payload.AppendTemplate(nil, 42, 1700000000123456789, body)
-	m := parseMessage(appendMessageJSON(nil, "broadcast", p))
+	m := parseMessage(wire.AppendMessage(nil, "broadcast", p))
 	if m.kind != kindMessage || m.seq != 42 || m.ts != 1700000000123456789 {
 		t.Errorf("parsed %+v", m)
 	}

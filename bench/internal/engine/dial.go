@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsgate/wsgate/bench/internal/config"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -226,7 +228,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 	if cfg.Scenario == config.ScenarioTopic {
 		sub := strconv.AppendInt(append(d.req[:0], `{"op":"subscribe","channel":"topic.t`...), int64(g%cfg.Topics), 10)
 		sub = append(sub, `","ref":1}`...)
-		frame := appendClientFrame(nil, opText, sub)
+		frame := appendClientFrame(nil, ws.OpText, sub)
 		if _, err := tcp.Write(frame); err != nil {
 			return nil, false, ioReason(err)
 		}
@@ -252,7 +254,7 @@ func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind, deflate bool)
 				break
 			}
 			switch f.op {
-			case opText:
+			case ws.OpText:
 				kind, ok := frameKind(f)
 				if !ok {
 					return nil, "inflate"
@@ -265,11 +267,11 @@ func (d *dialer) await(tcp *net.TCPConn, buf []byte, want msgKind, deflate bool)
 						return nil, "subscribe_error"
 					}
 				}
-			case opPing:
-				if _, err := tcp.Write(appendClientFrame(nil, opPong, f.payload)); err != nil {
+			case ws.OpPing:
+				if _, err := tcp.Write(appendClientFrame(nil, ws.OpPong, f.payload)); err != nil {
 					return nil, ioReason(err)
 				}
-			case opClose:
+			case ws.OpClose:
 				return nil, "server_close_" + strconv.Itoa(closeCode(f.payload))
 			}
 			buf = buf[:copy(buf, buf[n:])]
@@ -324,9 +326,9 @@ func frameKind(f frame) (kind msgKind, ok bool) {
 	if !f.compressed {
 		return parseMessage(f.payload).kind, true
 	}
-	fl := getInflater()
-	defer fl.put()
-	p, err := fl.inflate(f.payload, maxFramePayload)
+	fl := wire.GetInflater()
+	defer fl.Recycle()
+	p, err := fl.Inflate(f.payload, maxFramePayload)
 	if err != nil {
 		return kindOther, false
 	}

@@ -7,16 +7,10 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
-)
 
-// WebSocket opcodes (RFC 6455 5.2).
-const (
-	opCont   = 0x0
-	opText   = 0x1
-	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xa
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // maxFramePayload bounds a server frame: the largest payload (1 MiB, the
@@ -29,14 +23,10 @@ var (
 	errTooBig     = errors.New("engine: server frame too big")
 )
 
-// rsv1 is the bit of a frame's first byte that marks a message compressed
-// with permessage-deflate (RFC 7692 section 6).
-const rsv1 = 0x40
-
 // frame is one parsed server frame. payload aliases the read buffer and is
 // valid until the buffer is reused.
 type frame struct {
-	op         byte
+	op         ws.OpCode
 	compressed bool // RSV1: payload is a permessage-deflate message
 	payload    []byte
 }
@@ -54,90 +44,56 @@ func parseFrame(b []byte, maxPayload int, deflate bool) (f frame, n int, err err
 	if len(b) < 2 {
 		return f, 0, nil
 	}
-	b0, b1 := b[0], b[1]
-	fin, op := b0&0x80 != 0, b0&0x0f
-	if rsv := b0 & 0x70; rsv != 0 {
-		if !deflate || rsv != rsv1 || (op != opText && op != opBinary) {
+	// The RSV bits and the mask bit fail a frame from its first two bytes,
+	// before the rest of its header has arrived.
+	op := ws.OpCode(b[0] & 0x0f)
+	if rsv := b[0] & 0x70; rsv != 0 {
+		if !deflate || rsv != wire.RSV1 || (op != ws.OpText && op != ws.OpBinary) {
 			return f, 0, errProtocol
 		}
 		f.compressed = true
 	}
-	if b1&0x80 != 0 {
+	if b[1]&0x80 != 0 {
 		return f, 0, errProtocol
 	}
-	length, h := uint64(b1&0x7f), 2
-	switch length {
-	case 126:
-		if len(b) < 4 {
-			return f, 0, nil
-		}
-		length, h = uint64(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return f, 0, nil
-		}
-		length, h = binary.BigEndian.Uint64(b[2:]), 10
-		if length>>63 != 0 {
-			return f, 0, errProtocol
-		}
+	h, hlen, err := wire.ParseHeader(b)
+	switch {
+	case errors.Is(err, wire.ErrIncomplete):
+		return f, 0, nil
+	case err != nil: // a 64-bit length with its top bit set
+		return f, 0, errProtocol
 	}
 	switch op {
-	case opText, opBinary:
-		if !fin {
+	case ws.OpText, ws.OpBinary:
+		if !h.Fin {
 			return f, 0, errFragmented
 		}
-	case opCont:
+	case ws.OpContinuation:
 		return f, 0, errFragmented
-	case opClose, opPing, opPong:
-		if !fin || length > 125 {
+	case ws.OpClose, ws.OpPing, ws.OpPong:
+		if !h.Fin || h.Length > 125 {
 			return f, 0, errProtocol
 		}
 	default:
 		return f, 0, errProtocol
 	}
-	if length > uint64(maxPayload) {
+	if h.Length > int64(maxPayload) {
 		return f, 0, errTooBig
 	}
-	end := h + int(length)
+	end := hlen + int(h.Length)
 	if len(b) < end {
 		return f, 0, nil
 	}
-	f.op, f.payload = op, b[h:end]
+	f.op, f.payload = op, b[hlen:end]
 	return f, end, nil
-}
-
-// appendServerFrame appends an unmasked final frame, as a server sends it.
-func appendServerFrame(dst []byte, op byte, payload []byte) []byte {
-	dst = append(dst, 0x80|op)
-	dst = appendLength(dst, 0, len(payload))
-	return append(dst, payload...)
 }
 
 // appendClientFrame appends a masked final frame, as a client must send
 // it (RFC 6455 5.3), with a fresh random mask.
-func appendClientFrame(dst []byte, op byte, payload []byte) []byte {
-	dst = append(dst, 0x80|op)
-	dst = appendLength(dst, 0x80, len(payload))
+func appendClientFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	var mask [4]byte
 	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
-	dst = append(dst, mask[:]...)
-	start := len(dst)
-	dst = append(dst, payload...)
-	for i := range payload {
-		dst[start+i] ^= mask[i&3]
-	}
-	return dst
-}
-
-func appendLength(dst []byte, maskBit byte, n int) []byte {
-	switch {
-	case n < 126:
-		return append(dst, maskBit|byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, maskBit|126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(dst, maskBit|127), uint64(n))
-	}
+	return wire.AppendMaskedFrame(dst, op, payload, mask)
 }
 
 // closeCode returns the status code of a close frame's payload, 1005 when
@@ -161,11 +117,10 @@ const (
 )
 
 var (
-	typeMessage    = []byte(`{"type":"message"`)
+	messageHead    = []byte(wire.MessageHead) // up to the channel name
 	typeWelcome    = []byte(`{"type":"welcome"`)
 	typeSubscribed = []byte(`{"type":"subscribed"`)
 	typeError      = []byte(`{"type":"error"`)
-	keyChannel     = []byte(`"channel":"`)
 	keyData        = []byte(`"data":`)
 	keySeq         = []byte(`"seq":`)
 	keyTS          = []byte(`"ts":`)
@@ -180,20 +135,18 @@ type message struct {
 }
 
 // parseMessage reads a gateway text frame. The fast path relies on the
-// byte-exact field order of docs/protocol.md: it looks for "seq": and
-// "ts": after "data": without decoding the JSON. Anything else (other
-// field order, spaces, a different server) falls back to encoding/json.
+// byte-exact envelope of wire.AppendMessage (docs/protocol.md): it takes
+// the channel after wire.MessageHead and looks for "seq": and "ts": after
+// "data": without decoding the JSON. Anything else (other field order,
+// spaces, a different server) falls back to encoding/json.
 func parseMessage(p []byte) message {
 	switch {
-	case bytes.HasPrefix(p, typeMessage):
+	case bytes.HasPrefix(p, messageHead):
 		m := message{kind: kindMessage}
-		rest := p[len(typeMessage):]
-		if i := bytes.Index(rest, keyChannel); i >= 0 {
-			ch := rest[i+len(keyChannel):]
-			if j := bytes.IndexByte(ch, '"'); j >= 0 {
-				m.channel = ch[:j]
-				rest = ch[j:]
-			}
+		rest := p[len(messageHead):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 {
+			m.channel = rest[:j]
+			rest = rest[j:]
 		}
 		if i := bytes.Index(rest, keyData); i >= 0 {
 			rest = rest[i+len(keyData):]
@@ -276,20 +229,10 @@ func parseMessageJSON(p []byte) message {
 	return m
 }
 
-// appendMessageJSON appends the gateway's message envelope around payload,
-// byte for byte as wsgate writes it.
-func appendMessageJSON(dst []byte, channel string, payload []byte) []byte {
-	dst = append(dst, `{"type":"message","channel":"`...)
-	dst = append(dst, channel...)
-	dst = append(dst, `","data":`...)
-	dst = append(dst, payload...)
-	return append(dst, '}')
-}
-
 // MessageFrame appends the frame wsgate sends for a notification of
-// payload on channel: an unmasked text frame of the message envelope. The
+// payload on channel, built with the gateway's own wire functions. The
 // floor server writes it to measure the kernel's cost of a gateway's
 // writes.
 func MessageFrame(dst []byte, channel string, payload []byte) []byte {
-	return appendServerFrame(dst, opText, appendMessageJSON(nil, channel, payload))
+	return wire.AppendFrame(dst, ws.OpText, wire.AppendMessage(nil, channel, payload))
 }

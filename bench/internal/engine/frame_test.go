@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 func TestParseFramePartial(t *testing.T) {
@@ -27,7 +30,7 @@ func TestParseFramePartial(t *testing.T) {
 			}
 		}
 	}
-	ops := []byte{opText, opPing, opText, opText, opClose}
+	ops := []ws.OpCode{ws.OpText, ws.OpPing, ws.OpText, ws.OpText, ws.OpClose}
 	for i, f := range want {
 		if f.op != ops[i] {
 			t.Errorf("frame %d op %x, want %x", i, f.op, ops[i])
@@ -58,9 +61,9 @@ func TestParseFrameErrors(t *testing.T) {
 		{"too big", []byte{0x81, 127, 0, 0, 0, 0, 1, 0, 0, 0}, false, errTooBig},
 		{"deflate rsv2", []byte{0xa1, 0x00}, true, errProtocol},
 		{"deflate rsv3", []byte{0x91, 0x00}, true, errProtocol},
-		{"deflate rsv1 on ping", []byte{0xc9, 0x00}, true, errProtocol},
-		{"deflate rsv1 on close", []byte{0xc8, 0x00}, true, errProtocol},
-		{"deflate rsv1 on continuation", []byte{0xc0, 0x01, 'a'}, true, errProtocol},
+		{"deflate wire.RSV1 on ping", []byte{0xc9, 0x00}, true, errProtocol},
+		{"deflate wire.RSV1 on close", []byte{0xc8, 0x00}, true, errProtocol},
+		{"deflate wire.RSV1 on continuation", []byte{0xc0, 0x01, 'a'}, true, errProtocol},
 		{"deflate fragment", []byte{0x41, 0x01, 'a'}, true, errFragmented},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,8 +96,8 @@ func TestParseFrameCompressed(t *testing.T) {
 }
 
 func TestClientFrameMasked(t *testing.T) {
-	f := appendClientFrame(nil, opPong, []byte("hello"))
-	if f[0] != 0x80|opPong || f[1] != 0x80|5 || len(f) != 2+4+5 {
+	f := appendClientFrame(nil, ws.OpPong, []byte("hello"))
+	if f[0] != 0x80|byte(ws.OpPong) || f[1] != 0x80|5 || len(f) != 2+4+5 {
 		t.Fatalf("frame % x", f)
 	}
 	mask := f[2:6]
@@ -134,7 +137,7 @@ func TestAppendPayload(t *testing.T) {
 		if size >= 60 && len(p) != size {
 			t.Errorf("size %d: got %d bytes", size, len(p))
 		}
-		m := parseMessage(appendMessageJSON(nil, "broadcast", p))
+		m := parseMessage(wire.AppendMessage(nil, "broadcast", p))
 		if m.seq != 42 || m.ts != 1700000000123456789 {
 			t.Errorf("size %d: parsed %+v from %s", size, m, p)
 		}
@@ -142,14 +145,14 @@ func TestAppendPayload(t *testing.T) {
 }
 
 func TestParseMessageAllocs(t *testing.T) {
-	p := appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 200))
+	p := wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200))
 	if n := testing.AllocsPerRun(100, func() { parseMessage(p) }); n != 0 {
 		t.Errorf("parseMessage allocates %v times, want 0", n)
 	}
 }
 
 func BenchmarkParseMessage(b *testing.B) {
-	p := appendServerFrame(nil, opText, appendMessageJSON(nil, "broadcast", payload.Append(nil, 3, 99, 200)))
+	p := wire.AppendFrame(nil, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200)))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
@@ -177,7 +180,7 @@ func FuzzClientFrames(f *testing.F) {
 			if whole[i].op != parts[i].op || !bytes.Equal(whole[i].payload, parts[i].payload) {
 				t.Fatalf("frame %d differs", i)
 			}
-			if whole[i].op == opText {
+			if whole[i].op == ws.OpText {
 				parseMessage(whole[i].payload)
 			}
 		}

@@ -5,9 +5,11 @@ import (
 	"compress/flate"
 	"testing"
 
+	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
 	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,10 +31,10 @@ func deflateMessage(t testing.TB, p []byte, level int) []byte {
 		t.Fatal(err)
 	}
 	out := b.Bytes()
-	if !bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}) {
+	if !bytes.HasSuffix(out, wire.DeflateTail) {
 		t.Fatalf("flush did not end with the empty stored block: % x", out[max(0, len(out)-8):])
 	}
-	return out[:len(out)-4]
+	return out[:len(out)-len(wire.DeflateTail)]
 }
 
 // json1kMessage is the gateway message of the json1k payload with seq.
@@ -42,18 +44,18 @@ func json1kMessage(t testing.TB, seq uint32) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return appendMessageJSON(nil, "broadcast", payload.AppendTemplate(nil, seq, 1700000000000000000+int64(seq), body))
+	return wire.AppendMessage(nil, "broadcast", payload.AppendTemplate(nil, seq, 1700000000000000000+int64(seq), body))
 }
 
 // serverStream is a real byte stream as wsgate sends it: a welcome, a
 // ping, two messages (one with a 16-bit length), a close.
 func serverStream() []byte {
 	var b []byte
-	b = appendServerFrame(b, opText, []byte(`{"type":"welcome","conn":"3f9a1c-1b","user":"u7","ping_interval":25}`))
-	b = appendServerFrame(b, opPing, []byte("hi"))
-	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", payload.Append(nil, 1, 1700000000000000000, 40)))
-	b = appendServerFrame(b, opText, appendMessageJSON(nil, "broadcast", payload.Append(nil, 2, 1700000000000000001, 300)))
-	b = appendServerFrame(b, opClose, []byte{0x03, 0xe9})
+	b = wire.AppendFrame(b, ws.OpText, []byte(`{"type":"welcome","conn":"3f9a1c-1b","user":"u7","ping_interval":25}`))
+	b = wire.AppendFrame(b, ws.OpPing, []byte("hi"))
+	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 1, 1700000000000000000, 40)))
+	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 2, 1700000000000000001, 300)))
+	b = wire.AppendFrame(b, ws.OpClose, []byte{0x03, 0xe9})
 	return b
 }
 

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/bench/internal/hist"
 	"github.com/wsgate/wsgate/internal/rawio"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // reader is one reader goroutine with its own buffer and histogram.
@@ -122,7 +124,7 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 		}
 		used += n
 		switch f.op {
-		case opText:
+		case ws.OpText:
 			if !f.compressed {
 				r.onText(c, k, f.payload, n, false, now)
 				break
@@ -130,10 +132,10 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 			if !r.inflateText(c, k, f.payload, n, now) {
 				return used, "inflate"
 			}
-		case opPing:
-			r.out = appendClientFrame(r.out[:0], opPong, f.payload)
+		case ws.OpPing:
+			r.out = appendClientFrame(r.out[:0], ws.OpPong, f.payload)
 			_, _ = rawio.Write(c.rc, r.out)
-		case opClose:
+		case ws.OpClose:
 			code := closeCode(f.payload)
 			writeClose(c.rc, code)
 			return used, "server_close_" + strconv.Itoa(code)
@@ -142,16 +144,16 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 }
 
 // inflateText inflates the compressed text message z, which came in a
-// frame of wire bytes, and handles it. It reports false when z does not
+// frame of frameLen bytes, and handles it. It reports false when z does not
 // inflate.
-func (r *reader) inflateText(c *conn, k int32, z []byte, wire int, now int64) bool {
+func (r *reader) inflateText(c *conn, k int32, z []byte, frameLen int, now int64) bool {
 	if r.e.cfg.InflateOnce && r.zlast != nil && bytes.Equal(z, r.zlast) {
-		r.onText(c, k, r.zout, wire, true, now)
+		r.onText(c, k, r.zout, frameLen, true, now)
 		return true
 	}
-	fl := getInflater()
-	defer fl.put()
-	p, err := fl.inflate(z, maxFramePayload)
+	fl := wire.GetInflater()
+	defer fl.Recycle()
+	p, err := fl.Inflate(z, maxFramePayload)
 	if err != nil {
 		return false
 	}
@@ -159,13 +161,13 @@ func (r *reader) inflateText(c *conn, k int32, z []byte, wire int, now int64) bo
 		r.zlast = append(r.zlast[:0], z...)
 		r.zout = append(r.zout[:0], p...)
 	}
-	r.onText(c, k, p, wire, true, now)
+	r.onText(c, k, p, frameLen, true, now)
 	return true
 }
 
-// onText handles the text message p, which came in a frame of wire bytes,
-// compressed or not.
-func (r *reader) onText(c *conn, k int32, p []byte, wire int, compressed bool, now int64) {
+// onText handles the text message p, which came in a frame of frameLen
+// bytes, compressed or not.
+func (r *reader) onText(c *conn, k int32, p []byte, frameLen int, compressed bool, now int64) {
 	m := parseMessage(p)
 	if m.kind != kindMessage {
 		return
@@ -183,7 +185,7 @@ func (r *reader) onText(c *conn, k int32, p []byte, wire int, compressed bool, n
 	c.seq.add(m.seq)
 	hist.Record(r.hist, (now-m.ts)/1000)
 	r.lastDelivery = now
-	r.frameBytes += int64(wire)
+	r.frameBytes += int64(frameLen)
 	if compressed {
 		r.compressed++
 	}
@@ -210,6 +212,6 @@ func writeClose(rc syscall.RawConn, code int) {
 		code = 1000
 	}
 	p := [2]byte{byte(code >> 8), byte(code)}
-	b := appendClientFrame(make([]byte, 0, 8), opClose, p[:])
+	b := appendClientFrame(make([]byte, 0, 8), ws.OpClose, p[:])
 	_, _ = rawio.Write(rc, b)
 }
