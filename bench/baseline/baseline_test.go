@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,125 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	dto "github.com/prometheus/client_model/go"
-	"go.uber.org/goleak"
 )
-
-// No goroutine is ignored: the test stops the embedded NATS server, both
-// NATS connections, the HTTP server and every WebSocket.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type env struct {
-	t    *testing.T
-	ns   *natsserver.Server
-	srv  *server
-	http *http.Server
-	url  string
-	pub  *nats.Conn
-}
-
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	s, err := newServer(config{NATSURL: ns.ClientURL(), Prefix: "notify"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: s.handler()}
-	go func() { _ = hs.Serve(ln) }()
-	pub, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, ns: ns, srv: s, http: hs, url: "ws://" + ln.Addr().String(), pub: pub}
-}
-
-func (e *env) close() {
-	_ = e.http.Close()
-	e.srv.Close()
-	e.pub.Close()
-	e.ns.Shutdown()
-	e.ns.WaitForShutdown()
-}
-
-func (e *env) publish(subject, payload string) {
-	e.t.Helper()
-	if err := e.pub.Publish(subject, []byte(payload)); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.pub.Flush(); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *env) dial(user string) *websocket.Conn {
-	e.t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(e.url+"/ws?user="+user, nil)
-	if err != nil {
-		e.t.Fatalf("dial %s: %v", user, err)
-	}
-	_ = resp.Body.Close()
-	return c
-}
-
-// read returns the next text message, failing after 5 s.
-func read(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if typ != websocket.TextMessage {
-		t.Fatalf("message type %d", typ)
-	}
-	return string(b)
-}
-
-func expect(t *testing.T, c *websocket.Conn, want string) {
-	t.Helper()
-	if got := read(t, c); got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-}
-
-func send(t *testing.T, c *websocket.Conn, msg string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (e *env) gauge() float64 {
-	var m dto.Metric
-	if err := e.srv.connections.Write(&m); err != nil {
-		e.t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestHTTPAnswers(t *testing.T) {
 	e := newEnv(t)
@@ -176,7 +57,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		ids[id] = true
 	}
-	eventually(t, "3 connections", func() bool { return e.gauge() == 3 })
+	e.connections(3, nil)
 
 	// A user message reaches both of alice's sockets and not bob's.
 	e.publish("notify.user.alice", `{"n": 1}`)
@@ -233,7 +114,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("after client close: %v, want 1000", err)
 	}
 	_ = a2.Close()
-	eventually(t, "2 connections", func() bool { return e.gauge() == 2 })
+	e.connections(2, nil)
 
 	// Closing the server sends 1001 to the rest.
 	_ = e.http.Close()
@@ -269,10 +150,7 @@ func TestSlowConsumer(t *testing.T) {
 	expect(t, slow, `{"type":"welcome","conn":"1","user":"slow","ping_interval":25}`)
 	expect(t, fast, `{"type":"welcome","conn":"2","user":"fast","ping_interval":25}`)
 	payload := `"` + strings.Repeat("x", 256<<10) + `"`
-	eventually(t, "the slow consumer to be dropped", func() bool {
-		e.publish("notify.user.slow", payload)
-		return e.gauge() == 1
-	})
+	e.connections(1, func() { e.publish("notify.user.slow", payload) }) // until the slow consumer is dropped
 	e.publish("notify.user.fast", `1`)
 	expect(t, fast, `{"type":"message","channel":"user.fast","data":1}`)
 }
