@@ -144,10 +144,13 @@ func TestEndToEnd(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	e := newEnv(t)
 	defer e.close()
-	slow, fast := e.dial("slow"), e.dial("fast")
+	// The server numbers a connection after its 101, so the welcome of one
+	// is read before the next is dialed.
+	slow := e.dial("slow")
 	defer slow.Close()
-	defer fast.Close()
 	expect(t, slow, `{"type":"welcome","conn":"1","user":"slow","ping_interval":25}`)
+	fast := e.dial("fast")
+	defer fast.Close()
 	expect(t, fast, `{"type":"welcome","conn":"2","user":"fast","ping_interval":25}`)
 	payload := `"` + strings.Repeat("x", 256<<10) + `"`
 	e.connections(1, func() { e.publish("notify.user.slow", payload) }) // until the slow consumer is dropped
