@@ -1,6 +1,22 @@
 package gateway
 
-import "github.com/gobwas/ws"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/channel"
+)
+
+// The last stage. There is one close path, shut: whatever ends a
+// connection (the client's close frame, EOF, a read or write error, a
+// protocol error, a timer of the sweeper, Shutdown or Close) goes through
+// it, and the first caller wins. With a close code the server sends its
+// close frame and waits for the client's (closing) until CloseTimeout;
+// otherwise the socket goes at once. Either way the connection leaves its
+// channels at once, and its socket goes back to the poller (free) last.
 
 // CloseReason says why a connection ended. It is the log field and the
 // metric label of every close, and it picks the close code sent to the
@@ -124,3 +140,160 @@ var reasonFrames = func() (frames [numReasons][]byte) {
 // frame returns the close frame the server sends for r, or nil when it
 // sends none.
 func (r CloseReason) frame() []byte { return reasonFrames[r] }
+
+// closeMode says how a connection closes.
+type closeMode uint8
+
+const (
+	closeDrop      closeMode = iota // no close frame: the peer is gone or unusable
+	closeReply                      // send a close frame and drop the socket now
+	closeHandshake                  // send a close frame and wait for the client's
+)
+
+// close ends the connection for reason r, with the close handshake when r
+// has a close code. It is safe from any goroutine, any number of times; the
+// first call wins.
+func (c *Conn) close(r CloseReason) {
+	frame, mode := r.frame(), closeDrop
+	if frame != nil {
+		mode = closeHandshake
+	}
+	c.shut(r, frame, mode)
+}
+
+// handleClose answers the client's close frame with the same code (RFC 6455
+// section 5.5.1) and drops the socket, or fails the connection when the
+// frame is malformed.
+func (c *Conn) handleClose(p []byte) {
+	if c.state.Load() != stateOpen {
+		c.finishClose()
+		return
+	}
+	r, code, text := ReasonClientClose, ws.StatusNormalClosure, ""
+	switch {
+	case len(p) == 1:
+		r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close frame"
+	case len(p) >= 2:
+		code = ws.StatusCode(binary.BigEndian.Uint16(p))
+		switch {
+		case !utf8.Valid(p[2:]):
+			r, code, text = ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8"
+		case !validCloseCode(code):
+			r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close code"
+		}
+	}
+	if !c.shut(r, closeFrame(code, text), closeReply) {
+		// Our close frame crossed this one: the server closed after the
+		// read task saw the connection open, and this frame is the answer
+		// (or the client's own close, sent at the same moment). Both sides
+		// have now sent and received a close frame.
+		c.finishClose()
+	}
+}
+
+// validCloseCode reports whether a client may send code in a close frame:
+// the codes RFC 6455 defines for sending, those IANA registered since
+// (1012-1014), and the 3000-4999 range for libraries and applications.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// shut is the one close path. It leaves every channel, counts and logs the
+// reason once, sends the close frame as mode says, and releases the socket
+// now or, for closeHandshake, when the client answers or CloseTimeout passes.
+// frame is ignored with closeDrop. It reports false when the connection was
+// already closing or closed.
+func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
+	c.wmu.Lock()
+	switch c.state.Load() {
+	case stateOpen:
+	case stateHandshake:
+		// Not a WebSocket yet: nothing joined, nothing to say.
+		c.state.Store(stateClosed)
+		c.wmu.Unlock()
+		c.release()
+		return true
+	default:
+		c.wmu.Unlock()
+		return false
+	}
+	c.reason = r
+	if mode != closeDrop && c.writeCloseLocked(frame) != nil {
+		mode = closeDrop
+	}
+	if mode == closeReply && c.wq != nil {
+		// Our answer waits behind a backlog: drop the socket once the
+		// queue has flushed (or after CloseTimeout), not before.
+		c.peerClosed = true
+		mode = closeHandshake
+	}
+	if mode == closeHandshake {
+		c.since.Store(c.srv.clock())
+		c.state.Store(stateClosing)
+	} else {
+		c.state.Store(stateClosed)
+	}
+	topics := c.topics
+	c.topics = nil
+	c.wmu.Unlock()
+
+	c.srv.detach(c, topics, r)
+	if mode != closeHandshake {
+		c.release()
+	}
+	return true
+}
+
+// detach removes a connection that stopped being open from its channels and
+// drops the bus interest they held.
+func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
+	if s.hub.leave(c, channel.User(c.user)) {
+		s.bus.Release(channel.User(c.user))
+	}
+	for _, t := range topics {
+		if s.hub.leave(c, t) {
+			s.bus.Release(t)
+		}
+	}
+	if c.desc != nil {
+		s.metrics.connections.Dec()
+		s.metrics.closed.Inc()
+	}
+	s.metrics.closes[r].Inc()
+	if r == ReasonSlowConsumer {
+		s.metrics.slowConsumers.Inc()
+	}
+	if ce := s.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.String("conn", c.ID()), zap.String("user", c.user), zap.Stringer("reason", r))
+	}
+}
+
+// finishClose releases a connection that was waiting for the client's close
+// frame.
+func (c *Conn) finishClose() {
+	if c.state.CompareAndSwap(stateClosing, stateClosed) {
+		c.release()
+	}
+}
+
+// release frees the socket of a closed connection. It runs once. The
+// poller closes the socket once no stale event for its fd can be in flight;
+// it closes it whatever error it returns.
+func (c *Conn) release() {
+	s := c.srv
+	s.hub.removeConn(c)
+	s.unadmit(c)
+	c.wmu.Lock()
+	if c.wq != nil { // what a closed connection left unsent
+		s.queuedBytes.Add(-int64(c.wq.bytes))
+		c.wq = nil
+	}
+	c.wmu.Unlock()
+	s.poller.Release(c.desc, c.closer)
+}

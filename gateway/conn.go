@@ -6,11 +6,23 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"go.uber.org/zap"
-
-	"github.com/wsgate/wsgate/internal/channel"
 	"github.com/wsgate/wsgate/netpoll"
 )
+
+// A connection goes through these stages, one file each, in this order:
+//
+//	accept.go      the accept loop takes the socket and registers it with the poller
+//	handshake.go   the upgrade request is read without blocking and answered
+//	origin.go      the Origin rules it must pass
+//	credentials.go the token or user it presents, for the Authenticator (auth.go)
+//	limit.go       the admission limits it must pass (and the message rate)
+//	welcome.go     it joins its user channel and gets the welcome frame
+//	read.go        its frames are read and handled (client ops: protocol.go)
+//	write.go       frames are written to it without blocking, or queued
+//	close.go       it ends, by one close path
+//
+// The Conn below carries it through all of them; onEvent turns the
+// poller's events into its read and flush tasks.
 
 // Connection states. A connection only moves forward.
 const (
@@ -18,15 +30,6 @@ const (
 	stateOpen                    // welcomed
 	stateClosing                 // our close frame is out; waiting for the client's
 	stateClosed                  // the socket is released
-)
-
-// closeMode says how a connection closes.
-type closeMode uint8
-
-const (
-	closeDrop      closeMode = iota // no close frame: the peer is gone or unusable
-	closeReply                      // send a close frame and drop the socket now
-	closeHandshake                  // send a close frame and wait for the client's
 )
 
 // Conn is one WebSocket connection, from accept on. It owns no goroutine
@@ -84,111 +87,6 @@ func (c *Conn) ID() string { return c.srv.connID(c.id) }
 
 // User returns the connection's user id.
 func (c *Conn) User() string { return c.user }
-
-// close ends the connection for reason r, with the close handshake when r
-// has a close code. It is safe from any goroutine, any number of times; the
-// first call wins.
-func (c *Conn) close(r CloseReason) {
-	frame, mode := r.frame(), closeDrop
-	if frame != nil {
-		mode = closeHandshake
-	}
-	c.shut(r, frame, mode)
-}
-
-// shut is the one close path. It leaves every channel, counts and logs the
-// reason once, sends the close frame as mode says, and releases the socket
-// now or, for closeHandshake, when the client answers or CloseTimeout passes.
-// frame is ignored with closeDrop. It reports false when the connection was
-// already closing or closed.
-func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
-	c.wmu.Lock()
-	switch c.state.Load() {
-	case stateOpen:
-	case stateHandshake:
-		// Not a WebSocket yet: nothing joined, nothing to say.
-		c.state.Store(stateClosed)
-		c.wmu.Unlock()
-		c.release()
-		return true
-	default:
-		c.wmu.Unlock()
-		return false
-	}
-	c.reason = r
-	if mode != closeDrop && c.writeCloseLocked(frame) != nil {
-		mode = closeDrop
-	}
-	if mode == closeReply && c.wq != nil {
-		// Our answer waits behind a backlog: drop the socket once the
-		// queue has flushed (or after CloseTimeout), not before.
-		c.peerClosed = true
-		mode = closeHandshake
-	}
-	if mode == closeHandshake {
-		c.since.Store(c.srv.clock())
-		c.state.Store(stateClosing)
-	} else {
-		c.state.Store(stateClosed)
-	}
-	topics := c.topics
-	c.topics = nil
-	c.wmu.Unlock()
-
-	c.srv.detach(c, topics, r)
-	if mode != closeHandshake {
-		c.release()
-	}
-	return true
-}
-
-// finishClose releases a connection that was waiting for the client's close
-// frame.
-func (c *Conn) finishClose() {
-	if c.state.CompareAndSwap(stateClosing, stateClosed) {
-		c.release()
-	}
-}
-
-// release frees the socket of a closed connection. It runs once. The
-// poller closes the socket once no stale event for its fd can be in flight;
-// it closes it whatever error it returns.
-func (c *Conn) release() {
-	s := c.srv
-	s.hub.removeConn(c)
-	s.unadmit(c)
-	c.wmu.Lock()
-	if c.wq != nil { // what a closed connection left unsent
-		s.queuedBytes.Add(-int64(c.wq.bytes))
-		c.wq = nil
-	}
-	c.wmu.Unlock()
-	s.poller.Release(c.desc, c.closer)
-}
-
-// detach removes a connection that stopped being open from its channels and
-// drops the bus interest they held.
-func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
-	if s.hub.leave(c, channel.User(c.user)) {
-		s.bus.Release(channel.User(c.user))
-	}
-	for _, t := range topics {
-		if s.hub.leave(c, t) {
-			s.bus.Release(t)
-		}
-	}
-	if c.desc != nil {
-		s.metrics.connections.Dec()
-		s.metrics.closed.Inc()
-	}
-	s.metrics.closes[r].Inc()
-	if r == ReasonSlowConsumer {
-		s.metrics.slowConsumers.Inc()
-	}
-	if ce := s.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("conn", c.ID()), zap.String("user", c.user), zap.Stringer("reason", r))
-	}
-}
 
 // onEvent is the poller callback. It runs on the poller goroutine and only
 // schedules work on the pool. EventRead and EventWrite each mean that their

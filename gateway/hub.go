@@ -82,6 +82,32 @@ func (h *hub) join(c *Conn, name string) bool {
 	return s.set(name).add(c)
 }
 
+// joinUser adds c to the members of its user channel name under the
+// MaxUserConns limit. It reports false when c must be refused (RejectNew);
+// under CloseOldest it returns the user's oldest connection, for the caller
+// to close once it holds no lock. A connection named for replacement is
+// marked, so that it no longer counts and a concurrent join of the same
+// user picks another: two tabs reconnecting at once leave the user at the
+// limit, not above it.
+func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) (oldest *Conn, ok bool) {
+	s := h.chanShard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.set(name)
+	if limit > 0 {
+		live, o := ms.live()
+		if live >= limit {
+			if policy == RejectNew {
+				return nil, false
+			}
+			o.replaced = true
+			oldest = o
+		}
+	}
+	ms.add(c)
+	return oldest, true
+}
+
 // set returns the member set of name, made empty if there is none. s.mu
 // must be held.
 func (s *chanShard) set(name string) *memberSet {
@@ -239,4 +265,25 @@ func (ms *memberSet) remove(c *Conn) bool {
 		}
 	}
 	return false
+}
+
+// live returns how many members are not being replaced, and the oldest of
+// them (ids grow with accepts). The shard lock must be held.
+func (ms *memberSet) live() (n int, oldest *Conn) {
+	visit := func(c *Conn) {
+		if c.replaced {
+			return
+		}
+		n++
+		if oldest == nil || c.id < oldest.id {
+			oldest = c
+		}
+	}
+	for _, c := range ms.list {
+		visit(c)
+	}
+	for c := range ms.set {
+		visit(c)
+	}
+	return n, oldest
 }

@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"hash/maphash"
-	"net"
 	"net/netip"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // The admission limits, checked where each can be answered best:
@@ -78,24 +75,6 @@ func (t *ipTable) remove(key uint64) {
 	s.mu.Unlock()
 }
 
-// peerAddr returns the address of an accepted socket: from accept4's
-// sockaddr for a bare fd, or the net.Conn's remote address.
-func (a accepted) peerAddr() netip.Addr {
-	switch sa := a.sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(sa.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(sa.Addr)
-	}
-	if a.nc != nil {
-		if ta, ok := a.nc.RemoteAddr().(*net.TCPAddr); ok {
-			addr, _ := netip.AddrFromSlice(ta.IP)
-			return addr
-		}
-	}
-	return netip.Addr{}
-}
-
 // countPeer counts a new socket against its address when MaxConnsPerIP is
 // set. The count is dropped in release.
 func (s *Server) countPeer(c *Conn, a accepted) {
@@ -158,51 +137,4 @@ func (c *Conn) allowMessage(now uint32) bool {
 	}
 	c.msgTAT += interval
 	return true
-}
-
-// joinUser adds c to the members of its user channel name under the
-// MaxUserConns limit. It reports false when c must be refused (RejectNew);
-// under CloseOldest it returns the user's oldest connection, for the caller
-// to close once it holds no lock. A connection named for replacement is
-// marked, so that it no longer counts and a concurrent join of the same
-// user picks another: two tabs reconnecting at once leave the user at the
-// limit, not above it.
-func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) (oldest *Conn, ok bool) {
-	s := h.chanShard(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ms := s.set(name)
-	if limit > 0 {
-		live, o := ms.live()
-		if live >= limit {
-			if policy == RejectNew {
-				return nil, false
-			}
-			o.replaced = true
-			oldest = o
-		}
-	}
-	ms.add(c)
-	return oldest, true
-}
-
-// live returns how many members are not being replaced, and the oldest of
-// them (ids grow with accepts). The shard lock must be held.
-func (ms *memberSet) live() (n int, oldest *Conn) {
-	visit := func(c *Conn) {
-		if c.replaced {
-			return
-		}
-		n++
-		if oldest == nil || c.id < oldest.id {
-			oldest = c
-		}
-	}
-	for _, c := range ms.list {
-		visit(c)
-	}
-	for c := range ms.set {
-		visit(c)
-	}
-	return n, oldest
 }

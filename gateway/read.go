@@ -1,16 +1,14 @@
 package gateway
 
 import (
-	"encoding/binary"
 	"errors"
 	"sync"
 	"unicode/utf8"
 
-	"github.com/wsgate/wsgate/internal/rawio"
-	"github.com/wsgate/wsgate/internal/wire"
-
 	"github.com/gobwas/ws"
 
+	"github.com/wsgate/wsgate/internal/rawio"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -279,49 +277,6 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool) bool {
 	return true
 }
 
-// handleClose answers the client's close frame with the same code (RFC 6455
-// section 5.5.1) and drops the socket, or fails the connection when the
-// frame is malformed.
-func (c *Conn) handleClose(p []byte) {
-	if c.state.Load() != stateOpen {
-		c.finishClose()
-		return
-	}
-	r, code, text := ReasonClientClose, ws.StatusNormalClosure, ""
-	switch {
-	case len(p) == 1:
-		r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close frame"
-	case len(p) >= 2:
-		code = ws.StatusCode(binary.BigEndian.Uint16(p))
-		switch {
-		case !utf8.Valid(p[2:]):
-			r, code, text = ReasonBadUTF8, ws.StatusInvalidFramePayloadData, "invalid utf-8"
-		case !validCloseCode(code):
-			r, code, text = ReasonProtocolError, ws.StatusProtocolError, "bad close code"
-		}
-	}
-	if !c.shut(r, closeFrame(code, text), closeReply) {
-		// Our close frame crossed this one: the server closed after the
-		// read task saw the connection open, and this frame is the answer
-		// (or the client's own close, sent at the same moment). Both sides
-		// have now sent and received a close frame.
-		c.finishClose()
-	}
-}
-
-// validCloseCode reports whether a client may send code in a close frame:
-// the codes RFC 6455 defines for sending, those IANA registered since
-// (1012-1014), and the 3000-4999 range for libraries and applications.
-func validCloseCode(code ws.StatusCode) bool {
-	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
-		return true
-	case code >= 3000 && code <= 4999:
-		return true
-	}
-	return false
-}
-
 // handleMessage handles a complete client message, inflating it first
 // when it is compressed.
 func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
@@ -357,18 +312,6 @@ func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
 		return
 	}
 	c.handleOp(msg)
-}
-
-// writeControl sends a control frame from the read side.
-func (c *Conn) writeControl(frame []byte) {
-	c.wmu.Lock()
-	if c.state.Load() != stateOpen {
-		c.wmu.Unlock()
-		return
-	}
-	err := c.writeLocked(frame, false)
-	c.wmu.Unlock()
-	c.closeOnWriteError(err)
 }
 
 // sysRead makes one non-blocking read(2): n > 0 with data, (0, nil) when
