@@ -30,10 +30,10 @@ func TestHeldInterestAllocs(t *testing.T) {
 		if err := b.Interest("user.1"); err != nil {
 			t.Fatal(err)
 		}
-		b.Release("user.1")
+		b.DropInterest("user.1")
 	})
 	if got != 0 {
-		t.Errorf("Interest+Release of a held channel: %v allocs, want 0", got)
+		t.Errorf("Interest+DropInterest of a held channel: %v allocs, want 0", got)
 	}
 }
 

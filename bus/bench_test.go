@@ -57,7 +57,7 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
-func BenchmarkInterestRelease(b *testing.B) {
+func BenchmarkInterestDrop(b *testing.B) {
 	// A first interest: SUB, a confirmation round trip of its own, UNSUB.
 	b.Run("new", func(b *testing.B) {
 		bus, _ := newBus(b, Config{}, nil)
@@ -66,7 +66,7 @@ func BenchmarkInterestRelease(b *testing.B) {
 			if err := bus.Interest("user.1"); err != nil {
 				b.Fatal(err)
 			}
-			bus.Release("user.1")
+			bus.DropInterest("user.1")
 		}
 	})
 	// First interests from many goroutines, sharing round trips.
@@ -82,7 +82,7 @@ func BenchmarkInterestRelease(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				bus.Release(ch)
+				bus.DropInterest(ch)
 			}
 		})
 	})
@@ -97,7 +97,7 @@ func BenchmarkInterestRelease(b *testing.B) {
 			if err := bus.Interest("user.1"); err != nil {
 				b.Fatal(err)
 			}
-			bus.Release("user.1")
+			bus.DropInterest("user.1")
 		}
 	})
 }

@@ -123,7 +123,7 @@ type Bus struct {
 	flushes atomic.Uint64 // PING/PONG round trips made to confirm subscriptions; read by tests
 
 	subs       atomic.Int64  // live NATS subscriptions (map entries)
-	dropped    atomic.Uint64 // drops of subscriptions already released
+	dropped    atomic.Uint64 // messages dropped by subscriptions since unsubscribed
 	reconnects atomic.Uint64
 
 	asyncErrs, reconnectErrs, unsubErrs lograte.Limiter
@@ -233,7 +233,7 @@ func New(cfg Config) (*Bus, error) {
 // h is called concurrently for different channels; the messages of one
 // channel are always handed over by the same dispatcher, one at a time, in
 // the order NATS delivered them. It may still be called for a channel
-// shortly after its last Release (messages already queued). It should not
+// shortly after its last DropInterest (messages already queued). It should not
 // block: while every dispatcher is busy, messages queue up to QueueLen and
 // are then dropped. Start fails with ErrNoHandler for a nil h, ErrStarted
 // when called again, and ErrClosed after Close.

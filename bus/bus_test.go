@@ -261,7 +261,7 @@ func TestInvalidChannel(t *testing.T) {
 		if err := b.Interest(ch); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("Interest(%q) = %v, want ErrInvalidName", ch, err)
 		}
-		b.Release(ch) // a no-op
+		b.DropInterest(ch) // a no-op
 	}
 	if n := b.Subscriptions(); n != 0 {
 		t.Errorf("Subscriptions() = %d, want 0", n)
@@ -280,7 +280,7 @@ func TestPublishAfterInterestIsDelivered(t *testing.T) {
 			t.Fatalf("Topic: %v", err)
 		}
 		rec.expect(t, delivery{channel: "topic." + name, payload: name})
-		b.Release("topic." + name)
+		b.DropInterest("topic." + name)
 	}
 }
 
@@ -304,21 +304,21 @@ func TestRefcount(t *testing.T) {
 		t.Fatalf("server subscriptions = %d, want %d", got, want)
 	}
 
-	b.Release("user.1")
+	b.DropInterest("user.1")
 	if err := p.User("1", []byte("one left")); err != nil {
 		t.Fatal(err)
 	}
 	rec.expect(t, delivery{channel: "user.1", payload: "one left"})
 
-	b.Release("user.1")
+	b.DropInterest("user.1")
 	if got, want := b.Subscriptions(), 1; got != want {
-		t.Fatalf("Subscriptions() after last Release = %d, want %d", got, want)
+		t.Fatalf("Subscriptions() after the last DropInterest = %d, want %d", got, want)
 	}
 	if err := b.Conn().Flush(); err != nil { // the server has the UNSUB
 		t.Fatal(err)
 	}
 	if got, want := serverSubs(t, b.srv, DefaultName), 1; got != want {
-		t.Fatalf("server subscriptions after last Release = %d, want %d", got, want)
+		t.Fatalf("server subscriptions after the last DropInterest = %d, want %d", got, want)
 	}
 	if got, want := b.srv.NumSubscriptions(), base+1; got != want {
 		t.Fatalf("srv.NumSubscriptions() = %d, want %d", got, want)
@@ -331,8 +331,8 @@ func TestRefcount(t *testing.T) {
 	}
 	rec.expect(t, delivery{channel: "broadcast", payload: "marker"})
 
-	b.Release("user.1") // without interest: a no-op
-	b.Release("user.never")
+	b.DropInterest("user.1") // without interest: a no-op
+	b.DropInterest("user.never")
 	if got, want := b.Subscriptions(), 1; got != want {
 		t.Fatalf("Subscriptions() = %d, want %d", got, want)
 	}
@@ -436,9 +436,9 @@ func TestDropped(t *testing.T) {
 		}
 		return nil
 	})
-	b.Release("user.slow")
+	b.DropInterest("user.slow")
 	if d := b.Dropped(); d != n-4 {
-		t.Errorf("Dropped() after Release = %d, want %d", d, n-4)
+		t.Errorf("Dropped() after DropInterest = %d, want %d", d, n-4)
 	}
 }
 
@@ -459,7 +459,7 @@ func TestClose(t *testing.T) {
 	if err := b.Interest("user.2"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Interest after Close = %v, want ErrClosed", err)
 	}
-	b.Release("user.1")
+	b.DropInterest("user.1")
 	if b.Connected() {
 		t.Error("Connected() = true after Close")
 	}

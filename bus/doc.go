@@ -26,7 +26,7 @@
 //	...
 //	if err := b.Interest("user.42"); err != nil { ... } // first socket of user 42
 //	...
-//	b.Release("user.42") // its last socket is gone
+//	b.DropInterest("user.42") // its last socket is gone
 //	...
 //	b.Close()
 //
@@ -39,14 +39,14 @@
 // # Concurrency
 //
 // Every method of Bus and Publisher may be called from any goroutine.
-// Interest and Release are meant to be called by the goroutine that
+// Interest and DropInterest are meant to be called by the goroutine that
 // registers or closes a connection; they lock one of 64 shards of the
 // channel map, and Interest then waits (outside any lock) for the server to
 // confirm a new subscription. The Handler given to Start is called
 // concurrently from Config.Dispatchers goroutines, never for the same message twice, in no
 // particular order across channels; its payload is valid only until it
 // returns. Close may race with anything: calls made after it fail with
-// ErrClosed (Interest) or do nothing (Release).
+// ErrClosed (Interest) or do nothing (DropInterest).
 //
 // The bus starts Dispatchers+1 goroutines (the flusher that confirms
 // subscriptions in New, the dispatchers in Start) and nats.go starts three per connection; the

@@ -50,7 +50,7 @@ func (b *Bus) shard(ch string) *shard {
 // only count. Interest returns nil once the NATS server has the
 // subscription, so a message published after Interest returns is delivered.
 // On error (ErrInvalidName, ErrClosed, ErrSubscribeTimeout, or a NATS
-// error) the interest is not held and the caller must not Release it.
+// error) the interest is not held and the caller must not drop it.
 //
 // Concurrent Interest calls share their confirmations: one PING/PONG round
 // trip confirms every subscription made before it was sent. An interest in a
@@ -64,7 +64,7 @@ func (b *Bus) Interest(ch string) error {
 		return err
 	}
 	if err := b.confirm(); err != nil {
-		b.Release(ch)
+		b.DropInterest(ch)
 		if err == ErrClosed {
 			return err
 		}
@@ -82,7 +82,7 @@ func (b *Bus) Interest(ch string) error {
 // nil when the subscription is confirmed already.
 //
 // The shard lock is held across ChanSubscribe, so a first Interest racing a
-// last Release of the same channel leaves exactly one subscription or none.
+// last DropInterest of the same channel leaves exactly one subscription or none.
 // The wait for the confirmation happens outside the lock.
 func (b *Bus) acquire(ch string) (*entry, error) {
 	s := b.shard(ch)
@@ -113,10 +113,11 @@ func (b *Bus) acquire(ch string) (*entry, error) {
 	return e, nil
 }
 
-// Release drops one interest in ch; the last one unsubscribes from NATS.
-// Releasing a channel without interest is a no-op. Handler may still receive
-// a few messages of ch that were queued before the last Release.
-func (b *Bus) Release(ch string) {
+// DropInterest drops one interest in ch; the last one unsubscribes from
+// NATS. Dropping an interest that is not held is a no-op. Handler may still
+// receive a few messages of ch that were queued before the last one was
+// dropped.
+func (b *Bus) DropInterest(ch string) {
 	s := b.shard(ch)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -76,12 +76,12 @@ func BenchmarkUpgrade(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				h := e.srv.handshakes.Get().(*handshake)
-				if err := h.runWith(req, io.Discard); err != nil {
+				u := e.srv.upgraders.Get().(*upgrader)
+				if err := u.runWith(req, io.Discard); err != nil {
 					b.Fatal(err)
 				}
-				h.reset()
-				e.srv.handshakes.Put(h)
+				u.reset()
+				e.srv.upgraders.Put(u)
 			}
 		})
 	}
@@ -136,12 +136,12 @@ func TestUpgradeAllocs(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Auth = staticAuth{Identity{User: "42"}} })
 	req := upgradeRequest("?user=42")
 	allocs := testing.AllocsPerRun(200, func() {
-		h := e.srv.handshakes.Get().(*handshake)
-		if err := h.runWith(req, io.Discard); err != nil {
+		u := e.srv.upgraders.Get().(*upgrader)
+		if err := u.runWith(req, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		h.reset()
-		e.srv.handshakes.Put(h)
+		u.reset()
+		e.srv.upgraders.Put(u)
 	})
 	const gobwasAccept = 1
 	if allocs > gobwasAccept {

@@ -205,7 +205,7 @@ func validCloseCode(code ws.StatusCode) bool {
 }
 
 // shut is the one close path. It leaves every channel, counts and logs the
-// reason once, sends the close frame as mode says, and releases the socket
+// reason once, sends the close frame as mode says, and frees the socket
 // now or, for closeHandshake, when the client answers or CloseTimeout passes.
 // frame is ignored with closeDrop. It reports false when the connection was
 // already closing or closed.
@@ -217,7 +217,7 @@ func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 		// Not a WebSocket yet: nothing joined, nothing to say.
 		c.state.Store(stateClosed)
 		c.wmu.Unlock()
-		c.release()
+		c.free()
 		return true
 	default:
 		c.wmu.Unlock()
@@ -245,7 +245,7 @@ func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 
 	c.srv.detach(c, topics, r)
 	if mode != closeHandshake {
-		c.release()
+		c.free()
 	}
 	return true
 }
@@ -254,11 +254,11 @@ func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 // drops the bus interest they held.
 func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
 	if s.hub.leave(c, channel.User(c.user)) {
-		s.bus.Release(channel.User(c.user))
+		s.bus.DropInterest(channel.User(c.user))
 	}
 	for _, t := range topics {
 		if s.hub.leave(c, t) {
-			s.bus.Release(t)
+			s.bus.DropInterest(t)
 		}
 	}
 	if c.desc != nil {
@@ -274,18 +274,19 @@ func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
 	}
 }
 
-// finishClose releases a connection that was waiting for the client's close
+// finishClose frees a connection that was waiting for the client's close
 // frame.
 func (c *Conn) finishClose() {
 	if c.state.CompareAndSwap(stateClosing, stateClosed) {
-		c.release()
+		c.free()
 	}
 }
 
-// release frees the socket of a closed connection. It runs once. The
-// poller closes the socket once no stale event for its fd can be in flight;
-// it closes it whatever error it returns.
-func (c *Conn) release() {
+// free gives back what a closed connection holds: its hub entry, its
+// admission places, what waits in its write queue, and its socket, which
+// the poller closes once no stale event for its fd can be in flight
+// (whatever error it returns). It runs once.
+func (c *Conn) free() {
 	s := c.srv
 	s.hub.removeConn(c)
 	s.unadmit(c)

@@ -29,7 +29,7 @@ const (
 	stateHandshake uint32 = iota // accepted; the upgrade request is being read
 	stateOpen                    // welcomed
 	stateClosing                 // our close frame is out; waiting for the client's
-	stateClosed                  // the socket is released
+	stateClosed                  // the socket is freed
 )
 
 // Conn is one WebSocket connection, from accept on. It owns no goroutine

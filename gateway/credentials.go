@@ -15,15 +15,15 @@ const tokenCookie = "wsgate_token"
 // "Authorization: Bearer" or the wsgate_token cookie, in that order of
 // preference, and ?user=. The slices are the handshake's own: they are
 // valid until it is reset.
-func (h *handshake) credentials() Credentials {
-	token := h.token
+func (u *upgrader) credentials() Credentials {
+	token := u.token
 	if len(token) == 0 {
-		token = h.bearer
+		token = u.bearer
 	}
 	if len(token) == 0 {
-		token = h.cookie
+		token = u.cookie
 	}
-	return Credentials{Token: token, User: h.user}
+	return Credentials{Token: token, User: u.user}
 }
 
 // bearerToken returns the token of an Authorization header value

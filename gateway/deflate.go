@@ -44,15 +44,15 @@ var deflateAccepted = []httphead.Option{deflateParams.Option()}
 // every offer to the heap (about 500 bytes per upgrade), and browsers
 // always offer: that garbage alone raised idle RSS by 0.8 KiB per
 // connection (make idle-rss IDLE_FLAGS=-deflate).
-func (h *handshake) negotiate(header []byte, accepted []httphead.Option) ([]httphead.Option, bool) {
-	if h.srv.cfg.DisableCompression || h.deflate || len(accepted) > 0 {
+func (u *upgrader) negotiate(header []byte, accepted []httphead.Option) ([]httphead.Option, bool) {
+	if u.srv.cfg.DisableCompression || u.deflate || len(accepted) > 0 {
 		return accepted, true
 	}
 	for len(header) > 0 {
 		var offer []byte
 		offer, header, _ = bytes.Cut(header, []byte{','})
 		if acceptableDeflate(offer) {
-			h.deflate = true
+			u.deflate = true
 			return deflateAccepted, true
 		}
 	}

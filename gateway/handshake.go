@@ -19,15 +19,15 @@ import (
 // bytes, never a worker); the sweeper drops it after HandshakeTimeout. Once
 // the blank line has arrived, ws.Upgrader parses the request from those
 // bytes: no net/http, no http.Request, no header map. The callbacks copy
-// the few values we need (token, user, origin) into a pooled handshake, and
+// the few values we need (token, user, origin) into a pooled upgrader, and
 // the answer goes out with one non-blocking write.
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// handshake is the read task of a connection still in stateHandshake: it
+// upgrade is the read task of a connection still in stateHandshake: it
 // takes what the kernel holds of the upgrade request and, once the request
 // is complete, answers it and welcomes the connection.
-func (c *Conn) handshake() {
+func (c *Conn) upgrade() {
 	s := c.srv
 	limit := s.cfg.MaxHandshakeSize
 	bp := readBufs.Get().(*[]byte)
@@ -74,23 +74,23 @@ func (c *Conn) handshake() {
 		putReadBuf(bp)
 		return
 	}
-	h := s.handshakes.Get().(*handshake)
-	h.conn = c
-	err := h.run(req)
-	id, result, authErr, deflate := h.id, h.result, h.authErr, h.deflate
+	u := s.upgraders.Get().(*upgrader)
+	u.conn = c
+	err := u.run(req)
+	id, result, authErr, deflate := u.id, u.result, u.authErr, u.deflate
 	var resp []byte
 	if err != nil {
 		// A fresh socket's buffer always takes an HTTP answer at once.
-		if len(h.resp.b) == 0 { // gobwas/ws answers a malformed request with nothing
-			h.resp.b = append(h.resp.b, badRequestResponse...)
+		if len(u.resp.b) == 0 { // gobwas/ws answers a malformed request with nothing
+			u.resp.b = append(u.resp.b, badRequestResponse...)
 		}
-		rawio.Write(c.rc, h.resp.b)
+		rawio.Write(c.rc, u.resp.b)
 	} else {
-		resp = make([]byte, len(h.resp.b), len(h.resp.b)+128)
-		copy(resp, h.resp.b)
+		resp = make([]byte, len(u.resp.b), len(u.resp.b)+128)
+		copy(resp, u.resp.b)
 	}
-	h.reset()
-	s.handshakes.Put(h)
+	u.reset()
+	s.upgraders.Put(u)
 	if err != nil {
 		s.refuse(c, result, err, authErr)
 		putReadBuf(bp)
@@ -174,12 +174,13 @@ func badSecKey(req []byte) bool {
 	return false // none: gobwas/ws answers that
 }
 
-// handshake is the pooled state of one upgrade. Its Upgrader's callbacks
-// are bound to it once, when the pool makes it.
-type handshake struct {
+// upgrader is the pooled state of one upgrade: a ws.Upgrader whose
+// callbacks are bound to it once, when the pool makes it, and what they
+// pick out of the request.
+type upgrader struct {
 	srv    *Server
 	conn   *Conn // the connection upgrading; nil in tests of the parser alone
-	u      ws.Upgrader
+	up     ws.Upgrader
 	io     handshakeIO
 	resp   respWriter // the HTTP answer, sent by the caller
 	token  []byte     // from ?token=
@@ -196,48 +197,48 @@ type handshake struct {
 	authErr   error
 }
 
-func (s *Server) newHandshake() any {
-	h := &handshake{srv: s}
-	h.u = ws.Upgrader{
+func (s *Server) newUpgrader() any {
+	u := &upgrader{srv: s}
+	u.up = ws.Upgrader{
 		ReadBufferSize:  4096,
-		OnRequest:       h.onRequest,
-		OnHeader:        h.onHeader,
-		OnBeforeUpgrade: h.onBeforeUpgrade,
+		OnRequest:       u.onRequest,
+		OnHeader:        u.onHeader,
+		OnBeforeUpgrade: u.onBeforeUpgrade,
 		// ExtensionCustom, not Negotiate: see negotiate.
-		ExtensionCustom: h.negotiate,
+		ExtensionCustom: u.negotiate,
 	}
-	return h
+	return u
 }
 
-func (h *handshake) reset() {
-	h.token, h.bearer, h.cookie = h.token[:0], h.bearer[:0], h.cookie[:0]
-	h.user, h.origin = h.user[:0], h.origin[:0]
-	h.hasOrigin = false
-	h.conn = nil
-	h.deflate = false
-	h.result = 0
-	h.id = Identity{}
-	h.authErr = nil
-	h.io.r.Reset(nil)
-	h.io.w = nil
-	h.resp.b = h.resp.b[:0]
+func (u *upgrader) reset() {
+	u.token, u.bearer, u.cookie = u.token[:0], u.bearer[:0], u.cookie[:0]
+	u.user, u.origin = u.user[:0], u.origin[:0]
+	u.hasOrigin = false
+	u.conn = nil
+	u.deflate = false
+	u.result = 0
+	u.id = Identity{}
+	u.authErr = nil
+	u.io.r.Reset(nil)
+	u.io.w = nil
+	u.resp.b = u.resp.b[:0]
 }
 
-// run answers the complete upgrade request req into h.resp.b. On success
-// the identity is in h.id and h.resp.b holds the 101; on failure h.resp.b
-// holds the HTTP answer and h.result says why. Sending it is the caller's:
+// run answers the complete upgrade request req into u.resp.b. On success
+// the identity is in u.id and u.resp.b holds the 101; on failure u.resp.b
+// holds the HTTP answer and u.result says why. Sending it is the caller's:
 // the 101 goes out in one write with the welcome frame.
-func (h *handshake) run(req []byte) error {
-	return h.runWith(req, &h.resp)
+func (u *upgrader) run(req []byte) error {
+	return u.runWith(req, &u.resp)
 }
 
 // runWith answers req on w.
-func (h *handshake) runWith(req []byte, w io.Writer) error {
-	h.io.r.Reset(req)
-	h.io.w = w
-	_, err := h.u.Upgrade(&h.io)
-	if err != nil && h.result == 0 {
-		h.result = resultBadRequest
+func (u *upgrader) runWith(req []byte, w io.Writer) error {
+	u.io.r.Reset(req)
+	u.io.w = w
+	_, err := u.up.Upgrade(&u.io)
+	if err != nil && u.result == 0 {
+		u.result = resultBadRequest
 	}
 	return err
 }
@@ -262,10 +263,10 @@ func (w *respWriter) Write(p []byte) (int, error) {
 }
 
 // onRequest checks the path and picks ?token= and ?user= out of the query.
-func (h *handshake) onRequest(uri []byte) error {
+func (u *upgrader) onRequest(uri []byte) error {
 	path, query, _ := bytes.Cut(uri, []byte{'?'})
-	if string(path) != h.srv.cfg.Path {
-		h.result = resultNotFound
+	if string(path) != u.srv.cfg.Path {
+		u.result = resultNotFound
 		return rejectNotFound
 	}
 	for len(query) > 0 {
@@ -274,9 +275,9 @@ func (h *handshake) onRequest(uri []byte) error {
 		key, value, _ := bytes.Cut(pair, []byte{'='})
 		switch string(key) {
 		case "token":
-			h.token = appendUnescaped(h.token[:0], value)
+			u.token = appendUnescaped(u.token[:0], value)
 		case "user":
-			h.user = appendUnescaped(h.user[:0], value)
+			u.user = appendUnescaped(u.user[:0], value)
 		}
 	}
 	return nil
@@ -284,18 +285,18 @@ func (h *handshake) onRequest(uri []byte) error {
 
 // onHeader picks the Origin, the bearer token and the wsgate_token cookie.
 // Keys arrive canonicalized.
-func (h *handshake) onHeader(key, value []byte) error {
+func (u *upgrader) onHeader(key, value []byte) error {
 	switch string(key) {
 	case "Origin":
-		h.hasOrigin = true
-		h.origin = append(h.origin[:0], value...)
+		u.hasOrigin = true
+		u.origin = append(u.origin[:0], value...)
 	case "Authorization":
 		if v, ok := bearerToken(value); ok {
-			h.bearer = append(h.bearer[:0], v...)
+			u.bearer = append(u.bearer[:0], v...)
 		}
 	case "Cookie":
 		if v, ok := cookieValue(value, tokenCookie); ok {
-			h.cookie = append(h.cookie[:0], v...)
+			u.cookie = append(u.cookie[:0], v...)
 		}
 	}
 	return nil
@@ -303,31 +304,31 @@ func (h *handshake) onHeader(key, value []byte) error {
 
 // onBeforeUpgrade runs once the whole request is read: origin, identity,
 // and whether the gateway takes connections now.
-func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
-	s := h.srv
-	if h.hasOrigin && !originAllowed(s.origins, h.origin) {
-		h.result = resultForbidden
+func (u *upgrader) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+	s := u.srv
+	if u.hasOrigin && !originAllowed(s.origins, u.origin) {
+		u.result = resultForbidden
 		return nil, rejectForbidden
 	}
-	id, err := s.cfg.Auth.Authenticate(h.credentials())
+	id, err := s.cfg.Auth.Authenticate(u.credentials())
 	if err != nil {
-		h.result = resultUnauthorized
-		h.authErr = err
+		u.result = resultUnauthorized
+		u.authErr = err
 		return nil, rejectUnauthorized
 	}
 	if s.stopping.Load() || !s.bus.Connected() {
-		h.result = resultUnavailable
+		u.result = resultUnavailable
 		return nil, rejectUnavailable
 	}
-	if h.conn != nil {
-		switch h.result = s.admit(h.conn); h.result {
+	if u.conn != nil {
+		switch u.result = s.admit(u.conn); u.result {
 		case resultIPLimit:
 			return nil, rejectIPLimit
 		case resultConnLimit:
 			return nil, rejectConnLimit
 		}
 	}
-	h.id = id
+	u.id = id
 	return nil, nil
 }
 
@@ -358,7 +359,7 @@ func (s *Server) refuse(c *Conn, result upgradeResult, err, authErr error) {
 	}
 	c.state.Store(stateClosed)
 	c.wmu.Unlock()
-	c.release()
+	c.free()
 	s.metrics.upgrades[result].Inc()
 	if ce := s.log.Check(zap.DebugLevel, "upgrade refused"); ce != nil {
 		ce.Write(zap.Stringer("result", result), zap.String("remote", c.remoteAddr()),

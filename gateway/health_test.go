@@ -162,5 +162,5 @@ func TestReadyBusDisconnected(t *testing.T) {
 type nopBus struct{}
 
 func (nopBus) Interest(string) error { return nil }
-func (nopBus) Release(string)        {}
+func (nopBus) DropInterest(string)   {}
 func (nopBus) Connected() bool       { return true }

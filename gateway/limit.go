@@ -17,7 +17,7 @@ import (
 //     code a browser can see;
 //   - MessageRate on each client message, in the read task.
 
-// ipTable counts sockets per peer address, from accept to release. A
+// ipTable counts sockets per peer address, from accept to free. A
 // client is keyed by a 64-bit hash of its address, so the table holds a
 // small entry per address and a connection only its key.
 type ipTable struct {
@@ -76,7 +76,7 @@ func (t *ipTable) remove(key uint64) {
 }
 
 // countPeer counts a new socket against its address when MaxConnsPerIP is
-// set. The count is dropped in release.
+// set. The count is dropped in free.
 func (s *Server) countPeer(c *Conn, a accepted) {
 	if s.cfg.MaxConnsPerIP <= 0 {
 		return
@@ -89,7 +89,7 @@ func (s *Server) countPeer(c *Conn, a accepted) {
 
 // admit takes a place for c under MaxConns and MaxConnsPerIP at upgrade,
 // and returns the upgrade result that refuses it, or 0. The place is given
-// back in release.
+// back in free.
 func (s *Server) admit(c *Conn) upgradeResult {
 	if c.ipKey != 0 && s.ips.count(c.ipKey) > s.cfg.MaxConnsPerIP {
 		return resultIPLimit
@@ -105,7 +105,7 @@ func (s *Server) admit(c *Conn) upgradeResult {
 }
 
 // unadmit gives back what countPeer and admit took. It runs once, from
-// release.
+// free.
 func (s *Server) unadmit(c *Conn) {
 	if c.ipKey != 0 {
 		s.ips.remove(c.ipKey)

@@ -589,7 +589,7 @@ func TestAcceptRateWaits(t *testing.T) {
 type limitBus struct{}
 
 func (limitBus) Interest(string) error { return nil }
-func (limitBus) Release(string)        {}
+func (limitBus) DropInterest(string)   {}
 func (limitBus) Connected() bool       { return true }
 
 func TestLimitConfig(t *testing.T) {

@@ -134,7 +134,7 @@ func (c *Conn) subscribe(name string, ref int64) {
 	}
 	c.wmu.Unlock()
 	if !keep {
-		c.srv.bus.Release(name)
+		c.srv.bus.DropInterest(name)
 	}
 	c.closeOnWriteError(err)
 }
@@ -152,7 +152,7 @@ func (c *Conn) unsubscribe(name string, ref int64) {
 	}
 	c.wmu.Unlock()
 	if left {
-		c.srv.bus.Release(name)
+		c.srv.bus.DropInterest(name)
 	}
 	c.write(replyFrame("unsubscribed", name, ref))
 }

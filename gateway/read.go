@@ -54,7 +54,7 @@ func (c *Conn) readTask() {
 	case stateClosed:
 		return
 	case stateHandshake:
-		c.handshake()
+		c.upgrade()
 		return
 	}
 	bp := readBufs.Get().(*[]byte)

@@ -25,7 +25,7 @@ import (
 // published from then on will be delivered to Server.Deliver.
 type Bus interface {
 	Interest(channel string) error
-	Release(channel string)
+	DropInterest(channel string)
 	Connected() bool
 }
 
@@ -46,7 +46,7 @@ type Server struct {
 	nextID   atomic.Uint64
 	idPrefix string
 
-	handshakes  sync.Pool // *handshake
+	upgraders   sync.Pool // *upgrader
 	chunks      sync.Pool // *chunk
 	jobs        sync.Pool // *fanoutJob
 	tasks       sync.Pool // *task
@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]io.Closer),
 		done:      make(chan struct{}),
 	}
-	s.handshakes.New = s.newHandshake
+	s.upgraders.New = s.newUpgrader
 	s.chunks.New = s.newChunk
 	s.jobs.New = func() any { return &fanoutJob{} }
 	s.tasks.New = func() any {
@@ -266,7 +266,7 @@ func (s *Server) Close() error {
 			}
 		}
 		s.poller.Close()
-		s.bus.Release(channel.Broadcast)
+		s.bus.DropInterest(channel.Broadcast)
 	})
 	return nil
 }

@@ -27,7 +27,8 @@ const sockClosing = 1 << 30
 
 var errWouldWait = errors.New("gateway: an fd socket never waits for readiness")
 
-func (s *fdSock) acquire() bool {
+// ref takes a use reference on the fd, unless the socket is closing.
+func (s *fdSock) ref() bool {
 	for {
 		v := s.state.Load()
 		if v&sockClosing != 0 {
@@ -39,7 +40,9 @@ func (s *fdSock) acquire() bool {
 	}
 }
 
-func (s *fdSock) release() {
+// unref drops a use reference; the last one of a closing socket closes
+// the fd.
+func (s *fdSock) unref() {
 	if s.state.Add(-1) == sockClosing {
 		unix.Close(int(s.fd)) // the last user of a closing socket closes it
 	}
@@ -56,11 +59,11 @@ func (s *fdSock) Close() error {
 
 // Control runs f with the fd, unless the socket is closing.
 func (s *fdSock) Control(f func(fd uintptr)) error {
-	if !s.acquire() {
+	if !s.ref() {
 		return net.ErrClosed
 	}
 	f(uintptr(s.fd))
-	s.release()
+	s.unref()
 	return nil
 }
 
@@ -72,11 +75,11 @@ func (s *fdSock) Read(f func(fd uintptr) bool) error { return s.use(f) }
 func (s *fdSock) Write(f func(fd uintptr) bool) error { return s.use(f) }
 
 func (s *fdSock) use(f func(fd uintptr) bool) error {
-	if !s.acquire() {
+	if !s.ref() {
 		return net.ErrClosed
 	}
 	done := f(uintptr(s.fd))
-	s.release()
+	s.unref()
 	if !done {
 		return errWouldWait
 	}

@@ -40,13 +40,13 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	c.wmu.Lock()
 	if c.state.Load() != stateHandshake { // dropped meanwhile: handshake timeout or Close
 		c.wmu.Unlock()
-		s.bus.Release(userCh)
+		s.bus.DropInterest(userCh)
 		return false
 	}
 	oldest, ok := s.hub.joinUser(c, userCh, s.cfg.MaxUserConns, s.cfg.UserConnsPolicy)
 	if !ok {
 		c.wmu.Unlock()
-		s.bus.Release(userCh)
+		s.bus.DropInterest(userCh)
 		s.refuseUserLimit(c, resp)
 		return false
 	}
