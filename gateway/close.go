@@ -270,7 +270,7 @@ func (s *Server) detach(c *Conn, topics []string, r CloseReason) {
 		s.metrics.slowConsumers.Inc()
 	}
 	if ce := s.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("conn", c.ID()), zap.String("user", c.user), zap.Stringer("reason", r))
+		ce.Write(zap.String("conn", c.srv.connID(c.id)), zap.String("user", c.user), zap.Stringer("reason", r))
 	}
 }
 

@@ -188,7 +188,7 @@ func TestClientCloseHandshake(t *testing.T) {
 	}
 	expectEOF(t, c)
 	checkFor(t, 2*time.Second, func() error {
-		if n := e.srv.Connections(); n != 0 {
+		if n := e.srv.hub.count(); n != 0 {
 			return errors.New("the connection is still in the hub")
 		}
 		return nil

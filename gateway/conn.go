@@ -82,12 +82,6 @@ type Conn struct {
 	rs *readState // owned by the read task; nil unless a frame or message is incomplete
 }
 
-// ID returns the connection id sent in the welcome frame.
-func (c *Conn) ID() string { return c.srv.connID(c.id) }
-
-// User returns the connection's user id.
-func (c *Conn) User() string { return c.user }
-
 // onEvent is the poller callback. It runs on the poller goroutine and only
 // schedules work on the pool. EventRead and EventWrite each mean that their
 // one-shot interest fired, so there is never more than one read task and

@@ -95,7 +95,7 @@ func TestConnectCycles(t *testing.T) {
 	settled := func(goroutines, fds int) func() error {
 		return func() error {
 			g, f := runtime.NumGoroutine(), openFiles(t)
-			n, s := e.srv.Connections(), e.bus.Subscriptions()
+			n, s := e.srv.hub.count(), e.bus.Subscriptions()
 			if g > goroutines || f > fds || n != 1 || s != subs {
 				return fmt.Errorf("%d goroutines, %d open files, %d connections, %d bus subscriptions; want at most %d, at most %d, 1, %d",
 					g, f, n, s, goroutines, fds, subs)
@@ -105,7 +105,7 @@ func TestConnectCycles(t *testing.T) {
 	}
 	// The warm-up's sockets are gone once the server has dropped them.
 	checkFor(t, 5*time.Second, func() error {
-		if n := e.srv.Connections(); n != 1 {
+		if n := e.srv.hub.count(); n != 1 {
 			return fmt.Errorf("%d connections after the warm-up", n)
 		}
 		return nil

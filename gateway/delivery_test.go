@@ -213,8 +213,8 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 	if after > before+2 { // +2 for goroutines of the runtime and the NATS client coming and going
 		t.Fatalf("goroutines grew from %d to %d for 2,000 connections", before, after)
 	}
-	if got := e.srv.Connections(); got != 2001 {
-		t.Fatalf("Connections() = %d, want 2001", got)
+	if got := e.srv.hub.count(); got != 2001 {
+		t.Fatalf("the hub holds %d connections, want 2001", got)
 	}
 	// A broadcast to all of them is split into chunks on the pool; every
 	// client gets it once.

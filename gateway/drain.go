@@ -37,9 +37,6 @@ var phaseNames = [...]string{"serving", "delay", "closing", "closed"}
 
 func (p drainPhase) String() string { return phaseNames[p] }
 
-// Draining reports whether Shutdown has begun.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
 // Shutdown drains the server gracefully (see the phases above) and then
 // closes it. If ctx ends first, or Close is called, Shutdown closes the
 // server at once and returns ctx's error; a second signal to the process

@@ -119,7 +119,7 @@ func TestDrainCutShort(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(ctx) }()
 	checkFor(t, time.Second, func() error {
-		if !e.srv.Draining() {
+		if !e.srv.draining.Load() {
 			return errors.New("not draining")
 		}
 		return nil

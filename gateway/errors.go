@@ -12,9 +12,9 @@ var (
 	ErrNoAuth = errors.New("gateway: no authenticator")
 	// ErrUnauthorized is returned by an Authenticator for missing or invalid credentials.
 	ErrUnauthorized = errors.New("gateway: unauthorized")
-	// ErrHandshakeTooLarge means the upgrade request went over MaxHandshakeSize.
-	ErrHandshakeTooLarge = errors.New("gateway: handshake request too large")
 
-	errHandshakeTimeout = errors.New("gateway: handshake timed out")
-	errUserLimit        = errors.New("gateway: too many connections for the user")
+	// The reasons of refused upgrades, for the debug log.
+	errHandshakeTooLarge = errors.New("gateway: handshake request too large")
+	errHandshakeTimeout  = errors.New("gateway: handshake timed out")
+	errUserLimit         = errors.New("gateway: too many connections for the user")
 )

@@ -58,7 +58,7 @@ func (c *Conn) upgrade() {
 	if end < 0 {
 		if len(buf) >= limit {
 			rawio.Write(c.rc, tooLargeResponse)
-			s.refuse(c, resultTooLarge, ErrHandshakeTooLarge, nil)
+			s.refuse(c, resultTooLarge, errHandshakeTooLarge, nil)
 			putReadBuf(bp)
 			return
 		}

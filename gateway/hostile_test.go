@@ -92,7 +92,7 @@ func (h *hostile) run(t *testing.T, name string, f func(t *testing.T)) {
 func (h *hostile) check(t *testing.T) {
 	t.Helper()
 	checkFor(t, 5*time.Second, func() error {
-		if n, subs := h.srv.Connections(), h.bus.Subscriptions(); n != 1 || subs != h.subs {
+		if n, subs := h.srv.hub.count(), h.bus.Subscriptions(); n != 1 || subs != h.subs {
 			return fmt.Errorf("the server holds %d connections and the bus %d subscriptions; want 1 and %d", n, subs, h.subs)
 		}
 		return nil

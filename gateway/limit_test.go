@@ -279,7 +279,7 @@ func TestMaxConnsPerIPCountsHandshakes(t *testing.T) {
 		silent = append(silent, s)
 	}
 	checkFor(t, 5*time.Second, func() error {
-		if n := e.srv.Connections(); n != 2 {
+		if n := e.srv.hub.count(); n != 2 {
 			return fmt.Errorf("server holds %d sockets, want the 2 silent ones", n)
 		}
 		return nil

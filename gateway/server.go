@@ -241,10 +241,6 @@ func (s *Server) Addr() net.Addr {
 	return nil
 }
 
-// Connections returns the number of connections the server holds, those
-// still in their handshake included.
-func (s *Server) Connections() int { return s.hub.count() }
-
 // Close closes the server at once: listeners, every connection (without a
 // close handshake), the sweeper, the pool and the poller. It waits for every
 // goroutine the server started. The bus is the caller's to close.

@@ -35,7 +35,7 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	checkFor(t, 2*time.Second, func() error {
-		if n := e.srv.Connections(); n != 1 {
+		if n := e.srv.hub.count(); n != 1 {
 			return fmt.Errorf("%d connections, want 1 (the fast one)", n)
 		}
 		return nil

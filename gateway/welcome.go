@@ -62,7 +62,7 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	s.metrics.connections.Inc()
 	s.metrics.opened.Inc()
 	if !s.cfg.ConformanceEcho { // a test client expects only its echoes
-		resp = append(resp, welcomeFrame(c.ID(), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second))...)
+		resp = append(resp, welcomeFrame(c.srv.connID(c.id), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second))...)
 	}
 	err := c.writeLocked(resp, false)
 	c.wmu.Unlock()
