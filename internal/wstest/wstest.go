@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -51,24 +52,32 @@ func CheckFor(t testing.TB, total, poll time.Duration, f func() error) {
 }
 
 // Client is a real WebSocket client (gobwas/ws client side: masked frames;
-// pings and the server's close are answered while reading).
+// pings and the server's close are answered while reading, except by
+// ReadFrame).
 type Client struct {
 	Conn net.Conn      // the TCP connection, for raw writes and deadlines
 	rw   io.ReadWriter // Conn, behind what the dialer buffered
+
+	// Extensions are the extensions the server accepted in its 101
+	// answer (permessage-deflate, when the dialer offered it).
+	Extensions []httphead.Option
 
 	// ID and User are the connection and user ids of the welcome frame,
 	// once Welcome has read it.
 	ID, User string
 }
 
+// MaxFrame is the largest frame ReadFrame takes from a server.
+const MaxFrame = 1 << 20
+
 // Dial opens a WebSocket to url with d. The client has read nothing yet:
 // call Welcome to read the welcome frame.
 func Dial(ctx context.Context, d ws.Dialer, url string) (*Client, error) {
-	conn, br, _, err := d.Dial(ctx, url)
+	conn, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{Conn: conn, rw: conn}
+	c := &Client{Conn: conn, rw: conn, Extensions: hs.Extensions}
 	// The first frames may have arrived with the 101 response, in the
 	// dialer's buffer.
 	if br != nil {
@@ -117,8 +126,7 @@ func (c *Client) Welcome(deadline time.Time) (map[string]any, error) {
 // object. Control frames are answered on the way; the server's close frame
 // ends in a wsutil.ClosedError (see CloseStatus).
 func (c *Client) Read(deadline time.Time) (map[string]any, error) {
-	c.Conn.SetReadDeadline(deadline)
-	data, err := wsutil.ReadServerText(c.rw)
+	data, err := c.ReadText(deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +135,42 @@ func (c *Client) Read(deadline time.Time) (map[string]any, error) {
 		return nil, fmt.Errorf("frame %q: %w", data, err)
 	}
 	return m, nil
+}
+
+// ReadText reads the next text message before deadline, as it is; binary
+// messages are skipped and control frames answered on the way, and the
+// server's close frame ends in a wsutil.ClosedError (see CloseStatus).
+func (c *Client) ReadText(deadline time.Time) ([]byte, error) {
+	c.Conn.SetReadDeadline(deadline)
+	return wsutil.ReadServerText(c.rw)
+}
+
+// ReadData reads the next data message, text or binary, before deadline.
+// Control frames are answered on the way; the server's close frame ends in
+// a wsutil.ClosedError (see CloseStatus).
+func (c *Client) ReadData(deadline time.Time) ([]byte, ws.OpCode, error) {
+	c.Conn.SetReadDeadline(deadline)
+	return wsutil.ReadServerData(c.rw)
+}
+
+// ReadFrame reads the next frame before deadline exactly as the server
+// sent it, control frames included and unanswered: for tests of what is on
+// the wire (reserved bits, compressed payloads, the order of pongs). A
+// frame over MaxFrame bytes is an error.
+func (c *Client) ReadFrame(deadline time.Time) (ws.Header, []byte, error) {
+	c.Conn.SetReadDeadline(deadline)
+	h, err := ws.ReadHeader(c.rw)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.Length > MaxFrame {
+		return h, nil, fmt.Errorf("a frame of %d bytes", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(c.rw, p); err != nil {
+		return h, nil, err
+	}
+	return h, p, nil
 }
 
 // Next reads the next JSON frame, failing t after NextTimeout.

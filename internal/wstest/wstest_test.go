@@ -3,12 +3,14 @@ package wstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"go.uber.org/goleak"
@@ -21,6 +23,11 @@ func TestMain(m *testing.M) {
 // serve upgrades one connection on a loopback listener and runs script on
 // it; the result of script arrives on the returned channel.
 func serve(t *testing.T, script func(conn net.Conn) error) (url string, done <-chan error) {
+	return serveWith(t, ws.Upgrader{}, script)
+}
+
+// serveWith is serve with the upgrader u.
+func serveWith(t *testing.T, u ws.Upgrader, script func(conn net.Conn) error) (url string, done <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,7 +42,7 @@ func serve(t *testing.T, script func(conn net.Conn) error) (url string, done <-c
 			return
 		}
 		defer conn.Close()
-		if _, err := ws.Upgrade(conn); err != nil {
+		if _, err := u.Upgrade(conn); err != nil {
 			ch <- err
 			return
 		}
@@ -75,6 +82,57 @@ func TestClient(t *testing.T) {
 	if code, reason := c.ClosedWith(t); code != 4002 || reason != "too many" {
 		t.Fatalf("closed with %d %q", code, reason)
 	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadFrame returns frames as they came, control frames unanswered;
+// ReadData answers them and returns the next data message.
+func TestReadFrameAndData(t *testing.T) {
+	u := ws.Upgrader{Negotiate: func(o httphead.Option) (httphead.Option, error) { return o, nil }}
+	url, done := serveWith(t, u, func(conn net.Conn) error {
+		compressed := ws.NewTextFrame([]byte("z"))
+		compressed.Header.Rsv = ws.Rsv(true, false, false)
+		for _, f := range []ws.Frame{ws.NewPingFrame([]byte("p1")), compressed, ws.NewPingFrame([]byte("p2")), ws.NewBinaryFrame([]byte{0, 1})} {
+			if err := ws.WriteFrame(conn, f); err != nil {
+				return err
+			}
+		}
+		// Only the second ping is answered: ReadFrame took the first.
+		f, err := ws.ReadFrame(conn)
+		if err != nil {
+			return err
+		}
+		if f.Header.OpCode != ws.OpPong || string(ws.UnmaskFrame(f).Payload) != "p2" {
+			return fmt.Errorf("the client sent %v %q, want the pong of p2", f.Header.OpCode, f.Payload)
+		}
+		ws.ReadFrame(conn) // until the client hangs up
+		return nil
+	})
+	d := ws.Dialer{Extensions: []httphead.Option{{Name: []byte("x-test")}}}
+	c, err := Dial(context.Background(), d, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Extensions) != 1 || string(c.Extensions[0].Name) != "x-test" {
+		t.Fatalf("Extensions = %v, want the accepted x-test", c.Extensions)
+	}
+	deadline := time.Now().Add(NextTimeout)
+	for _, want := range []struct {
+		op   ws.OpCode
+		rsv1 bool
+		p    string
+	}{{ws.OpPing, false, "p1"}, {ws.OpText, true, "z"}} {
+		h, p, err := c.ReadFrame(deadline)
+		if err != nil || h.OpCode != want.op || h.Rsv1() != want.rsv1 || string(p) != want.p {
+			t.Fatalf("ReadFrame = %+v %q, %v; want %v (RSV1 %v) %q", h, p, err, want.op, want.rsv1, want.p)
+		}
+	}
+	if p, op, err := c.ReadData(deadline); err != nil || op != ws.OpBinary || string(p) != "\x00\x01" {
+		t.Fatalf("ReadData = %v %q, %v; want the binary message", op, p, err)
+	}
+	c.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
