@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // flakyListener is a real listener whose first Accept calls fail with
@@ -70,7 +72,7 @@ func TestBusyPoolRefuses(t *testing.T) {
 	if err := e.srv.pool.Schedule(func() { <-release }); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 2*time.Second, func() error {
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if e.srv.pool.Stats().Busy != 1 {
 			return errBusy
 		}

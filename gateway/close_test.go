@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,62 +13,9 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
-
-const (
-	opText   = ws.OpText
-	opBinary = ws.OpBinary
-	opCont   = ws.OpContinuation
-	opPing   = ws.OpPing
-	opPong   = ws.OpPong
-	opClose  = ws.OpClose
-)
-
-// writeFrame writes one frame the way a client does (masked) or, with
-// masked false, the way a broken client does.
-func writeFrame(w io.Writer, masked bool, op ws.OpCode, p []byte) error {
-	return writeFragment(w, masked, true, op, p)
-}
-
-func writeFragment(w io.Writer, masked, fin bool, op ws.OpCode, p []byte) error {
-	f := ws.NewFrame(op, fin, bytes.Clone(p))
-	if masked {
-		f = ws.MaskFrameInPlace(f)
-	}
-	return ws.WriteFrame(w, f)
-}
-
-type rawFrame struct {
-	header  ws.Header
-	op      ws.OpCode
-	payload []byte
-}
-
-func readRawFrame(t testing.TB, c *client) rawFrame {
-	t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	f, err := readServerFrame(c.rw)
-	if err != nil {
-		t.Fatalf("read frame: %v", err)
-	}
-	return f
-}
-
-// readServerFrame reads one frame the server sent, up to 1 MiB.
-func readServerFrame(r io.Reader) (rawFrame, error) {
-	h, err := ws.ReadHeader(r)
-	if err != nil {
-		return rawFrame{}, err
-	}
-	if h.Length > 1<<20 {
-		return rawFrame{}, fmt.Errorf("frame of %d bytes", h.Length)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return rawFrame{}, err
-	}
-	return rawFrame{header: h, op: h.OpCode, payload: p}, nil
-}
 
 func TestCloseCodes(t *testing.T) {
 	// A frame that announces more than the client sends swallows the
@@ -82,14 +28,14 @@ func TestCloseCodes(t *testing.T) {
 	}{
 		{
 			name: "too big",
-			send: func(c *client) error { return writeFrame(c.conn, true, opText, bytes.Repeat([]byte("a"), 5000)) },
+			send: func(c *client) error { return writeFrame(c.Conn, true, opText, bytes.Repeat([]byte("a"), 5000)) },
 			want: ws.StatusMessageTooBig,
 		},
 		{
 			name: "too big in fragments",
 			send: func(c *client) error {
 				for i := range 3 {
-					if err := writeFragment(c.conn, true, false, []ws.OpCode{opText, opCont, opCont}[i], bytes.Repeat([]byte("a"), 2000)); err != nil {
+					if err := writeFragment(c.Conn, true, false, []ws.OpCode{opText, opCont, opCont}[i], bytes.Repeat([]byte("a"), 2000)); err != nil {
 						return err
 					}
 				}
@@ -102,37 +48,37 @@ func TestCloseCodes(t *testing.T) {
 			// "length + buffered > limit" check.
 			name: "continuation of 2^63-1 bytes",
 			send: func(c *client) error {
-				if err := writeFragment(c.conn, true, false, opText, []byte("a")); err != nil {
+				if err := writeFragment(c.Conn, true, false, opText, []byte("a")); err != nil {
 					return err
 				}
-				_, err := c.conn.Write([]byte{0x80, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 'x'})
+				_, err := c.Conn.Write([]byte{0x80, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 'x'})
 				return err
 			},
 			want: ws.StatusMessageTooBig,
 		},
 		{
 			name: "unmasked",
-			send: func(c *client) error { return writeFrame(c.conn, false, opText, []byte(`{"op":"ping"}`)) },
+			send: func(c *client) error { return writeFrame(c.Conn, false, opText, []byte(`{"op":"ping"}`)) },
 			want: ws.StatusProtocolError,
 		},
 		{
 			name: "reserved opcode",
-			send: func(c *client) error { return writeFrame(c.conn, true, ws.OpCode(0x3), []byte("x")) },
+			send: func(c *client) error { return writeFrame(c.Conn, true, ws.OpCode(0x3), []byte("x")) },
 			want: ws.StatusProtocolError,
 		},
 		{
 			name: "continuation without start",
-			send: func(c *client) error { return writeFrame(c.conn, true, opCont, []byte("x")) },
+			send: func(c *client) error { return writeFrame(c.Conn, true, opCont, []byte("x")) },
 			want: ws.StatusProtocolError,
 		},
 		{
 			name: "invalid utf-8",
-			send: func(c *client) error { return writeFrame(c.conn, true, opText, []byte{'"', 0xff, 0xfe, '"'}) },
+			send: func(c *client) error { return writeFrame(c.Conn, true, opText, []byte{'"', 0xff, 0xfe, '"'}) },
 			want: ws.StatusInvalidFramePayloadData,
 		},
 		{
 			name: "binary",
-			send: func(c *client) error { return writeFrame(c.conn, true, opBinary, []byte{1, 2, 3}) },
+			send: func(c *client) error { return writeFrame(c.Conn, true, opBinary, []byte{1, 2, 3}) },
 			want: ws.StatusUnsupportedData,
 		},
 	}
@@ -157,25 +103,12 @@ func TestCloseCodes(t *testing.T) {
 	}
 }
 
-func expectEOF(t testing.TB, c *client) {
-	t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := c.conn.Read(make([]byte, 64))
-	if err == nil || n > 0 {
-		t.Fatalf("read %d bytes, %v after close; want EOF", n, err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("the server did not drop the socket after the close handshake")
-	}
-}
-
 // The client starts the close handshake: the server echoes its code and
 // drops the socket.
 func TestClientCloseHandshake(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.connect("leaver")
-	if err := writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")); err != nil {
+	if err := writeFrame(c.Conn, true, opClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")); err != nil {
 		t.Fatal(err)
 	}
 	f := readRawFrame(t, c)
@@ -187,7 +120,7 @@ func TestClientCloseHandshake(t *testing.T) {
 		t.Fatalf("close reply code = %d, want 1000", code)
 	}
 	expectEOF(t, c)
-	checkFor(t, 2*time.Second, func() error {
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if n := e.srv.hub.count(); n != 0 {
 			return errors.New("the connection is still in the hub")
 		}
@@ -197,7 +130,7 @@ func TestClientCloseHandshake(t *testing.T) {
 	// A close frame with a code that must not be sent is a protocol error.
 	for _, code := range []ws.StatusCode{1005, 1006, 1015, 999, 2000, 5000} {
 		c = e.connect("leaver")
-		writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(code, ""))
+		writeFrame(c.Conn, true, opClose, ws.NewCloseFrameBody(code, ""))
 		f = readRawFrame(t, c)
 		if got, _ := ws.ParseCloseFrameData(f.payload); f.op != opClose || got != ws.StatusProtocolError {
 			t.Fatalf("reply to close %d = %v %d, want close 1002", code, f.op, got)
@@ -207,20 +140,19 @@ func TestClientCloseHandshake(t *testing.T) {
 	// echoed.
 	for _, code := range []ws.StatusCode{4321, 3000, 1012, 1013, 1014} {
 		c = e.connect("leaver")
-		writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(code, "app"))
+		writeFrame(c.Conn, true, opClose, ws.NewCloseFrameBody(code, "app"))
 		f = readRawFrame(t, c)
 		if got, _ := ws.ParseCloseFrameData(f.payload); got != code {
 			t.Fatalf("reply to close %d = %d, want the same code", code, got)
 		}
 	}
 }
-
 func TestFragmentedMessage(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.connect("frag")
-	writeFragment(c.conn, true, false, opText, []byte(`{"op":"pi`))
-	writeFrame(c.conn, true, opPing, []byte("in between")) // control frames may interleave
-	writeFragment(c.conn, true, true, opCont, []byte(`ng","ref":9}`))
+	writeFragment(c.Conn, true, false, opText, []byte(`{"op":"pi`))
+	writeFrame(c.Conn, true, opPing, []byte("in between")) // control frames may interleave
+	writeFragment(c.Conn, true, true, opCont, []byte(`ng","ref":9}`))
 	if f := readRawFrame(t, c); f.op != opPong {
 		t.Fatalf("got %v, want the pong first", f.op)
 	}
@@ -236,7 +168,7 @@ func TestByteByByte(t *testing.T) {
 	var buf bytes.Buffer
 	writeFrame(&buf, true, opText, []byte(`{"op":"ping","ref":77}`))
 	for _, b := range buf.Bytes() {
-		if _, err := c.conn.Write([]byte{b}); err != nil {
+		if _, err := c.Conn.Write([]byte{b}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond) // spread the bytes over separate reads
@@ -245,7 +177,6 @@ func TestByteByByte(t *testing.T) {
 		t.Fatalf("reply = %v", m)
 	}
 }
-
 func TestUpgradeRejections(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.AllowedOrigins = []string{"https://app.example.com", "https://*.example.org"} })
 	good := token(t, "u", time.Hour)
@@ -288,14 +219,12 @@ func TestUpgradeRejections(t *testing.T) {
 		})
 	}
 }
-
 func otherKeyToken(t testing.TB) string {
 	saved := testSecret
 	testSecret = []byte("another-secret-another-secret-xx")
 	defer func() { testSecret = saved }()
 	return token(t, "u", time.Hour)
 }
-
 func TestHandshakeLimits(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
 	addr := strings.TrimSuffix(strings.TrimPrefix(e.url, "ws://"), "/ws")
@@ -331,7 +260,6 @@ func TestHandshakeLimits(t *testing.T) {
 		}
 	})
 }
-
 func TestShutdownSendsGoingAway(t *testing.T) {
 	e := newEnv(t, nil)
 	clients := []*client{e.connect("a"), e.connect("b")}

@@ -27,6 +27,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // confFrame is one client frame as a case crafts it. The zero value of
@@ -38,13 +40,9 @@ type confFrame struct {
 	more     bool     // FIN clear: more fragments follow
 	rsv      byte     // the reserved bits: 4 is RSV1, 2 RSV2, 1 RSV3
 	unmasked bool     // no mask, as only a broken client sends
-	key      *[4]byte // the masking key; nil means confKey
-	declare  uint64   // nonzero: the length the header declares, whatever the payload
+	key      *[4]byte // the masking key; nil means testKey
+	declare  uint64   // nonzero: the length the header declares (in the 64-bit form), whatever the payload
 }
-
-// confKey is the masking key of frames that do not choose one. It is not
-// zero, so that a server that forgets to unmask echoes garbage.
-var confKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
 
 func cfText(s string) confFrame        { return confFrame{op: ws.OpText, payload: []byte(s)} }
 func cfBinary(p []byte) confFrame      { return confFrame{op: ws.OpBinary, payload: p} }
@@ -71,36 +69,23 @@ func (f confFrame) declaring(n uint64) confFrame { f.declare = n; return f }
 func (f confFrame) appendTo(b []byte) []byte {
 	b0 := byte(f.op)&0x0f | (f.rsv&7)<<4
 	if !f.more {
-		b0 |= 0x80
+		b0 |= bitFin
 	}
-	var b1 byte
+	var key *[4]byte
 	if !f.unmasked {
-		b1 = 0x80
+		key = &testKey
+		if f.key != nil {
+			key = f.key
+		}
 	}
-	n := uint64(len(f.payload))
-	if f.declare != 0 {
-		n = f.declare
+	if f.declare == 0 {
+		return append(b, craftKey(b0, key, f.payload)...)
 	}
-	switch {
-	case n < 126:
-		b = append(b, b0, b1|byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, b0, b1|126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, b0, b1|127), n)
-	}
-	if f.unmasked {
-		return append(b, f.payload...)
-	}
-	key := confKey
-	if f.key != nil {
-		key = *f.key
-	}
-	b = append(b, key[:]...)
+	b = append(b, declaredKey(b0, key, f.declare)...)
 	start := len(b)
 	b = append(b, f.payload...)
-	for i := range f.payload {
-		b[start+i] ^= key[i%4]
+	if key != nil {
+		ws.Cipher(b[start:], *key, 0)
 	}
 	return b
 }
@@ -318,16 +303,34 @@ func (c *confConn) send(frames ...confFrame) {
 // 5: never masked (5.1), no reserved bit without an extension (5.2), no
 // reserved opcode, the minimal length encoding and a clear most
 // significant bit (5.2), control frames final and at most 125 bytes (5.5).
+// The header is parsed by wire.ParseHeader, as the gateway parses a
+// client's.
 func (c *confConn) readFrame() (fin bool, op ws.OpCode, p []byte, err error) {
-	var h [8]byte
-	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-		return false, 0, nil, err
+	var (
+		h   ws.Header
+		hdr []byte
+		n   int
+	)
+	for need := 2; ; need++ {
+		if hdr, err = c.br.Peek(need); err != nil {
+			return false, 0, nil, err
+		}
+		h, n, err = wire.ParseHeader(hdr)
+		if err == wire.ErrIncomplete {
+			continue
+		}
+		if err != nil {
+			return false, 0, nil, fmt.Errorf("server frame header % x: %w", hdr, err)
+		}
+		break
 	}
-	fin, op = h[0]&0x80 != 0, ws.OpCode(h[0]&0x0f)
-	if rsv := h[0] & 0x70; rsv != 0 {
-		return fin, op, nil, fmt.Errorf("server frame with reserved bits %#x and no extension", rsv)
-	}
-	if h[1]&0x80 != 0 {
+	lengthCode := hdr[1] & 0x7f
+	c.br.Discard(n)
+	fin, op = h.Fin, h.OpCode
+	switch {
+	case h.Rsv != 0:
+		return fin, op, nil, fmt.Errorf("server frame with reserved bits %#x and no extension", h.Rsv<<4)
+	case h.Masked:
 		return fin, op, nil, errors.New("masked server frame")
 	}
 	switch op {
@@ -335,30 +338,17 @@ func (c *confConn) readFrame() (fin bool, op ws.OpCode, p []byte, err error) {
 	default:
 		return fin, op, nil, fmt.Errorf("server frame with reserved opcode %#x", byte(op))
 	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-			return fin, op, nil, err
-		}
-		if n = uint64(binary.BigEndian.Uint16(h[:2])); n < 126 {
-			return fin, op, nil, fmt.Errorf("server frame length %d not minimally encoded", n)
-		}
-	case 127:
-		if _, err := io.ReadFull(c.br, h[:8]); err != nil {
-			return fin, op, nil, err
-		}
-		if n = binary.BigEndian.Uint64(h[:8]); n>>63 != 0 || n <= 0xffff {
-			return fin, op, nil, fmt.Errorf("server frame length %d badly encoded", n)
-		}
+	switch {
+	case lengthCode == 126 && h.Length < 126:
+		return fin, op, nil, fmt.Errorf("server frame length %d not minimally encoded", h.Length)
+	case lengthCode == 127 && h.Length <= 0xffff:
+		return fin, op, nil, fmt.Errorf("server frame length %d badly encoded", h.Length)
+	case op.IsControl() && (!fin || h.Length > 125):
+		return fin, op, nil, fmt.Errorf("server %s frame with FIN=%v and %d bytes", confOpName(op), fin, h.Length)
+	case h.Length > confMaxFrame:
+		return fin, op, nil, fmt.Errorf("server frame of %d bytes", h.Length)
 	}
-	if op.IsControl() && (!fin || n > 125) {
-		return fin, op, nil, fmt.Errorf("server %s frame with FIN=%v and %d bytes", confOpName(op), fin, n)
-	}
-	if n > confMaxFrame {
-		return fin, op, nil, fmt.Errorf("server frame of %d bytes", n)
-	}
-	p = make([]byte, n)
+	p = make([]byte, h.Length)
 	_, err = io.ReadFull(c.br, p)
 	return fin, op, p, err
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // After 10,000 connect/disconnect cycles of every kind (a clean close
@@ -104,7 +106,7 @@ func TestConnectCycles(t *testing.T) {
 		}
 	}
 	// The warm-up's sockets are gone once the server has dropped them.
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if n := e.srv.hub.count(); n != 1 {
 			return fmt.Errorf("%d connections after the warm-up", n)
 		}
@@ -140,7 +142,7 @@ func TestConnectCycles(t *testing.T) {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	checkFor(t, 10*time.Second, settled(goroutines, fds))
+	wstest.CheckFor(t, 10*time.Second, poll, settled(goroutines, fds))
 	t.Logf("%d cycles in %v (%d at a time, %d refused with 503 by a saturated pool); back to %d goroutines and %d open files %v after the last",
 		cycles, elapsed.Round(time.Millisecond), concurrency, busy.Load(), goroutines, fds, (time.Since(start) - elapsed).Round(time.Millisecond))
 	// Every kind of cycle happened as meant: a quarter each closed cleanly,

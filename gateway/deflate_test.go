@@ -1,14 +1,9 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
-	"compress/flate"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +12,12 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// deflateClient is a raw client that may offer permessage-deflate and reads
-// frames itself, so that it sees RSV1 and the compressed bytes.
+// deflateClient is the tests' client offering permessage-deflate: it reads
+// frames as they come (ReadFrame), so that it sees RSV1 and the compressed
+// bytes, and inflates them itself.
 type deflateClient struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-	ext  string // Sec-WebSocket-Extensions of the 101
+	*client
+	ext string // Sec-WebSocket-Extensions of the 101
 }
 
 func dialDeflate(t *testing.T, e *env, user, offer string) *deflateClient {
@@ -36,18 +30,12 @@ func dialDeflate(t *testing.T, e *env, user, offer string) *deflateClient {
 		}
 		d.Extensions = opts
 	}
-	conn, br, hs, err := d.Dial(context.Background(), e.url+"?token="+token(t, user, time.Hour, "topic.*"))
+	c, err := e.as(t).dial(d, e.url+"?token="+token(t, user, time.Hour, "topic.*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	if br == nil {
-		br = bufio.NewReader(conn)
-	} else {
-		br = bufio.NewReaderSize(io.MultiReader(br, conn), 4096)
-	}
 	var ext []string
-	for _, o := range hs.Extensions {
+	for _, o := range c.Extensions {
 		s := string(o.Name)
 		o.Parameters.ForEach(func(k, v []byte) bool {
 			s += "; " + string(k)
@@ -58,35 +46,27 @@ func dialDeflate(t *testing.T, e *env, user, offer string) *deflateClient {
 		})
 		ext = append(ext, s)
 	}
-	c := &deflateClient{t: t, conn: conn, br: br, ext: strings.Join(ext, ", ")}
-	if m, _ := c.next(); m["type"] != "welcome" {
+	dc := &deflateClient{client: c, ext: strings.Join(ext, ", ")}
+	if m, _ := dc.next(); m["type"] != "welcome" {
 		t.Fatalf("first frame %v, want the welcome", m)
 	}
-	return c
+	return dc
 }
 
-// next reads the next data frame, inflating it when RSV1 is set; it
-// answers pings and returns the close code as an error.
+// next reads the next data frame, inflating it when RSV1 is set; it skips
+// pings and fails on the server's close frame.
 func (c *deflateClient) next() (map[string]any, bool) {
 	c.t.Helper()
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		h, err := ws.ReadHeader(c.br)
-		if err != nil {
-			c.t.Fatalf("read header: %v", err)
-		}
-		p := make([]byte, h.Length)
-		if _, err := io.ReadFull(c.br, p); err != nil {
-			c.t.Fatal(err)
-		}
-		switch h.OpCode {
+		f := readRawFrame(c.t, c.client)
+		switch f.op {
 		case ws.OpPing:
 			continue
 		case ws.OpClose:
-			code, _ := ws.ParseCloseFrameData(p)
+			code, _ := ws.ParseCloseFrameData(f.payload)
 			c.t.Fatalf("closed with %d", code)
 		}
-		compressed := h.Rsv1()
+		p, compressed := f.payload, f.header.Rsv1()
 		if compressed {
 			p = inflateRaw(c.t, p)
 		}
@@ -98,68 +78,30 @@ func (c *deflateClient) next() (map[string]any, bool) {
 	}
 }
 
-// send writes msg as one masked frame, compressed when deflated.
+// send writes msg as one masked text frame, compressed when deflated.
 func (c *deflateClient) send(msg []byte, deflated bool) {
 	c.t.Helper()
-	h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: ws.NewMask()}
+	b0 := byte(bitFin | ws.OpText)
 	if deflated {
 		msg = deflateRaw(msg)
-		h.Rsv = ws.Rsv(true, false, false)
+		b0 |= bitRsv1
 	}
-	writeMasked(c.t, c.conn, h, msg)
+	c.write(craft(b0, true, msg))
 }
 
-func writeMasked(t *testing.T, w io.Writer, h ws.Header, payload []byte) {
-	t.Helper()
-	h.Length = int64(len(payload))
-	p := append([]byte(nil), payload...)
-	ws.Cipher(p, h.Mask, 0)
-	if err := ws.WriteHeader(w, h); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(p); err != nil {
-		t.Fatal(err)
+// write writes raw bytes.
+func (c *deflateClient) write(p []byte) {
+	c.t.Helper()
+	if _, err := c.Conn.Write(p); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
 // closeCode reads until the server's close frame.
 func (c *deflateClient) closeCode() ws.StatusCode {
 	c.t.Helper()
-	for {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		h, err := ws.ReadHeader(c.br)
-		if err != nil {
-			c.t.Fatalf("read header: %v; want a close frame", err)
-		}
-		p := make([]byte, h.Length)
-		if _, err := io.ReadFull(c.br, p); err != nil {
-			c.t.Fatal(err)
-		}
-		if h.OpCode == ws.OpClose {
-			code, _ := ws.ParseCloseFrameData(p)
-			return code
-		}
-	}
-}
-
-// deflateRaw compresses p as one permessage-deflate message (RFC 7692
-// 7.2.1: a sync flush, without its 4-byte tail).
-func deflateRaw(p []byte) []byte {
-	var b bytes.Buffer
-	w, _ := flate.NewWriter(&b, flate.BestCompression)
-	w.Write(p)
-	w.Flush()
-	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-}
-
-func inflateRaw(t *testing.T, p []byte) []byte {
-	t.Helper()
-	r := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("inflate %x: %v", p, err)
-	}
-	return out
+	code, _ := rawCloseCode(c.t, c.client)
+	return code
 }
 
 func TestDeflateNegotiation(t *testing.T) {
@@ -234,9 +176,8 @@ func TestDeflateClientMessages(t *testing.T) {
 	t.Run("fragmented compressed message", func(t *testing.T) {
 		c := dialDeflate(t, e, "b", "permessage-deflate")
 		z := deflateRaw([]byte(`{"op":"ping","ref":3}`))
-		mask := ws.NewMask()
-		writeMasked(t, c.conn, ws.Header{OpCode: ws.OpText, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: mask}, z[:4])
-		writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpContinuation, Masked: true, Mask: mask}, z[4:])
+		c.write(craft(bitRsv1|byte(ws.OpText), true, z[:4]))
+		c.write(craft(bitFin|byte(ws.OpContinuation), true, z[4:]))
 		if m, _ := c.next(); m["type"] != "pong" || m["ref"] != 3.0 {
 			t.Fatalf("got %v, want pong", m)
 		}
@@ -250,17 +191,17 @@ func TestDeflateClientMessages(t *testing.T) {
 			c.send(bytes.Repeat([]byte("a"), 1<<20), true)
 		}, ws.StatusMessageTooBig},
 		{"corrupt data", func(c *deflateClient) {
-			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpText, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, []byte{0xff, 0xff, 0xff, 0xff})
+			c.write(craft(bitFin|bitRsv1|byte(ws.OpText), true, []byte{0xff, 0xff, 0xff, 0xff}))
 		}, ws.StatusInvalidFramePayloadData},
 		{"RSV1 on a continuation", func(c *deflateClient) {
-			writeMasked(t, c.conn, ws.Header{OpCode: ws.OpText, Masked: true, Mask: ws.NewMask()}, []byte("a"))
-			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpContinuation, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, []byte("b"))
+			c.write(craft(byte(ws.OpText), true, []byte("a")))
+			c.write(craft(bitFin|bitRsv1|byte(ws.OpContinuation), true, []byte("b")))
 		}, ws.StatusProtocolError},
 		{"RSV1 on a ping", func(c *deflateClient) {
-			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpPing, Rsv: ws.Rsv(true, false, false), Masked: true, Mask: ws.NewMask()}, nil)
+			c.write(craft(bitFin|bitRsv1|byte(ws.OpPing), true, nil))
 		}, ws.StatusProtocolError},
 		{"RSV2", func(c *deflateClient) {
-			writeMasked(t, c.conn, ws.Header{Fin: true, OpCode: ws.OpText, Rsv: ws.Rsv(false, true, false), Masked: true, Mask: ws.NewMask()}, []byte("{}"))
+			c.write(craft(bitFin|bitRsv2|byte(ws.OpText), true, []byte("{}")))
 		}, ws.StatusProtocolError},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/channel"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestDeliveryUserTopicBroadcast(t *testing.T) {
@@ -63,7 +64,7 @@ func TestNoLossAfterWelcome(t *testing.T) {
 		if m := c.next(); m["data"] != float64(i) {
 			t.Fatalf("round %d: got %v", i, m)
 		}
-		c.conn.Close()
+		c.Conn.Close()
 	}
 }
 
@@ -133,16 +134,16 @@ func TestUnsubscribeDropsInterest(t *testing.T) {
 
 	c2.send(map[string]any{"op": "unsubscribe", "channel": "topic.weather", "ref": 3})
 	c2.next()
-	checkFor(t, 2*time.Second, func() error {
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if got := subs(); got != base {
 			return fmt.Errorf("NATS subscriptions = %d after the last left, want %d", got, base)
 		}
 		return nil
 	})
 	// The user's own subscription goes with its last socket too.
-	c1.conn.Close()
-	c2.conn.Close()
-	checkFor(t, 2*time.Second, func() error {
+	c1.Conn.Close()
+	c2.Conn.Close()
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if got := subs(); got != base-2 {
 			return fmt.Errorf("NATS subscriptions = %d after both users left, want %d", got, base-2)
 		}
@@ -160,7 +161,7 @@ func TestPingOpAndRFCPing(t *testing.T) {
 	if m := c.next(); m["type"] != "pong" || m["ref"] != 42.0 {
 		t.Fatalf("ping op reply = %v", m)
 	}
-	if err := writeFrame(c.conn, true, opPing, []byte("hello")); err != nil {
+	if err := writeFrame(c.Conn, true, opPing, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	f := readRawFrame(t, c)
@@ -176,7 +177,7 @@ func TestUnknownAndMalformedOps(t *testing.T) {
 	if m := c.next(); m["code"] != "unknown_op" || m["ref"] != 5.0 {
 		t.Fatalf("unknown op reply = %v", m)
 	}
-	if err := writeFrame(c.conn, true, opText, []byte("not json")); err != nil {
+	if err := writeFrame(c.Conn, true, opText, []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.next(); m["code"] != "bad_request" {

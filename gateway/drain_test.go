@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestCloseOffsets(t *testing.T) {
@@ -71,7 +73,7 @@ func TestDrain(t *testing.T) {
 		defer cancel()
 		done <- e.srv.Shutdown(ctx)
 	}()
-	checkFor(t, time.Second, func() error {
+	wstest.CheckFor(t, time.Second, poll, func() error {
 		if got := e.srv.notReady(); got != "draining" {
 			return fmt.Errorf("readiness %q during the drain delay, want draining", got)
 		}
@@ -118,7 +120,7 @@ func TestDrainCutShort(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(ctx) }()
-	checkFor(t, time.Second, func() error {
+	wstest.CheckFor(t, time.Second, poll, func() error {
 		if !e.srv.draining.Load() {
 			return errors.New("not draining")
 		}
@@ -184,7 +186,7 @@ func TestDrainCloseHandshakesComplete(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c.closeCode()  // the client library answers the close frame
-			c.conn.Close() // and hangs up, as browsers do
+			c.Conn.Close() // and hangs up, as browsers do
 		}()
 	}
 	if err := e.srv.Shutdown(context.Background()); err != nil {

@@ -25,11 +25,10 @@ func TestConformanceEcho(t *testing.T) {
 		{ws.OpBinary, []byte{0, 1, 2, 0xff}},
 		{ws.OpText, []byte{}},
 	} {
-		if err := wsutil.WriteClientMessage(c.conn, m.op, m.data); err != nil {
+		if err := wsutil.WriteClientMessage(c.Conn, m.op, m.data); err != nil {
 			t.Fatal(err)
 		}
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		data, op, err := wsutil.ReadServerData(c.rw)
+		data, op, err := c.ReadData(time.Now().Add(5 * time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +37,7 @@ func TestConformanceEcho(t *testing.T) {
 		}
 	}
 	// Invalid UTF-8 in a text message still fails the connection.
-	if err := wsutil.WriteClientMessage(c.conn, ws.OpText, []byte{0xff, 0xfe}); err != nil {
+	if err := wsutil.WriteClientMessage(c.Conn, ws.OpText, []byte{0xff, 0xfe}); err != nil {
 		t.Fatal(err)
 	}
 	if code := c.closeCode(); code != ws.StatusInvalidFramePayloadData {

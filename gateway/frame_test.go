@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 func TestFrames(t *testing.T) {
@@ -32,17 +33,18 @@ func TestFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := readServerFrame(bytes.NewReader(tt.frame))
+			h, n, err := wire.ParseHeader(tt.frame)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !f.header.Fin || f.header.Masked || f.op != ws.OpText {
-				t.Fatalf("header = %+v", f.header)
+			payload := tt.frame[n:]
+			if !h.Fin || h.Masked || h.OpCode != ws.OpText || h.Length != int64(len(payload)) {
+				t.Fatalf("header = %+v for %d bytes of payload", h, len(payload))
 			}
-			if string(f.payload) != tt.want {
-				t.Fatalf("payload = %.200s, want %.200s", f.payload, tt.want)
+			if string(payload) != tt.want {
+				t.Fatalf("payload = %.200s, want %.200s", payload, tt.want)
 			}
-			if !json.Valid(f.payload) {
+			if !json.Valid(payload) {
 				t.Fatal("payload is not JSON")
 			}
 		})

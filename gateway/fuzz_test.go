@@ -60,18 +60,17 @@ func FuzzConnInput(f *testing.F) {
 	witness := e.connect("witness")
 	f.Fuzz(func(t *testing.T, p []byte) {
 		c := e.as(t).connect("fuzz")
-		defer c.conn.Close()
-		c.conn.Write(p)
+		defer c.Conn.Close()
+		c.Conn.Write(p)
 		var probe bytes.Buffer
 		writeFrame(&probe, true, opText, []byte(`{"op":"ping","ref":424242}`))
-		c.conn.Write(probe.Bytes())
+		c.Conn.Write(probe.Bytes())
 		// If p ended inside a frame, the probe went into its payload: zeros
 		// complete any frame within the size limit, and then read as
 		// unmasked frames, which must close the connection.
 		filled := false
 		for {
-			c.conn.SetReadDeadline(time.Now().Add(time.Second))
-			data, err := wsutil.ReadServerText(c.rw)
+			data, err := c.ReadText(time.Now().Add(time.Second))
 			var ce wsutil.ClosedError
 			var ne net.Error
 			switch {
@@ -85,7 +84,7 @@ func FuzzConnInput(f *testing.F) {
 					t.Fatalf("no answer and no close for %q", p)
 				}
 				filled = true
-				c.conn.Write(make([]byte, 8<<10))
+				c.Conn.Write(make([]byte, 8<<10))
 				continue
 			case err != nil:
 				return // dropped without a close frame, or reset after a close
@@ -208,15 +207,14 @@ func FuzzClientOp(f *testing.F) {
 	baseline := e.bus.Subscriptions()
 	f.Fuzz(func(t *testing.T, input []byte) {
 		c := e.as(t).connect("fuzz", patterns...)
-		defer c.conn.Close()
+		defer c.Conn.Close()
 		var joined []string
 		for _, msg := range bytes.SplitN(input, []byte("\n"), 16) {
-			if err := writeFrame(c.conn, true, opText, msg); err != nil {
+			if err := writeFrame(c.Conn, true, opText, msg); err != nil {
 				t.Fatal(err)
 			}
 			want, closeCode := modelOp(msg, &joined, patterns, maxSubs)
-			c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			data, err := wsutil.ReadServerText(c.rw)
+			data, err := c.ReadText(time.Now().Add(5 * time.Second))
 			var ce wsutil.ClosedError
 			switch {
 			case closeCode != 0:
@@ -344,11 +342,10 @@ func FuzzFrameSplits(f *testing.F) {
 			t.Fatalf("stream %q:\nin one write: %q\nin chunks %v: %q", stream, whole, splits, split)
 		}
 	})
-	if err := wsutil.WriteClientMessage(witness.conn, ws.OpText, []byte("still here")); err != nil {
+	if err := wsutil.WriteClientMessage(witness.Conn, ws.OpText, []byte("still here")); err != nil {
 		f.Fatal(err)
 	}
-	witness.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if data, err := wsutil.ReadServerText(witness.rw); err != nil || string(data) != "still here" {
+	if data, err := witness.ReadText(time.Now().Add(5 * time.Second)); err != nil || string(data) != "still here" {
 		f.Fatalf("witness got %q, %v", data, err)
 	}
 }

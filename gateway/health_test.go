@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // get fetches path from the admin handler and returns the status and body.
@@ -28,10 +29,9 @@ func get(t *testing.T, base, path string) (int, string) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(body))
 }
-
 func expectStatus(t *testing.T, base, path string, want int, wantBody string) {
 	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		code, body := get(t, base, path)
 		if code != want || !strings.Contains(body, wantBody) {
 			return fmt.Errorf("%s = %d %q, want %d %q", path, code, body, want, wantBody)
@@ -70,7 +70,6 @@ func TestHealthPoolSaturated(t *testing.T) {
 	expectStatus(t, admin.URL, "/healthz", 200, "ok")
 	expectStatus(t, admin.URL, "/readyz", 200, "ready")
 }
-
 func TestReadyMemoryLimit(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.SoftMemoryLimit = 1 })
 	admin := httptest.NewServer(e.srv.AdminHandler())
@@ -104,7 +103,7 @@ func TestSoftMemoryLimitDefault(t *testing.T) {
 func TestHealthHeartbeat(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.HandshakeTimeout = 100 * time.Millisecond })
 	before := e.srv.poller.LastBeat()
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if !e.srv.poller.LastBeat().After(before) {
 			return fmt.Errorf("the poller's heartbeat did not move from %v", before)
 		}
@@ -157,10 +156,3 @@ func TestReadyBusDisconnected(t *testing.T) {
 	defer func() { nsrv.Shutdown(); nsrv.WaitForShutdown() }()
 	expectStatus(t, admin.URL, "/readyz", 200, "ready")
 }
-
-// nopBus is a Bus for configuration tests that start nothing.
-type nopBus struct{}
-
-func (nopBus) Interest(string) error { return nil }
-func (nopBus) DropInterest(string)   {}
-func (nopBus) Connected() bool       { return true }

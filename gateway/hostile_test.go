@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // Hostile input (issue 5). Every case ends in a clear HTTP status or the
@@ -39,7 +40,6 @@ import (
 // ping flood of a client that never reads TestPingFloodIsBounded's
 // (overload_test.go), silent sockets TestSilentSocketsHoldNoWorker's; the
 // cases here add what those leave out.
-
 // hostile is a gateway with a bystander.
 type hostile struct {
 	*env
@@ -91,7 +91,7 @@ func (h *hostile) run(t *testing.T, name string, f func(t *testing.T)) {
 // check asserts that the bystander is unaffected and nothing leaked.
 func (h *hostile) check(t *testing.T) {
 	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if n, subs := h.srv.hub.count(), h.bus.Subscriptions(); n != 1 || subs != h.subs {
 			return fmt.Errorf("the server holds %d connections and the bus %d subscriptions; want 1 and %d", n, subs, h.subs)
 		}
@@ -116,7 +116,7 @@ func (h *hostile) status(t *testing.T, url string, header http.Header) int {
 	case err != nil:
 		t.Fatal(err)
 	}
-	c.conn.Close()
+	c.Conn.Close()
 	return http.StatusSwitchingProtocols
 }
 
@@ -182,7 +182,6 @@ func (h *hostile) answer(t *testing.T, req string) (*http.Response, error) {
 	resp.Body.Close()
 	return resp, nil
 }
-
 func TestHostileHandshake(t *testing.T) {
 	h := newHostile(t, func(c *Config) { c.HandshakeTimeout = 2 * time.Second }, nil)
 	target := "/ws?token=" + token(t, "attacker", time.Hour)
@@ -391,7 +390,7 @@ func TestHostileSlowloris(t *testing.T) {
 		c := h.as(t).connect("normal")
 		expectPong(t, c, 1)
 		t.Logf("welcomed in %v while %d sockets dripped", time.Since(began).Round(time.Millisecond), n)
-		c.conn.Close()
+		c.Conn.Close()
 	})
 	if len(outcomes) == n {
 		t.Fatal("every dripper was gone before the normal client connected: the test proves nothing")
@@ -416,48 +415,6 @@ func TestHostileSlowloris(t *testing.T) {
 	}
 	h.check(t)
 }
-
-// craft builds a frame with first byte b0 (FIN, RSV, opcode) around
-// payload p, masked with a fixed key when masked.
-func craft(b0 byte, masked bool, p []byte) []byte {
-	b := []byte{b0}
-	var m byte
-	if masked {
-		m = 0x80
-	}
-	switch n := len(p); {
-	case n < 126:
-		b = append(b, m|byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, m|126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, m|127), uint64(n))
-	}
-	if !masked {
-		return append(b, p...)
-	}
-	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, p...)
-	ws.Cipher(b[start:], key, 0)
-	return b
-}
-
-// Bits of a frame's first byte.
-const (
-	bitFin  = 0x80
-	bitRsv1 = 0x40
-	bitRsv2 = 0x20
-	bitRsv3 = 0x10
-)
-
-// declared is a masked frame header with first byte b0 announcing length
-// n, without its payload.
-func declared(b0 byte, n uint64) []byte {
-	return append(binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, n), 1, 2, 3, 4)
-}
-
 func TestHostileFrames(t *testing.T) {
 	// A frame that announces more than the client sends swallows the
 	// client's close reply; the server gives up on it after CloseTimeout.
@@ -545,8 +502,8 @@ func TestHostileFrames(t *testing.T) {
 			// goes on beside the read of the close frame.
 			sent := make(chan error, 1)
 			go func() {
-				c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				_, err := c.conn.Write(tt.send)
+				c.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				_, err := c.Conn.Write(tt.send)
 				sent <- err
 			}()
 			code, reason := hostileCloseCode(t, c)
@@ -575,7 +532,7 @@ func TestHostileFrames(t *testing.T) {
 			b.Write(frag(opCont, false, nil))
 		}
 		b.Write(frag(opCont, true, []byte(`"ref":5}`)))
-		if _, err := c.conn.Write(b.Bytes()); err != nil {
+		if _, err := c.Conn.Write(b.Bytes()); err != nil {
 			t.Fatal(err)
 		}
 		if m := c.next(); m["type"] != "pong" || m["ref"] != 5.0 {
@@ -598,23 +555,13 @@ func TestHostileFrames(t *testing.T) {
 	// Corrupt data and RSV1 on a continuation: TestDeflateClientMessages.
 }
 
-// hostileCloseCode reads until the server's close frame or the end of the
-// stream, whichever is first, and returns the close code (0 for none).
+// hostileCloseCode reads until the server's close frame and returns its
+// code, answering it as a client does.
 func hostileCloseCode(t *testing.T, c *client) (ws.StatusCode, string) {
 	t.Helper()
-	for {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		f, err := readServerFrame(c.rw)
-		if err != nil {
-			t.Fatalf("read %v; want a close frame", err)
-		}
-		if f.op == opClose {
-			code, reason := ws.ParseCloseFrameData(f.payload)
-			// Answer it, as a client does.
-			writeFrame(c.conn, true, opClose, ws.NewCloseFrameBody(code, ""))
-			return code, reason
-		}
-	}
+	code, reason := rawCloseCode(t, c)
+	writeFrame(c.Conn, true, opClose, ws.NewCloseFrameBody(code, ""))
+	return code, reason
 }
 
 // bomb is n zero bytes compressed as a permessage-deflate message.
@@ -640,7 +587,7 @@ func hostileDeflate(t *testing.T, h *hostile, msg, frames []byte, want ws.Status
 	}
 	t.Logf("%d bytes on the wire", len(frames))
 	sent := make(chan error, 1)
-	go func() { _, err := c.conn.Write(frames); sent <- err }()
+	go func() { _, err := c.Conn.Write(frames); sent <- err }()
 	if code := c.closeCode(); code != want {
 		t.Fatalf("close %d, want %d", code, want)
 	}
@@ -656,14 +603,12 @@ func reply(t *testing.T, c *client, typ, code string, ref int64) map[string]any 
 	}
 	return m
 }
-
 func sendText(t *testing.T, c *client, msg string) {
 	t.Helper()
-	if err := writeFrame(c.conn, true, opText, []byte(msg)); err != nil {
+	if err := writeFrame(c.Conn, true, opText, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 }
-
 func TestHostileProtocol(t *testing.T) {
 	h := newHostile(t, nil, nil)
 	deep := `{"op":"ping","ref":7,"x":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`
@@ -755,7 +700,7 @@ func TestHostileSubscribeFlood(t *testing.T) {
 			writeFrame(&flood, true, opText, fmt.Appendf(nil, `{"op":%q,"channel":"topic.f%d","ref":%d}`, op, i/2%7, i))
 		}
 		sent := make(chan error, 1)
-		go func() { _, err := c.conn.Write(flood.Bytes()); sent <- err }()
+		go func() { _, err := c.Conn.Write(flood.Bytes()); sent <- err }()
 		code, reason := c.closedWith()
 		<-sent
 		if code != ws.StatusPolicyViolation || reason != "rate limit exceeded" {
@@ -777,7 +722,7 @@ func TestHostileSubscribeFlood(t *testing.T) {
 		}
 		expectPong(t, c, 100)
 		expectSubscriptions(t, h.env, h.subs+5+1) // five topics and the attacker's user channel
-		c.conn.Close()                            // abruptly: the check below waits for the release
+		c.Conn.Close()                            // abruptly: the check below waits for the release
 	})
 
 }
@@ -788,7 +733,6 @@ func jwtParts(header, claims, sig string) string {
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(header)) + "." + enc([]byte(claims)) + "." + sig
 }
-
 func TestHostileIdentity(t *testing.T) {
 	h := newHostile(t, func(c *Config) {
 		c.AllowedOrigins = []string{"https://app.example.com", "https://*.example.com"}
@@ -843,7 +787,7 @@ func TestHostileIdentity(t *testing.T) {
 		// The user's other socket, whose token is good for an hour, stays.
 		expectPong(t, c, 1)
 		h.as(t).expectUserMessage("shortlived", "still here", c)
-		c.conn.Close()
+		c.Conn.Close()
 	})
 
 	origins := []struct {

@@ -1,11 +1,7 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,158 +13,9 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
-
-// upgrade dials an upgrade as user from the local address from (nil: the
-// kernel's choice, 127.0.0.1 here). On 101 it returns the client, whose
-// first frame is still unread; on a refusal, the HTTP status and the
-// Retry-After header.
-func (e *env) upgrade(from net.IP, user string) (c *client, status int, retryAfter string) {
-	e.t.Helper()
-	var header http.Header
-	d := ws.Dialer{
-		Timeout: 5 * time.Second,
-		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var nd net.Dialer
-			if from != nil {
-				nd.LocalAddr = &net.TCPAddr{IP: from}
-			}
-			return nd.DialContext(ctx, network, addr)
-		},
-		OnStatusError: func(_ int, _ []byte, resp io.Reader) {
-			if r, err := http.ReadResponse(bufio.NewReader(resp), nil); err == nil {
-				header = r.Header
-			}
-		},
-	}
-	conn, br, _, err := d.Dial(context.Background(), e.url+"?token="+token(e.t, user, time.Hour))
-	var se ws.StatusError
-	if errors.As(err, &se) {
-		return nil, int(se), header.Get("Retry-After")
-	}
-	if err != nil {
-		e.t.Fatalf("dial as %s from %v: %v", user, from, err)
-	}
-	e.t.Cleanup(func() { conn.Close() })
-	c = &client{t: e.t, conn: conn, rw: conn}
-	if br != nil {
-		c.rw = readWriter{Reader: io.MultiReader(br, conn), Writer: conn}
-	}
-	return c, http.StatusSwitchingProtocols, ""
-}
-
-// connectFrom is connect from the local address from.
-func (e *env) connectFrom(from net.IP, user string) *client {
-	e.t.Helper()
-	c, status, _ := e.upgrade(from, user)
-	if status != http.StatusSwitchingProtocols {
-		e.t.Fatalf("upgrade as %s from %v: status %d, want 101", user, from, status)
-	}
-	if w := c.next(); w["type"] != "welcome" || w["user"] != user {
-		e.t.Fatalf("first frame = %v, want a welcome for %s", w, user)
-	}
-	return c
-}
-
-// expectRefused asserts that an upgrade as user from the address from is
-// refused with status and a Retry-After header.
-func (e *env) expectRefused(from net.IP, user string, status int) {
-	e.t.Helper()
-	c, got, retry := e.upgrade(from, user)
-	if c != nil {
-		c.conn.Close()
-	}
-	if got != status || retry == "" {
-		e.t.Fatalf("upgrade as %s from %v: status %d, Retry-After %q; want %d with Retry-After", user, from, got, retry, status)
-	}
-}
-
-// eventuallyConnects polls until an upgrade as user from the address from
-// is welcomed: a place freed by a close comes back once the server has
-// seen the close.
-func (e *env) eventuallyConnects(from net.IP, user string) *client {
-	e.t.Helper()
-	var c *client
-	checkFor(e.t, 5*time.Second, func() error {
-		got, status, _ := e.upgrade(from, user)
-		if status != http.StatusSwitchingProtocols {
-			return fmt.Errorf("upgrade as %s from %v still refused with %d", user, from, status)
-		}
-		c = got
-		return nil
-	})
-	if w := c.next(); w["type"] != "welcome" || w["user"] != user {
-		e.t.Fatalf("first frame = %v, want a welcome for %s", w, user)
-	}
-	return c
-}
-
-// expectCount polls until counter reads want.
-func expectCount(t testing.TB, name string, counter func() float64, want float64) {
-	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
-		if got := counter(); got != want {
-			return fmt.Errorf("%s = %v, want %v", name, got, want)
-		}
-		return nil
-	})
-}
-
-func (e *env) upgradeCount(result upgradeResult) func() float64 {
-	return func() float64 { return counterValue(e.srv.metrics.upgrades[result]) }
-}
-
-func (e *env) closeCount(r CloseReason) func() float64 {
-	return func() float64 { return counterValue(e.srv.metrics.closes[r]) }
-}
-
-// expectPong sends a ping op with ref and expects its pong.
-func expectPong(t testing.TB, c *client, ref int) {
-	t.Helper()
-	c.send(map[string]any{"op": "ping", "ref": ref})
-	if m := c.next(); m["type"] != "pong" || m["ref"] != float64(ref) {
-		t.Fatalf("ping %d: got %v, want its pong", ref, m)
-	}
-}
-
-// expectUserMessage publishes text to user through NATS and expects every
-// client in cs to receive it.
-func (e *env) expectUserMessage(user, text string, cs ...*client) {
-	e.t.Helper()
-	if err := e.pub.User(user, []byte(`{"text":"`+text+`"}`)); err != nil {
-		e.t.Fatal(err)
-	}
-	for i, c := range cs {
-		m := c.next()
-		data, _ := m["data"].(map[string]any)
-		if m["type"] != "message" || m["channel"] != "user."+user || data["text"] != text {
-			e.t.Fatalf("socket %d of %s got %v, want %q", i, user, m, text)
-		}
-	}
-}
-
-// expectSubscriptions polls until the bus holds want subscriptions: every
-// interest taken was released.
-func expectSubscriptions(t testing.TB, e *env, want int) {
-	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
-		if got := e.bus.Subscriptions(); got != want {
-			return fmt.Errorf("bus holds %d subscriptions, want %d: an interest leaked", got, want)
-		}
-		return nil
-	})
-}
-
-// rejectedWith reads the first frame after a 101 and returns its close
-// code; it fails when that frame is anything else (a welcome).
-func rejectedWith(t testing.TB, c *client) ws.StatusCode {
-	t.Helper()
-	f := readRawFrame(t, c)
-	if f.op != opClose || len(f.payload) < 2 {
-		t.Fatalf("first frame op %v %q, want a close frame and no welcome", f.op, f.payload)
-	}
-	return ws.StatusCode(binary.BigEndian.Uint16(f.payload))
-}
 
 var (
 	loopback1 = net.ParseIP("127.0.0.1")
@@ -207,7 +54,7 @@ func TestMaxConns(t *testing.T) {
 	expectCount(t, "upgrades{conn_limit}", e.upgradeCount(resultConnLimit), refusals)
 
 	// The refusals took no place: one close frees exactly one.
-	a.conn.Close()
+	a.Conn.Close()
 	e.eventuallyConnects(nil, "d")
 	e.expectRefused(nil, "e", http.StatusServiceUnavailable)
 }
@@ -237,8 +84,8 @@ func TestReadyAtSoftConnLimit(t *testing.T) {
 	if code, body := readyz(); code != http.StatusServiceUnavailable || body != want {
 		t.Fatalf("with 5 of 10 connections: /readyz %d %q, want 503 %q", code, body, want)
 	}
-	cs[0].conn.Close()
-	checkFor(t, 5*time.Second, func() error {
+	cs[0].Conn.Close()
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if reason := e.srv.notReady(); reason != "" {
 			return fmt.Errorf("after a close, with 4 of 10 connections: not ready: %s", reason)
 		}
@@ -260,7 +107,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	e.expectRefused(loopback2, "e", http.StatusTooManyRequests)
 	expectPong(t, other, 1)
 
-	first.conn.Close()
+	first.Conn.Close()
 	e.eventuallyConnects(loopback1, "e")
 	e.expectRefused(loopback1, "f", http.StatusTooManyRequests)
 }
@@ -278,7 +125,7 @@ func TestMaxConnsPerIPCountsHandshakes(t *testing.T) {
 		defer s.Close()
 		silent = append(silent, s)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if n := e.srv.hub.count(); n != 2 {
 			return fmt.Errorf("server holds %d sockets, want the 2 silent ones", n)
 		}
@@ -322,7 +169,7 @@ func TestMaxUserConns(t *testing.T) {
 
 		// The refused socket let go of the interest it took in user.u.
 		for _, c := range []*client{u1, u2, other} {
-			c.conn.Close()
+			c.Conn.Close()
 		}
 		expectSubscriptions(t, e, subs)
 	})
@@ -345,8 +192,8 @@ func TestMaxUserConns(t *testing.T) {
 		if got := counterValue(e.srv.metrics.upgrades[resultUserLimit]); got != 0 {
 			t.Errorf("upgrades{user_limit} = %v under CloseOldest, want 0", got)
 		}
-		u2.conn.Close()
-		u3.conn.Close()
+		u2.Conn.Close()
+		u3.Conn.Close()
 		expectSubscriptions(t, e, subs)
 	})
 }
@@ -384,7 +231,7 @@ func TestMessageRateLimit(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := c.conn.Write(flood.Bytes()); err != nil {
+			if _, err := c.Conn.Write(flood.Bytes()); err != nil {
 				t.Fatal(err)
 			}
 			code, reason := c.closedWith()
@@ -584,14 +431,6 @@ func TestAcceptRateWaits(t *testing.T) {
 		}
 	}
 }
-
-// limitBus is a Bus for tests of Config alone.
-type limitBus struct{}
-
-func (limitBus) Interest(string) error { return nil }
-func (limitBus) DropInterest(string)   {}
-func (limitBus) Connected() bool       { return true }
-
 func TestLimitConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -665,7 +504,7 @@ func TestLimitConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{Bus: limitBus{}, Auth: InsecureAuth{}}
+			cfg := Config{Bus: nopBus{}, Auth: InsecureAuth{}}
 			if tt.mod != nil {
 				tt.mod(&cfg)
 			}
@@ -720,7 +559,7 @@ func TestMessageRateInterval(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.rate, "/s"), func(t *testing.T) {
-			s, err := New(Config{Bus: limitBus{}, Auth: InsecureAuth{}, PoolSize: 1, MessageRate: tt.rate, MessageBurst: tt.burst})
+			s, err := New(Config{Bus: nopBus{}, Auth: InsecureAuth{}, PoolSize: 1, MessageRate: tt.rate, MessageBurst: tt.burst})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -731,7 +570,6 @@ func TestMessageRateInterval(t *testing.T) {
 		})
 	}
 }
-
 func TestParseUserConnsPolicy(t *testing.T) {
 	for _, p := range []UserConnsPolicy{RejectNew, CloseOldest} {
 		got, err := ParseUserConnsPolicy(p.String())
@@ -825,7 +663,7 @@ func TestMessageRateSlowest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.rate, "/s burst ", tt.burst), func(t *testing.T) {
-			s, err := New(Config{Bus: limitBus{}, Auth: InsecureAuth{}, PoolSize: 1, MessageRate: tt.rate, MessageBurst: tt.burst})
+			s, err := New(Config{Bus: nopBus{}, Auth: InsecureAuth{}, PoolSize: 1, MessageRate: tt.rate, MessageBurst: tt.burst})
 			if err != nil {
 				return // refused: fine
 			}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // With every worker busy, the poller parks events in the backlog instead of
@@ -25,7 +27,7 @@ func TestPollerNeverWaitsForWorkers(t *testing.T) {
 	for i, c := range clients {
 		c.send(map[string]any{"op": "ping", "ref": i})
 	}
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if n := e.srv.backlog.len(); n != len(clients) {
 			return fmt.Errorf("backlog holds %d tasks, want %d: the poller is stuck", n, len(clients))
 		}
@@ -84,17 +86,20 @@ func TestPingFloodIsBounded(t *testing.T) {
 	for range 100 {
 		writeFrame(&ping, true, opPing, bytes.Repeat([]byte("p"), 125))
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for e.srv.metrics.slowConsumerCount() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the flooder was never closed")
+	// Flood until the server counts a slow consumer or resets the socket;
+	// each round blocks in the write for at most a second, so it polls
+	// without a pause of its own.
+	wstest.CheckFor(t, 60*time.Second, 0, func() error {
+		if e.srv.metrics.slowConsumerCount() > 0 {
+			return nil
 		}
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		if _, err := conn.Write(ping.Bytes()); err != nil && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
-			break // reset by the server
+			return nil // reset by the server
 		}
-	}
-	checkFor(t, 2*time.Second, func() error {
+		return errors.New("the flooder was never closed")
+	})
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if e.srv.metrics.slowConsumerCount() == 0 {
 			return errors.New("not counted as a slow consumer")
 		}

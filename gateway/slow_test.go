@@ -2,15 +2,15 @@ package gateway
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // A client that stops reading is closed as a slow consumer once its write
@@ -34,7 +34,7 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatal("the slow client was never closed")
 		}
 	}
-	checkFor(t, 2*time.Second, func() error {
+	wstest.CheckFor(t, 2*time.Second, poll, func() error {
 		if n := e.srv.hub.count(); n != 1 {
 			return fmt.Errorf("%d connections, want 1 (the fast one)", n)
 		}
@@ -85,7 +85,6 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("alive is not alive: %v", m)
 	}
 }
-
 func TestAuthExpiryCloses(t *testing.T) {
 	e := newEnv(t, nil)
 	c, err := e.dialURL(e.url+"?token="+token(t, "brief", 1500*time.Millisecond), nil)
@@ -119,12 +118,6 @@ func TestFarFutureExpiry(t *testing.T) {
 		t.Fatalf("got %v, %v; want the connection to stay open", m, err)
 	}
 }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 func TestInsecureAuth(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Auth = InsecureAuth{} })
 	c, err := e.dialURL(e.url+"?user=42", nil)
