@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // browserLimit bounds a whole browser test: Chromium is killed after it,
@@ -205,7 +206,7 @@ type closeEvent struct {
 func (p *page) waitMessages(t *testing.T, n int) []map[string]any {
 	t.Helper()
 	var got []map[string]any
-	pollFor(t, 10*time.Second, func() error {
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
 		var err error
 		if got, err = eval[[]map[string]any](p, "window.got"); err != nil {
 			return err
@@ -225,7 +226,7 @@ func (p *page) waitMessages(t *testing.T, n int) []map[string]any {
 func (p *page) waitClosed(t *testing.T) closeEvent {
 	t.Helper()
 	var closed *closeEvent
-	pollFor(t, 10*time.Second, func() error {
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
 		var err error
 		if closed, err = eval[*closeEvent](p, "window.closeEvent"); err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/wsgate/wsgate/internal/fdlimit"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // TestMaxConnsAboveFileLimit runs the binary under a hard open-file limit
@@ -115,14 +116,14 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		t.Fatalf("before the flood: wsgate_accept_errors_total %v, %v; want 0", n, err)
 	}
 
-	var peers []*wsClient
+	var peers []*wstest.Client
 	t.Cleanup(func() {
 		for _, p := range peers {
-			p.conn.Close()
+			p.Close()
 		}
 	})
 	for i := range clients {
-		p, err := dialWS(t.Context(), ws.DefaultDialer, fmt.Sprintf("ws://%s/ws?user=%d", gwAddr, i), time.Now().Add(5*time.Second))
+		p, err := dialWelcome(t.Context(), ws.DefaultDialer, fmt.Sprintf("ws://%s/ws?user=%d", gwAddr, i), time.Now().Add(5*time.Second))
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
@@ -146,7 +147,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		}
 		raw = append(raw, c)
 	}
-	pollFor(t, 10*time.Second, func() error {
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
 		n, err := acceptErrors()
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 
 	// A client arriving now waits in the backlog behind the raw sockets.
 	type result struct {
-		p   *wsClient
+		p   *wstest.Client
 		err error
 	}
 	late := make(chan result, 1)
@@ -171,7 +172,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		select {
 		case r := <-late: // not taken by the test, which failed
 			if r.p != nil {
-				r.p.conn.Close()
+				r.p.Close()
 			}
 		default:
 		}
@@ -185,7 +186,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 	}}
 	lateDone.Go(func() {
 		deadline, _ := lateCtx.Deadline()
-		p, err := dialWS(lateCtx, lateDialer, "ws://"+gwAddr+"/ws?user=late", deadline)
+		p, err := dialWelcome(lateCtx, lateDialer, "ws://"+gwAddr+"/ws?user=late", deadline)
 		late <- result{p, err}
 	})
 	select {
@@ -202,7 +203,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range peers {
-		m, err := p.next(time.Now().Add(5 * time.Second))
+		m, err := p.Read(time.Now().Add(5 * time.Second))
 		if err != nil {
 			t.Fatalf("client %d, out of descriptors: %v", i, err)
 		}
@@ -216,7 +217,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 	// backlog show that the accept loop retried while it waited there: the
 	// gateway is still out of descriptors, and the late client must not
 	// have been taken.
-	pollFor(t, 10*time.Second, func() error {
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
 		n, err := acceptErrors()
 		if err != nil {
 			return err
@@ -229,7 +230,7 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 	select {
 	case r := <-late:
 		if r.p != nil {
-			r.p.conn.Close()
+			r.p.Close()
 		}
 		t.Fatalf("a client dialled while the gateway was out of descriptors got through (err %v)", r.err)
 	default:
@@ -241,12 +242,12 @@ func TestRunsOutOfDescriptors(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("the late client, after the raw sockets closed: %v", r.err)
 	}
-	r.p.conn.Close()
-	p, err := dialWS(t.Context(), ws.DefaultDialer, "ws://"+gwAddr+"/ws?user=after", time.Now().Add(5*time.Second))
+	r.p.Close()
+	p, err := dialWelcome(t.Context(), ws.DefaultDialer, "ws://"+gwAddr+"/ws?user=after", time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatalf("a new client, after the raw sockets closed: %v", err)
 	}
-	p.conn.Close()
+	p.Close()
 }
 
 // findPrlimit returns the path of util-linux's prlimit, or skips the test.

@@ -21,6 +21,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // The timings of TestHAProxyDrain. HAProxy checks /readyz every
@@ -66,32 +67,32 @@ func TestHAProxyDrain(t *testing.T) {
 	front = "ws://" + front + "/ws?user="
 	ctx := t.Context()
 	var user atomic.Int64 // a user id per dial; reconnecting goroutines dial too
-	dial := func(deadline time.Time) (*wsClient, error) {
+	dial := func(deadline time.Time) (*wstest.Client, error) {
 		return reg.dial(ctx, front+strconv.FormatInt(user.Add(1), 10), deadline)
 	}
 
 	// HAProxy may take a check or two to list a server as UP.
 	seen := map[string]bool{}
-	pollFor(t, 10*time.Second, func() error {
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
 		c, err := dial(time.Now().Add(5 * time.Second))
 		if err != nil {
 			return err
 		}
-		seen[c.gateway()] = true
-		c.conn.Close()
+		seen[gatewayOf(c)] = true
+		c.Close()
 		if !seen[a.prefix] || !seen[b.prefix] {
 			return fmt.Errorf("only gateways %v took clients through haproxy", seen)
 		}
 		return nil
 	})
 
-	var onA, onB []*wsClient
+	var onA, onB []*wstest.Client
 	for range clients {
 		c, err := dial(time.Now().Add(5 * time.Second))
 		if err != nil {
 			t.Fatalf("dial through haproxy: %v", err)
 		}
-		if c.gateway() == a.prefix {
+		if gatewayOf(c) == a.prefix {
 			onA = append(onA, c)
 		} else {
 			onB = append(onB, c)
@@ -111,12 +112,12 @@ func TestHAProxyDrain(t *testing.T) {
 	drained := sigterm.Add(drainDelay + drainTimeout + slack)
 	results := make(chan reconnect)
 	pending := 0
-	drain := func(c *wsClient) {
+	drain := func(c *wstest.Client) {
 		pending++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := c.reconnect(sigterm, drained, dial)
+			r := reconnectAfter(c, sigterm, drained, dial)
 			select {
 			case results <- r:
 			case <-ctx.Done(): // the test failed before reading it
@@ -143,7 +144,7 @@ func TestHAProxyDrain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial through haproxy %v after SIGTERM (drain delay %v): %v", start.Sub(sigterm), drainDelay, err)
 		}
-		if c.gateway() == a.prefix {
+		if gatewayOf(c) == a.prefix {
 			run = 0
 			drain(c)
 			continue
@@ -163,7 +164,7 @@ func TestHAProxyDrain(t *testing.T) {
 	}
 	// And it did so because /readyz said 503, not because a connection
 	// failed.
-	pollFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, pollEvery, func() error {
 		if !strings.Contains(hlog.String(), "Server gateways/a is DOWN, reason: Layer7 wrong status, code: 503") {
 			return errors.New("haproxy has not logged A down on its readiness check")
 		}
@@ -185,7 +186,7 @@ func TestHAProxyDrain(t *testing.T) {
 			first = r.closed
 		}
 		last = max(last, r.closed)
-		if g := r.c.gateway(); g != b.prefix {
+		if g := gatewayOf(r.c); g != b.prefix {
 			t.Fatalf("a client closed by A reconnected to gateway %q, want B (%q)", g, b.prefix)
 		}
 		onB = append(onB, r.c)
@@ -216,12 +217,12 @@ func TestHAProxyDrain(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, c := range onB {
-		m, err := c.next(deadline)
+		m, err := c.Read(deadline)
 		if err != nil {
-			t.Fatalf("client %s after the broadcast: %v", c.id, err)
+			t.Fatalf("client %s after the broadcast: %v", c.ID, err)
 		}
 		if m["type"] != "message" || m["channel"] != "broadcast" || fmt.Sprint(m["data"]) != "map[n:1]" {
-			t.Fatalf("client %s got %v, want the broadcast", c.id, m)
+			t.Fatalf("client %s got %v, want the broadcast", c.ID, m)
 		}
 	}
 
@@ -232,8 +233,8 @@ func TestHAProxyDrain(t *testing.T) {
 	}
 	drained = sigterm.Add(drainDelay + drainTimeout + slack)
 	for _, c := range onB {
-		if _, err := c.next(drained); !isGoingAway(err) {
-			t.Fatalf("client %s on SIGTERM to B: %v, want close 1001", c.id, err)
+		if _, err := c.Read(drained); !isGoingAway(err) {
+			t.Fatalf("client %s on SIGTERM to B: %v, want close 1001", c.ID, err)
 		}
 	}
 	if err := b.wait(drained); err != nil {
@@ -270,12 +271,12 @@ func startBackend(t *testing.T, bin, natsURL, name string) *backend {
 	g.admin = g.waitField(t, "admin listening", "addr")
 	// The connection id prefix is random per process: learn it from a
 	// direct connection, to tell later which gateway HAProxy chose.
-	c, err := dialWS(t.Context(), ws.DefaultDialer, "ws://"+g.ws+"/ws?user=probe", time.Now().Add(5*time.Second))
+	c, err := dialWelcome(t.Context(), ws.DefaultDialer, "ws://"+g.ws+"/ws?user=probe", time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatalf("direct dial to gateway %s: %v", name, err)
 	}
-	c.conn.Close()
-	g.prefix = c.gateway()
+	c.Close()
+	g.prefix = gatewayOf(c)
 	return g
 }
 
@@ -355,32 +356,32 @@ backend gateways
 	return addr, out
 }
 
-// gateway returns the prefix of the connection id, which names the gateway
-// process.
-func (c *wsClient) gateway() string {
-	prefix, _, _ := strings.Cut(c.id, "-")
+// gatewayOf returns the prefix of c's connection id, which names the
+// gateway process.
+func gatewayOf(c *wstest.Client) string {
+	prefix, _, _ := strings.Cut(c.ID, "-")
 	return prefix
 }
 
 // reconnect is what one client of a draining gateway saw.
 type reconnect struct {
-	closed time.Duration // from SIGTERM to the close frame
-	c      *wsClient     // the new connection
+	closed time.Duration  // from SIGTERM to the close frame
+	c      *wstest.Client // the new connection
 	err    error
 }
 
-// reconnect waits until deadline for the 1001 close frame, then dials again
-// and reads the new welcome.
-func (c *wsClient) reconnect(sigterm, deadline time.Time, dial func(time.Time) (*wsClient, error)) reconnect {
-	_, err := c.next(deadline)
+// reconnectAfter waits until deadline for c's 1001 close frame, then
+// dials again and reads the new welcome.
+func reconnectAfter(c *wstest.Client, sigterm, deadline time.Time, dial func(time.Time) (*wstest.Client, error)) reconnect {
+	_, err := c.Read(deadline)
 	closed := time.Since(sigterm)
-	c.conn.Close()
+	c.Close()
 	if !isGoingAway(err) {
-		return reconnect{err: fmt.Errorf("client %s of the draining gateway got %v, want close 1001", c.id, err)}
+		return reconnect{err: fmt.Errorf("client %s of the draining gateway got %v, want close 1001", c.ID, err)}
 	}
 	nc, err := dial(time.Now().Add(5 * time.Second))
 	if err != nil {
-		return reconnect{err: fmt.Errorf("client %s reconnecting through haproxy: %w", c.id, err)}
+		return reconnect{err: fmt.Errorf("client %s reconnecting through haproxy: %w", c.ID, err)}
 	}
 	return reconnect{closed: closed, c: nc}
 }
@@ -393,20 +394,20 @@ type clientSet struct {
 	closed bool
 }
 
-// dial is dialWS for a client closed by closeAll. It may be called from
+// dial is dialWelcome for a client closed by closeAll. It may be called from
 // several goroutines.
-func (s *clientSet) dial(ctx context.Context, url string, deadline time.Time) (*wsClient, error) {
-	c, err := dialWS(ctx, ws.DefaultDialer, url, deadline)
+func (s *clientSet) dial(ctx context.Context, url string, deadline time.Time) (*wstest.Client, error) {
+	c, err := dialWelcome(ctx, ws.DefaultDialer, url, deadline)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		c.conn.Close()
+		c.Close()
 		return nil, net.ErrClosed
 	}
-	s.conns = append(s.conns, c.conn)
+	s.conns = append(s.conns, c.Conn)
 	return c, nil
 }
 

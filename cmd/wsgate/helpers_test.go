@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -16,7 +14,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // gatewayFlags are the flags every gateway a test starts runs with: on
@@ -69,7 +68,7 @@ func startProc(t *testing.T, name string, args ...string) *gatewayProc {
 func (g *gatewayProc) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
 	var line map[string]any
-	pollFor(t, 20*time.Second, func() error {
+	wstest.CheckFor(t, 20*time.Second, pollEvery, func() error {
 		// Wait returns only once the log is all in, so a process seen to
 		// have exited before find has nothing more to log.
 		var exited bool
@@ -148,77 +147,33 @@ func (b *logBuffer) find(msg string) map[string]any {
 	return nil
 }
 
-// pollFor calls f every 20ms until it returns nil, and fails the test with
-// its last error after total.
-func pollFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// pollEvery is how often the tests check a condition they wait for with
+// wstest.CheckFor.
+const pollEvery = 20 * time.Millisecond
 
-// wsClient is a WebSocket client that has read its welcome.
-type wsClient struct {
-	conn net.Conn
-	rw   io.ReadWriter // conn, behind what the dialer buffered
-	id   string        // connection id from the welcome: <gateway prefix>-<n>
-}
-
-// dialWS connects to url with d and reads the welcome, all before deadline.
-func dialWS(ctx context.Context, d ws.Dialer, url string, deadline time.Time) (*wsClient, error) {
+// dialWelcome dials url with d and reads the welcome, both before
+// deadline. It returns errors rather than failing a test, for the
+// goroutines of reconnecting clients.
+func dialWelcome(ctx context.Context, d ws.Dialer, url string, deadline time.Time) (*wstest.Client, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conn, br, _, err := d.Dial(ctx, url)
+	c, err := wstest.Dial(ctx, d, url)
 	if err != nil {
 		return nil, err
 	}
-	c := &wsClient{conn: conn, rw: conn}
-	// The welcome may arrive with the 101 response, in the dialer's buffer.
-	if br != nil {
-		c.rw = struct {
-			io.Reader
-			io.Writer
-		}{io.MultiReader(br, conn), conn}
+	if _, err := c.Welcome(deadline); err != nil {
+		c.Close()
+		return nil, err
 	}
-	m, err := c.next(deadline)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading the welcome: %w", err)
+	if !strings.Contains(c.ID, "-") {
+		c.Close()
+		return nil, fmt.Errorf("connection id %q, want <gateway prefix>-<n>", c.ID)
 	}
-	id, _ := m["conn"].(string)
-	if m["type"] != "welcome" || !strings.Contains(id, "-") {
-		conn.Close()
-		return nil, fmt.Errorf("first frame %v, want a welcome with a connection id", m)
-	}
-	c.id = id
 	return c, nil
-}
-
-// next reads one text message before deadline; control frames are answered
-// on the way.
-func (c *wsClient) next(deadline time.Time) (map[string]any, error) {
-	c.conn.SetReadDeadline(deadline)
-	data, err := wsutil.ReadServerText(c.rw)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%w: %q", err, data)
-	}
-	return m, nil
 }
 
 // isGoingAway reports whether err is a close frame with status 1001.
 func isGoingAway(err error) bool {
-	var ce wsutil.ClosedError
-	return errors.As(err, &ce) && ce.Code == ws.StatusGoingAway
+	code, _, ok := wstest.CloseStatus(err)
+	return ok && code == ws.StatusGoingAway
 }

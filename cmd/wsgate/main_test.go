@@ -64,16 +64,16 @@ func TestBinaryEndToEnd(t *testing.T) {
 	gw := g.waitField(t, "gateway listening", "addr")
 	natsURL := g.waitField(t, "gateway listening", "nats")
 
-	c, err := dialWS(t.Context(), ws.DefaultDialer, "ws://"+gw+"/ws?user=42", time.Now().Add(5*time.Second))
+	c, err := dialWelcome(t.Context(), ws.DefaultDialer, "ws://"+gw+"/ws?user=42", time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.conn.Close()
+	defer c.Close()
 	out, err := exec.Command(bin, "publish", "--nats", natsURL, "--user", "42", `{"text":"hi"}`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("publish: %v\n%s", err, out)
 	}
-	m, err := c.next(time.Now().Add(5 * time.Second))
+	m, err := c.Read(time.Now().Add(5 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 
 	g.cmd.Process.Signal(syscall.SIGTERM)
-	if _, err := c.next(time.Now().Add(10 * time.Second)); !isGoingAway(err) {
+	if _, err := c.Read(time.Now().Add(10 * time.Second)); !isGoingAway(err) {
 		t.Fatalf("on SIGTERM the client got %v, want close 1001", err)
 	}
 	if err := g.wait(time.Now().Add(15 * time.Second)); err != nil {
