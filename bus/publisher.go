@@ -16,6 +16,13 @@ const DefaultFlushTimeout = 10 * time.Second
 // the message body is the payload, the subject is "<prefix>.<channel>". It
 // checks every name, so a publisher can never send to a wildcard. A
 // Publisher is safe for concurrent use; it does not own nc.
+//
+// Publishing is volatile: a notification reaches, at most once, the
+// connections subscribed to its channel at the instant the NATS server
+// routes it; nothing stores, retries or acknowledges it. A nil error from
+// User, Topic or Broadcast means only that the message is in nc's buffer;
+// a nil error from Flush means the server has processed it, not that
+// anyone received it. See Dial for what happens during a NATS outage.
 type Publisher struct {
 	nc        *nats.Conn
 	prefix    string
@@ -90,11 +97,22 @@ func (p *Publisher) publish(subject string, payload []byte) error {
 
 // Dial connects a publisher-only client, for the `wsgate publish` CLI and Go
 // services. An empty url means nats.DefaultURL (nats://127.0.0.1:4222, where
-// a zero-config gateway's embedded server listens); an empty name means
-// "wsgate-publisher". Unlike the gateway's connection, Dial fails at once if
-// no server answers, so that a mistyped URL is reported; once connected, the
-// client reconnects forever and buffers what is published meanwhile (up to
-// nats.go's 8 MiB reconnect buffer). The caller closes the connection.
+// a zero-config gateway's embedded server listens); several URLs are
+// comma-separated. An empty name means "wsgate-publisher". Unlike the
+// gateway's connection, Dial fails at once if no server answers, so that a
+// mistyped URL is reported. The caller closes the connection.
+//
+// Once connected, the client reconnects forever, and nothing published
+// during an outage is promised. While it reconnects, a publish still
+// returns nil: the message waits in nats.go's reconnect buffer, which Dial
+// leaves at nats.go's default size (nats.DefaultReconnectBufSize, 8 MiB),
+// and is sent after the reconnect to whoever is subscribed then. Once the
+// buffer is full, publishes fail with nats.ErrReconnectBufExceeded. The
+// buffer is lost if the process exits or closes the connection before the
+// reconnect, and a message written just before the client noticed the
+// broken connection is lost without an error. Publisher.Flush during an
+// outage fails after its timeout: flush and check the error to know that
+// the server has what was published.
 func Dial(url, name string) (*nats.Conn, error) {
 	if url == "" {
 		url = nats.DefaultURL

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,66 @@ func TestDialNoServer(t *testing.T) {
 	if nc, err := Dial(deadURL(t), "x"); err == nil {
 		nc.Close()
 		t.Fatal("Dial to a port where nothing listens: no error")
+	}
+}
+
+// TestPublishDuringOutage pins down what the documentation of Dial says
+// volatile publishing does while NATS is away: Publish returns nil and the
+// message waits in nats.go's reconnect buffer, Flush fails after its
+// timeout, a full buffer fails the publish, and the buffer reaches the
+// server after the reconnect only if the connection was not closed first.
+func TestPublishDuringOutage(t *testing.T) {
+	srv := runServer(t, -1)
+	port := srv.Addr().(*net.TCPAddr).Port
+	kept := newPublisher(t, srv.ClientURL())
+	closed, err := Dial(srv.ClientURL(), "closed-in-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closed.Close()
+
+	shutdown(srv)
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !kept.nc.IsReconnecting() || !closed.IsReconnecting() {
+			return errors.New("the publishers have not noticed the outage")
+		}
+		return nil
+	})
+	if err := kept.User("1", []byte("during the outage")); err != nil {
+		t.Fatalf("Publish during an outage = %v, want nil (buffered)", err)
+	}
+	if err := NewPublisher(closed, "").User("1", []byte("lost")); err != nil {
+		t.Fatalf("Publish during an outage = %v, want nil (buffered)", err)
+	}
+	if err := kept.Flush(100 * time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+		t.Errorf("Flush during an outage = %v, want nats.ErrTimeout", err)
+	}
+	// Fill the 8 MiB reconnect buffer Dial leaves in place.
+	big := make([]byte, 512<<10)
+	buffered := 1
+	for ; ; buffered++ {
+		err := kept.Broadcast(big)
+		if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("publish %d: %v", buffered, err)
+		}
+		if buffered > 2*nats.DefaultReconnectBufSize/len(big) {
+			t.Fatalf("%d publishes of %d bytes buffered without ErrReconnectBufExceeded", buffered, len(big))
+		}
+	}
+	closed.Close() // its buffered message goes with it
+
+	srv2 := runServer(t, port)
+	if err := kept.Flush(10 * time.Second); err != nil {
+		t.Fatalf("Flush after the server is back: %v", err)
+	}
+	vz, err := srv2.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vz.InMsgs != int64(buffered) {
+		t.Errorf("the server got %d messages after the reconnect, want the %d the kept connection buffered (and none from the closed one)", vz.InMsgs, buffered)
 	}
 }
