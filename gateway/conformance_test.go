@@ -47,6 +47,11 @@ type confCase struct {
 	// everyCut runs the case once for each offset in the stream, split
 	// there into two writes 1ms apart.
 	everyCut bool
+	// held is how many bytes at the end of the stream the client holds
+	// back until it has the whole answer: the server must answer without
+	// them (fail fast). They are sent after it, as a client finishing
+	// what it started would, before the client's close frame.
+	held int
 	// want is what the server must send, in order, and nothing else. A close
 	// frame ends it; the connection must then close. A case whose want does
 	// not end with a close closes the connection cleanly at the end, so the
@@ -129,6 +134,7 @@ func TestConformanceRFC6455(t *testing.T) {
 
 func runConfCase(t *testing.T, e *env, tc confCase) {
 	stream, clientCloses := confStream(tc.send)
+	stream, held := stream[:len(stream)-tc.held], stream[len(stream)-tc.held:]
 	var early []byte
 	if tc.early {
 		early, stream = stream, nil
@@ -143,6 +149,11 @@ func runConfCase(t *testing.T, e *env, tc confCase) {
 	var last confMsg
 	for _, w := range tc.want {
 		last = c.expect(w, confReadTimeout)
+	}
+	if len(held) > 0 {
+		if err := c.write(held, 0, 0); err != nil {
+			t.Logf("write the held bytes: %v", err)
+		}
 	}
 	switch {
 	case last.op != ws.OpClose:
@@ -414,10 +425,10 @@ func confFragmentation() []confCase {
 
 // 6: text messages must be UTF-8 (RFC 6455 section 8.1): valid text is
 // echoed whole however it is split, invalid text fails the connection with
-// 1007 and is never echoed. The gateway validates a message when it is
-// complete; failing on the first invalid fragment ("fail fast") is optional
-// (Autobahn marks the slower answer non-strict), so every case here
-// completes its message.
+// 1007 and is never echoed. The gateway fails fast: a message that came in
+// pieces is validated piece by piece and fails with the first piece after
+// which it can no longer be valid (6.4, the cases Autobahn rates strict
+// only then); the other cases complete their message.
 func confUTF8() []confCase {
 	valid := []struct{ name, s string }{
 		{"2-byte code points", "µßöäü"},
@@ -475,17 +486,69 @@ func confUTF8() []confCase {
 	for i, v := range invalid {
 		cs = append(cs, confCase{name: fmt.Sprintf("6.3.%d %s is 1007", i+1, v.name), send: cfSeq(cfText(v.p)), want: cwSeq(cwClose(1007))})
 	}
+	// 6.4: fail fast. A text message whose bytes can no longer be valid
+	// UTF-8 fails the connection at once: the client holds back the rest
+	// of the message (its last fragment, or the last piece of a frame it
+	// writes in pieces) until it has the 1007. 6.4.1-6.4.4 are Autobahn's
+	// cases: κόσμε, then U+110000 encoded as if it existed (F4 90 80 80),
+	// then "edited".
+	cs = append(cs,
+		confFailFastFragments("6.4.1 invalid code point in the second of 3 fragments is 1007 before the third", "κόσμε", "\xf4\x90\x80\x80", "edited"),
+		confFailFastFragments("6.4.2 the second of 3 fragments ends on the byte that makes it invalid: 1007 before the third", "κόσμε\xf4", "\x90", "\x80\x80edited"),
+		confFailFastChops("6.4.3 one frame in 3 pieces, the second invalid: 1007 before the third", "κόσμε", "\xf4\x90\x80\x80", "edited"),
+		confFailFastChops("6.4.4 one frame in 3 pieces, the second the byte that makes it invalid: 1007 before the third", "κόσμε\xf4", "\x90", "\x80\x80edited"),
+		confFailFastFragments("6.4.5 surrogate cut after its first byte is 1007 before the last fragment", "price ", "\xed", "\xa0\x80", "edited"),
+		confFailFastFragments("6.4.6 overlong form cut after its first byte is 1007 before the last fragment", "\xe0", "\x80\xaf", "edited"),
+		confFailFastFragments("6.4.7 3-byte code point over 3 fragments, its last byte not a continuation: 1007 before the fourth", "\xe2", "\x82", "(", "edited"),
+		confFailFastFragments("6.4.8 a code point cut, then ASCII: 1007 before the last fragment", "€\xe2\x82", "a", "edited"),
+		confFailFastFragments("6.4.9 a lone continuation byte in the second fragment is 1007 before the third", "κόσμε", "\x80", "edited"),
+		confFailFastChops("6.4.10 one frame in 1-byte pieces up to the invalid byte: 1007 before the rest", "p", "r", "i", "c", "e", " ", "\xed", "\xa0", "\x80edited"),
+	)
 	return append(cs,
-		confCase{name: "6.4.1 invalid first fragment, message completed, is 1007", send: cfSeq(cfText("κό\xff").fragment(), cfCont([]byte("σμε"))), want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.2 invalid middle fragment is 1007", send: cfSeq(cfText("κόσμε").fragment(), cfCont([]byte("\xf4\x90\x80\x80")).fragment(), cfCont([]byte("edited"))), want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.3 code point truncated by the last fragment is 1007", send: cfSeq(cfText("price ").fragment(), cfCont([]byte("\xe2\x82"))), want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.4 surrogate split across fragments is 1007", send: cfSeq(cfText("\xed").fragment(), cfCont([]byte("\xa0\x80"))), want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.5 invalid text in 1-byte writes 1ms apart is 1007", send: cfSeq(cfText("κόσμε\xed\xa0\x80edited")), chunk: 1, pause: time.Millisecond, want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.6 invalid text, then ping: 1007, no pong", send: cfSeq(cfText("\xff"), cfPing([]byte("after"))), want: cwSeq(cwClose(1007))},
-		confCase{name: "6.4.7 valid text, invalid text: echo, then 1007", send: cfSeq(cfText("κόσμε"), cfText("\xc0\xaf")), want: cwSeq(cwText("κόσμε"), cwClose(1007))},
 		confCase{name: "6.5.1 binary is not UTF-8 checked", send: cfSeq(cfBinary([]byte("\xff\xfe\xed\xa0\x80"))), want: cwSeq(cwBinary([]byte("\xff\xfe\xed\xa0\x80")))},
 		confCase{name: "6.5.2 pong with invalid UTF-8 is ignored", send: cfSeq(cfPong([]byte{0xff}), cfText("after")), want: cwSeq(cwText("after"))},
+		// 6.6: invalid text in fragments or pieces, the message sent whole.
+		confCase{name: "6.6.1 invalid first fragment, message completed, is 1007", send: cfSeq(cfText("κό\xff").fragment(), cfCont([]byte("σμε"))), want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.2 invalid middle fragment is 1007", send: cfSeq(cfText("κόσμε").fragment(), cfCont([]byte("\xf4\x90\x80\x80")).fragment(), cfCont([]byte("edited"))), want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.3 code point truncated by the last fragment is 1007", send: cfSeq(cfText("price ").fragment(), cfCont([]byte("\xe2\x82"))), want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.4 surrogate split across fragments is 1007", send: cfSeq(cfText("\xed").fragment(), cfCont([]byte("\xa0\x80"))), want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.5 invalid text in 1-byte writes 1ms apart is 1007", send: cfSeq(cfText("κόσμε\xed\xa0\x80edited")), chunk: 1, pause: time.Millisecond, want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.6 invalid text, then ping: 1007, no pong", send: cfSeq(cfText("\xff"), cfPing([]byte("after"))), want: cwSeq(cwClose(1007))},
+		confCase{name: "6.6.7 valid text, invalid text: echo, then 1007", send: cfSeq(cfText("κόσμε"), cfText("\xc0\xaf")), want: cwSeq(cwText("κόσμε"), cwClose(1007))},
 	)
+}
+
+// confFailFastFragments is a 6.4 case: a text message in fragments with
+// the given payloads, 1ms apart; the last fragment is held back until the
+// server has closed with 1007.
+func confFailFastFragments(name string, payloads ...string) confCase {
+	fs := make([]confFrame, len(payloads))
+	for i, p := range payloads {
+		fs[i] = confFrame{op: ws.OpContinuation, payload: []byte(p), more: i < len(payloads)-1}
+	}
+	fs[0].op = ws.OpText
+	var cuts []int
+	for i := 1; i < len(fs)-1; i++ {
+		prefix, _ := confStream(fs[:i])
+		cuts = append(cuts, len(prefix))
+	}
+	last, _ := confStream(fs[len(fs)-1:])
+	return confCase{name: name, send: fs, cuts: cuts, pause: time.Millisecond, held: len(last), want: cwSeq(cwClose(1007))}
+}
+
+// confFailFastChops is a 6.4 case: one text frame whose payload is pieces
+// joined, written in pieces 1ms apart that end after each of them (the
+// header goes with the first); the last piece is held back until the
+// server has closed with 1007.
+func confFailFastChops(name string, pieces ...string) confCase {
+	f := cfText(strings.Join(pieces, ""))
+	end := len(f.appendTo(nil)) - len(f.payload) // the header
+	var cuts []int
+	for _, p := range pieces[:len(pieces)-2] {
+		end += len(p)
+		cuts = append(cuts, end)
+	}
+	return confCase{name: name, send: cfSeq(f), cuts: cuts, pause: time.Millisecond, held: len(pieces[len(pieces)-1]), want: cwSeq(cwClose(1007))}
 }
 
 // 7: the closing handshake (RFC 6455 sections 5.5.1, 7.1, 7.4). The server

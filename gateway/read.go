@@ -25,7 +25,12 @@ type readState struct {
 	msgOp   ws.OpCode // the opcode of the first fragment; 0 when no message is open
 	// msgDeflated: the open message is compressed (RSV1 on its first fragment).
 	msgDeflated bool
-	skip        int64 // payload bytes still to discard (closing, or a frame too big)
+	// text is the UTF-8 state of a text message that came in pieces so
+	// far (utf8.go), and checked how many payload bytes of the incomplete
+	// frame in pending are unmasked and validated already.
+	text    utf8Tail
+	checked int
+	skip    int64 // payload bytes still to discard (closing, or a frame too big)
 }
 
 func (rs *readState) empty() bool {
@@ -215,13 +220,25 @@ func (c *Conn) consume(p []byte) (used int, open bool) {
 			c.readState().skip = h.Length
 			continue
 		}
-		if int64(len(p)-used-hlen) < h.Length {
+		if avail := len(p) - used - hlen; int64(avail) < h.Length {
+			// Text is validated as it comes: bad UTF-8 fails the
+			// connection now, not when the frame is complete.
+			if c.checksText(h, deflated) && !c.checkPartial(h, p[used+hlen:]) {
+				c.close(ReasonBadUTF8)
+				used += hlen
+				c.readState().skip = h.Length
+				continue
+			}
 			return used, true
 		}
 		payload := p[used+hlen : used+hlen+int(h.Length)]
 		used += hlen + int(h.Length)
-		ws.Cipher(payload, h.Mask, 0)
-		if !c.handleFrame(h, payload, deflated) {
+		checked := 0
+		if rs := c.rs; rs != nil {
+			checked, rs.checked = rs.checked, 0
+		}
+		ws.Cipher(payload[checked:], h.Mask, checked)
+		if !c.handleFrame(h, payload, deflated, checked) {
 			return len(p), false
 		}
 	}
@@ -242,10 +259,39 @@ func (c *Conn) msgLen() int {
 	return len(c.rs.msg)
 }
 
+// checksText reports whether the data frame with header h is text that is
+// validated piece by piece as it arrives: a frame of a text message, unless
+// the message is compressed (its text is checked once inflated).
+func (c *Conn) checksText(h ws.Header, deflated bool) bool {
+	switch h.OpCode {
+	case ws.OpText:
+		return !deflated
+	case ws.OpContinuation:
+		return c.rs != nil && c.rs.msgOp == ws.OpText && !c.rs.msgDeflated
+	}
+	return false
+}
+
+// checkPartial unmasks and validates what came of an incomplete text frame
+// since the last look, part being its payload so far, and reports whether
+// the message can still be valid UTF-8.
+func (c *Conn) checkPartial(h ws.Header, part []byte) bool {
+	rs := c.readState()
+	fresh := part[rs.checked:]
+	ws.Cipher(fresh, h.Mask, rs.checked)
+	rs.checked = len(part)
+	if !rs.text.feed(fresh) {
+		rs.checked = 0 // the frame is skipped from here on
+		return false
+	}
+	return true
+}
+
 // handleFrame handles one complete, unmasked frame and reports whether the
 // read side stays open. deflated marks the first frame of a compressed
-// message.
-func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool) bool {
+// message; the first checked bytes of the payload were validated as text
+// while the frame was incomplete.
+func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool, checked int) bool {
 	switch h.OpCode {
 	case ws.OpPing:
 		if !c.allowMessage(c.srv.clock()) {
@@ -260,8 +306,25 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool) bool {
 		c.handleClose(payload)
 		return false
 	}
-	if h.OpCode != ws.OpContinuation && h.Fin {
-		c.handleMessage(h.OpCode, payload, deflated)
+	whole := h.OpCode != ws.OpContinuation && h.Fin
+	if whole && checked == 0 {
+		// A message in one frame that came at once is checked whole.
+		c.handleMessage(h.OpCode, payload, deflated, false)
+		return true
+	}
+	validated := c.checksText(h, deflated)
+	if validated {
+		rs := c.readState()
+		if !rs.text.feed(payload[checked:]) || h.Fin && !rs.text.complete() {
+			c.close(ReasonBadUTF8)
+			return true // closing: the rest is discarded
+		}
+		if h.Fin {
+			rs.text = utf8Tail{}
+		}
+	}
+	if whole {
+		c.handleMessage(h.OpCode, payload, deflated, validated)
 		return true
 	}
 	rs := c.readState()
@@ -272,14 +335,14 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool) bool {
 	if h.Fin {
 		op, msg, deflated := rs.msgOp, rs.msg, rs.msgDeflated
 		rs.msgOp, rs.msg, rs.msgDeflated = 0, nil, false
-		c.handleMessage(op, msg, deflated)
+		c.handleMessage(op, msg, deflated, validated)
 	}
 	return true
 }
 
 // handleMessage handles a complete client message, inflating it first
-// when it is compressed.
-func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
+// when it is compressed. validated says its text was checked as it came.
+func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated, validated bool) {
 	if deflated {
 		f := wire.GetInflater()
 		defer f.Recycle()
@@ -303,7 +366,7 @@ func (c *Conn) handleMessage(op ws.OpCode, msg []byte, deflated bool) {
 		c.close(ReasonRateLimited)
 		return
 	}
-	if op == ws.OpText && !utf8.Valid(msg) {
+	if op == ws.OpText && !validated && !utf8.Valid(msg) {
 		c.close(ReasonBadUTF8)
 		return
 	}
