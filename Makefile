@@ -6,13 +6,25 @@ FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
 
+# help lines the descriptions up after the longest target name.
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {n++; name[n] = $$1; desc[n] = $$2; if (length($$1) > w) w = length($$1)} \
+		END {for (i = 1; i <= n; i++) printf "  make %-" w "s  %s\n", name[i], desc[i]}' $(MAKEFILE_LIST)
+
+# run builds the binary first and says so: on a fresh machine the first
+# build downloads the modules and compiles for a minute or two, which
+# `go run` would spend in silence. WSGATE is where it goes; RUN_FLAGS come
+# after the development flags, and a flag given twice takes the last value
+# (make run RUN_FLAGS='--listen :8080' listens on every interface).
+WSGATE ?= ./wsgate
+RUN_FLAGS ?=
 
 .PHONY: run
-run: ## run the gateway on :8080 (admin :9090) with an embedded NATS server and development auth (?user=); Ctrl-C stops it at once
-	$(GO) run ./cmd/wsgate --auth=none --log-format=console --drain-delay=0 --drain-timeout=0
+run: ## build and run the gateway on 127.0.0.1:8080 (admin 127.0.0.1:9090) with an embedded NATS server and development auth (?user=); Ctrl-C stops it at once
+	@echo "building wsgate (the first build downloads modules and takes a minute or two)…"
+	@$(GO) build -o $(WSGATE) ./cmd/wsgate
+	$(WSGATE) --auth=none --log-format=console --drain-delay=0 --drain-timeout=0 $(RUN_FLAGS)
 
 .PHONY: build
 build: ## build the wsgate binary into ./wsgate

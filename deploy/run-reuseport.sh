@@ -11,7 +11,9 @@
 #	  deploy/run-reuseport.sh 4 --listen :8080
 #
 # Environment: WSGATE (the binary, default wsgate on PATH), ADMIN_BASE
-# (9091), ADMIN_HOST (empty: all interfaces), and any WSGATE_* variable,
+# (9091), ADMIN_HOST (empty: all interfaces, so that a load balancer on
+# another host can check each process; the gateway's own default is
+# loopback), and any WSGATE_* variable,
 # which every process reads. An external NATS (--nats-url or
 # WSGATE_NATS_URL) is required: the embedded one is per process.
 #

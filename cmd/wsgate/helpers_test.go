@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,10 +26,42 @@ import (
 // given again after them wins.
 var gatewayFlags = []string{"--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}
 
-// gatewayProc is a wsgate process started by the test.
+// runResult is what one run of the binary left.
+type runResult struct {
+	stdout, stderr string
+	code           int // exit status; -1 when it was killed at the deadline
+}
+
+// runBinary runs bin with args, and env added to the test's environment,
+// for at most 20s: a command line the binary should refuse at once must not
+// start a gateway that runs until the test times out.
+func runBinary(t *testing.T, bin string, env []string, args ...string) runResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := runResult{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		r.code = -1
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// gatewayProc is a process started by the test: a gateway, or another
+// program the tests run.
 type gatewayProc struct {
 	cmd    *exec.Cmd
-	log    *logBuffer    // stderr: JSON log lines
+	log    *logBuffer    // stdout and stderr: a gateway's JSON log lines
 	exited chan struct{} // closed once Wait has returned
 	err    error         // from Wait, once exited is closed
 }
@@ -38,25 +73,36 @@ func startGateway(t *testing.T, bin string, args ...string) *gatewayProc {
 	return startProc(t, bin, slices.Concat(gatewayFlags, args)...)
 }
 
-// startProc runs name with args, its stderr collected in log. The process
-// is killed when the test ends, and its log shown if the test failed.
+// startProc runs name with args. See startCmd.
 func startProc(t *testing.T, name string, args ...string) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{log: &logBuffer{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(name, args...)
-	g.cmd.Stderr = g.log
-	if err := g.cmd.Start(); err != nil {
+	return startCmd(t, exec.Command(name, args...))
+}
+
+// startCmd starts cmd with its output, stdout and stderr, collected in log.
+// The process, or its whole process group when cmd asks for one
+// (Setpgid), is killed when the test ends, and its output shown if the
+// test failed.
+func startCmd(t *testing.T, cmd *exec.Cmd) *gatewayProc {
+	t.Helper()
+	g := &gatewayProc{cmd: cmd, log: &logBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = g.log, g.log
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		g.err = g.cmd.Wait()
+		g.err = cmd.Wait()
 		close(g.exited)
 	}()
 	t.Cleanup(func() {
-		g.cmd.Process.Kill()
+		if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		} else {
+			cmd.Process.Kill()
+		}
 		<-g.exited
 		if t.Failed() {
-			t.Logf("gateway (pid %d) log:\n%s", g.cmd.Process.Pid, g.log)
+			t.Logf("%s (pid %d) output:\n%s", filepath.Base(cmd.Path), cmd.Process.Pid, g.log)
 		}
 	})
 	return g
@@ -67,8 +113,14 @@ func startProc(t *testing.T, name string, args ...string) *gatewayProc {
 // without logging it.
 func (g *gatewayProc) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
+	return g.waitLogWithin(t, msg, 20*time.Second)
+}
+
+// waitLogWithin is waitLog waiting up to total.
+func (g *gatewayProc) waitLogWithin(t *testing.T, msg string, total time.Duration) map[string]any {
+	t.Helper()
 	var line map[string]any
-	wstest.CheckFor(t, 20*time.Second, pollEvery, func() error {
+	wstest.CheckFor(t, total, pollEvery, func() error {
 		// Wait returns only once the log is all in, so a process seen to
 		// have exited before find has nothing more to log.
 		var exited bool
@@ -176,4 +228,15 @@ func dialWelcome(ctx context.Context, d ws.Dialer, url string, deadline time.Tim
 func isGoingAway(err error) bool {
 	code, _, ok := wstest.CloseStatus(err)
 	return ok && code == ws.StatusGoingAway
+}
+
+// findTool returns the path of a program on PATH or in the sbin
+// directories a non-root user's PATH may lack, or "".
+func findTool(name string) string {
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/local/sbin/" + name, "/sbin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ func TestEnvFillsUnsetFlags(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	natsURL := fs.String("nats-url", "", "")
 	listen := fs.String("listen", ":8080", "")
-	if err := parse(fs, []string{"--listen", ":2"}); err != nil {
+	if err := parse(fs, []string{"--listen", ":2"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if *natsURL != "nats://from-env:4222" || *listen != ":2" {
@@ -30,7 +31,7 @@ func TestEnvFillsUnsetFlags(t *testing.T) {
 	t.Setenv("WSGATE_PING_INTERVAL", "soon")
 	fs = flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.Duration("ping-interval", 0, "")
-	if err := parse(fs, nil); err == nil || !strings.Contains(err.Error(), "WSGATE_PING_INTERVAL") {
+	if err := parse(fs, nil, 0); err == nil || !strings.Contains(err.Error(), "WSGATE_PING_INTERVAL") {
 		t.Fatalf("a bad environment value gave %v", err)
 	}
 }
@@ -55,8 +56,8 @@ func TestRefusesJWTWithoutKey(t *testing.T) {
 }
 
 // TestBinaryEndToEnd runs the real binary the way `make run` does, connects
-// a WebSocket client, publishes with `wsgate publish`, and stops it with
-// SIGTERM.
+// a WebSocket client, publishes with `wsgate publish` (--nats-url, then
+// WSGATE_NATS_URL as the gateway reads it), and stops it with SIGTERM.
 func TestBinaryEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	g := startGateway(t, bin, "--embedded-nats-listen", "127.0.0.1:0",
@@ -69,9 +70,12 @@ func TestBinaryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	out, err := exec.Command(bin, "publish", "--nats", natsURL, "--user", "42", `{"text":"hi"}`).CombinedOutput()
-	if err != nil {
-		t.Fatalf("publish: %v\n%s", err, out)
+	r := runBinary(t, bin, nil, "publish", "--nats-url", natsURL, "--user", "42", `{"text":"hi"}`)
+	if r.code != 0 {
+		t.Fatalf("publish: status %d\n%s", r.code, r.stderr)
+	}
+	if want := "published 13 bytes to notify.user.42\n"; r.stdout != want {
+		t.Errorf("publish printed %q, want %q", r.stdout, want)
 	}
 	m, err := c.Read(time.Now().Add(5 * time.Second))
 	if err != nil {
@@ -79,6 +83,20 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	if m["channel"] != "user.42" || m["data"].(map[string]any)["text"] != "hi" {
 		t.Fatalf("got %v", m)
+	}
+
+	// WSGATE_NATS_URL, which the gateway reads too, is enough; the flag
+	// wins over it (here it points nowhere).
+	env := []string{"WSGATE_NATS_URL=" + natsURL}
+	if r := runBinary(t, bin, env, "publish", "--user", "42", `{"n":1}`); r.code != 0 || r.stdout != "published 7 bytes to notify.user.42\n" {
+		t.Fatalf("publish with WSGATE_NATS_URL: status %d, printed %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if m, err := c.Read(time.Now().Add(5 * time.Second)); err != nil || m["channel"] != "user.42" || fmt.Sprint(m["data"]) != "map[n:1]" {
+		t.Fatalf("after a publish with WSGATE_NATS_URL the client got %v, %v", m, err)
+	}
+	r = runBinary(t, bin, env, "publish", "--nats-url", "nats://127.0.0.1:1", "--user", "42", "x")
+	if r.code != 1 || !strings.Contains(r.stderr, "connect nats://127.0.0.1:1") {
+		t.Errorf("publish --nats-url over WSGATE_NATS_URL: status %d, stderr %q", r.code, r.stderr)
 	}
 
 	g.cmd.Process.Signal(syscall.SIGTERM)

@@ -6,23 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/channel"
 )
+
+// defaultPublishURL is where `wsgate publish` looks for NATS by default:
+// the embedded server of a gateway started without --nats-url.
+const defaultPublishURL = "nats://127.0.0.1:4222"
 
 func publish(args []string) error {
 	fs := flag.NewFlagSet("wsgate publish (--user ID | --topic NAME | --broadcast) PAYLOAD", flag.ContinueOnError)
-	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
-	prefix := fs.String("subject-prefix", "notify", "NATS subject prefix")
-	user := fs.String("user", "", "publish to this user's channel")
-	topic := fs.String("topic", "", "publish to this topic")
+	natsURL := fs.String("nats-url", defaultPublishURL, "NATS server URL(s), comma-separated: the gateway's --nats-url, or its embedded server")
+	prefix := fs.String("subject-prefix", bus.DefaultPrefix, "NATS subject prefix: the gateway's --subject-prefix")
+	user := fs.String("user", "", "publish to this user's channel (the id alone: 42, not user.42)")
+	topic := fs.String("topic", "", "publish to this topic (the name alone: sports, not topic.sports)")
 	broadcast := fs.Bool("broadcast", false, "publish to every connection")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the server to take the message")
-	if err := parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parse(fs, args, 1, "timeout"); err != nil {
 		return err
 	}
 	targets := 0
@@ -33,7 +36,17 @@ func publish(args []string) error {
 	}
 	if targets != 1 || fs.NArg() != 1 {
 		fs.Usage()
-		return errors.New("publish needs exactly one of --user, --topic, --broadcast and one PAYLOAD (- reads stdin)")
+		return usagef("publish needs exactly one of --user, --topic, --broadcast and one PAYLOAD (- reads stdin)")
+	}
+	// The channel's kind is in the flag's name; given again in the value it
+	// would name another channel ("notify.topic.topic.sports").
+	for _, f := range []struct{ flag, what, kind, value string }{
+		{"user", "user id", channel.UserKind, *user},
+		{"topic", "topic name", channel.TopicKind, *topic},
+	} {
+		if name, ok := strings.CutPrefix(f.value, f.kind+"."); ok {
+			return usagef("--%s takes the %s without %q: --%s %s", f.flag, f.what, f.kind+".", f.flag, name)
+		}
 	}
 	payload := []byte(fs.Arg(0))
 	if fs.Arg(0) == "-" {
@@ -47,17 +60,28 @@ func publish(args []string) error {
 		return fmt.Errorf("connect %s: %w", *natsURL, err)
 	}
 	defer nc.Close()
+	if *prefix == "" {
+		*prefix = bus.DefaultPrefix
+	}
 	p := bus.NewPublisher(nc, *prefix)
+	var ch string
 	switch {
 	case *user != "":
-		err = p.User(*user, payload)
+		ch, err = channel.User(*user), p.User(*user, payload)
 	case *topic != "":
-		err = p.Topic(*topic, payload)
+		ch, err = channel.Topic(*topic), p.Topic(*topic, payload)
 	default:
-		err = p.Broadcast(payload)
+		ch, err = channel.Broadcast, p.Broadcast(payload)
+	}
+	if errors.Is(err, bus.ErrInvalidName) {
+		return usageError{err}
 	}
 	if err != nil {
 		return err
 	}
-	return p.Flush(*timeout)
+	if err := p.Flush(*timeout); err != nil {
+		return err
+	}
+	fmt.Printf("published %d bytes to %s.%s\n", len(payload), *prefix, ch)
+	return nil
 }

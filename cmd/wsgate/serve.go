@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,11 +52,29 @@ type serveFlags struct {
 	compressThreshold               int
 }
 
+// The listen addresses. The admin listener serves /metrics and, with
+// --pprof, profiles, without authentication: it stays on loopback unless
+// told otherwise. In development mode (--auth=none), which trusts anyone's
+// ?user=, so does the WebSocket listener.
+const (
+	defaultListen = ":8080"
+	devListen     = "127.0.0.1:8080"
+	defaultAdmin  = "127.0.0.1:9090"
+)
+
+// serveZeroRefused are the numeric flags for which "none" (0) makes no
+// sense; every other numeric flag reads 0 as none: no limit, no delay, off.
+var serveZeroRefused = []string{
+	"write-timeout", "handshake-timeout", "close-timeout", "max-message-size",
+	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
+	"saturation-timeout", "stall-timeout",
+}
+
 func serve(args []string) error {
 	var f serveFlags
 	fs := flag.NewFlagSet("wsgate [flags]", flag.ContinueOnError)
-	fs.StringVar(&f.listen, "listen", ":8080", "WebSocket listen address")
-	fs.StringVar(&f.admin, "admin", ":9090", "admin listen address (/healthz, /readyz, /metrics); empty disables")
+	fs.StringVar(&f.listen, "listen", defaultListen, "WebSocket listen address; with --auth=none "+devListen+" unless given")
+	fs.StringVar(&f.admin, "admin", defaultAdmin, "admin listen address (/healthz, /readyz, /metrics), on loopback unless given (:9090 for probes and scrapes from other hosts); empty disables")
 	fs.StringVar(&f.path, "path", "/ws", "WebSocket endpoint path")
 	fs.StringVar(&f.auth, "auth", "jwt", "authentication: jwt, or none (development only: trusts ?user=)")
 	fs.StringVar(&f.jwtSecret, "jwt-secret", "", "HS256 shared secret (prefer WSGATE_JWT_SECRET over the command line)")
@@ -66,8 +85,8 @@ func serve(args []string) error {
 	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL(s); empty starts an embedded NATS server")
 	fs.StringVar(&f.embeddedNATS, "embedded-nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server")
 	fs.StringVar(&f.prefix, "subject-prefix", "notify", "NATS subject prefix: channel X is subject <prefix>.X")
-	fs.DurationVar(&f.pingInterval, "ping-interval", 25*time.Second, "send a WebSocket ping after this much silence; 0 uses the default, negative disables")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close connections silent (no pong either) for this long")
+	fs.DurationVar(&f.pingInterval, "ping-interval", 25*time.Second, "send a WebSocket ping after this much silence; 0 disables")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close connections silent (no pong either) for this long; 0 disables")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "close a connection whose write queue has not moved for this long")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", 5*time.Second, "deadline of the upgrade request")
 	fs.DurationVar(&f.closeTimeout, "close-timeout", 3*time.Second, "how long a client may take to answer the server's close frame")
@@ -95,12 +114,16 @@ func serve(args []string) error {
 	fs.IntVar(&f.compressThreshold, "compress-threshold", 256, "smallest message in bytes sent compressed to clients that negotiated permessage-deflate; 0 compresses every message")
 	fs.BoolVar(&f.conformanceEcho, "conformance-echo", false, "testing only: echo every data message back and send no welcome, for WebSocket conformance clients (Autobahn); needs --auth=none")
 	fs.BoolVar(&f.reusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes can share --listen")
-	fs.IntVar(&f.gcPercent, "gogc", 25, "Go GC target percentage (as GOGC; the GOGC variable, when set, wins): idle connections dominate memory and allocate little, so a tight GC costs little CPU; -1 disables")
-	if err := parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	fs.IntVar(&f.gcPercent, "gogc", 25, "Go GC target percentage (as GOGC; the GOGC variable, when set, wins): idle connections dominate memory and allocate little, so a tight GC costs little CPU; 0 turns the GC off")
+	fs.Usage = func() {
+		printUsage(fs.Output())
+		printFlags(fs)
+	}
+	if err := parse(fs, args, 0, serveZeroRefused...); err != nil {
 		return err
+	}
+	if f.auth == "none" && !given(fs, "listen") {
+		f.listen = devListen
 	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
@@ -156,7 +179,7 @@ func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error)
 
 func run(f serveFlags, log *zap.Logger) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(f.gcPercent)
+		debug.SetGCPercent(orNegative(f.gcPercent))
 	}
 	if f.conformanceEcho && f.auth != "none" {
 		return errors.New("--conformance-echo is for conformance testing and needs --auth=none")
@@ -185,30 +208,29 @@ func run(f serveFlags, log *zap.Logger) error {
 	defer b.Close()
 
 	s, err := gateway.New(gateway.Config{
-		Path:             f.path,
-		Auth:             auth,
-		AllowedOrigins:   splitList(f.allowedOrigins),
-		Bus:              b,
-		Logger:           log.Named("gateway"),
-		PingInterval:     f.pingInterval,
-		IdleTimeout:      f.idleTimeout,
-		WriteTimeout:     f.writeTimeout,
-		WriteQueueLimit:  f.writeQueueLimit,
-		MaxMessageSize:   f.maxMessageSize,
-		HandshakeTimeout: f.handshakeTimeout,
-		CloseTimeout:     f.closeTimeout,
-		MaxSubscriptions: f.maxSubscriptions,
-		PoolSize:         f.poolSize,
-		MaxConns:         maxConns,
-		ReadyConnsRatio:  f.readyConnsRatio,
-		MaxConnsPerIP:    f.maxConnsPerIP,
-		AcceptRate:       f.acceptRate,
-		AcceptBurst:      f.acceptBurst,
-		MessageRate:      orNegative(f.messageRate),
-		MessageBurst:     f.messageBurst,
-		MaxUserConns:     f.maxUserConns,
-		UserConnsPolicy:  policy,
-		// The flags' zero means none; the Config's zero means the default.
+		Path:               f.path,
+		Auth:               auth,
+		AllowedOrigins:     splitList(f.allowedOrigins),
+		Bus:                b,
+		Logger:             log.Named("gateway"),
+		PingInterval:       orNegative(f.pingInterval),
+		IdleTimeout:        orNegative(f.idleTimeout),
+		WriteTimeout:       f.writeTimeout,
+		WriteQueueLimit:    f.writeQueueLimit,
+		MaxMessageSize:     f.maxMessageSize,
+		HandshakeTimeout:   f.handshakeTimeout,
+		CloseTimeout:       f.closeTimeout,
+		MaxSubscriptions:   f.maxSubscriptions,
+		PoolSize:           f.poolSize,
+		MaxConns:           maxConns,
+		ReadyConnsRatio:    f.readyConnsRatio,
+		MaxConnsPerIP:      f.maxConnsPerIP,
+		AcceptRate:         f.acceptRate,
+		AcceptBurst:        f.acceptBurst,
+		MessageRate:        orNegative(f.messageRate),
+		MessageBurst:       f.messageBurst,
+		MaxUserConns:       f.maxUserConns,
+		UserConnsPolicy:    policy,
 		DrainDelay:         orNegative(f.drainDelay),
 		DrainTimeout:       orNegative(f.drainTimeout),
 		SaturationTimeout:  f.saturationTimeout,
@@ -232,6 +254,7 @@ func run(f serveFlags, log *zap.Logger) error {
 		return err
 	}
 	var admin *http.Server
+	var adminAddr net.Addr
 	if f.admin != "" {
 		aln, err := net.Listen("tcp", f.admin)
 		if err != nil {
@@ -239,13 +262,17 @@ func run(f serveFlags, log *zap.Logger) error {
 			s.Close()
 			return fmt.Errorf("admin: %w", err)
 		}
+		adminAddr = aln.Addr()
 		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go admin.Serve(aln)
-		log.Info("admin listening", zap.Stringer("addr", aln.Addr()))
+		log.Info("admin listening", zap.Stringer("addr", adminAddr))
 	}
 	log.Info("gateway listening",
 		zap.Stringer("addr", ln.Addr()), zap.String("path", f.path), zap.String("auth", f.auth),
 		zap.String("nats", b.ClientURL()), zap.String("subject_prefix", f.prefix))
+	if f.auth == "none" && !f.conformanceEcho {
+		log.Info(tryLine(f, ln.Addr(), adminAddr, b.ClientURL()))
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
@@ -262,11 +289,7 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	// The drain bounds itself: the delay, the window, then the close
 	// handshakes, which the sweeper ends after --close-timeout.
-	closeTimeout := f.closeTimeout
-	if closeTimeout <= 0 {
-		closeTimeout = 3 * time.Second // the gateway's default for 0
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.drainDelay+f.drainTimeout+closeTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), f.drainDelay+f.drainTimeout+f.closeTimeout+5*time.Second)
 	defer cancel()
 	go func() {
 		sig := <-sigs
@@ -285,8 +308,49 @@ func run(f serveFlags, log *zap.Logger) error {
 	return nil
 }
 
-// orNegative maps a flag's 0 ("none", "no limit", "every message") to the
-// Config's negative: in a Config, 0 means the default.
+// tryLine is what a newcomer who ran `make run` can do next: connect a
+// WebSocket, look at the admin endpoints, and publish to that socket:
+//
+//	try: ws://127.0.0.1:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --user 42 '{"text":"hi"}'
+//
+// The publish command names --nats-url and --subject-prefix when they
+// differ from its defaults. admin is nil without an admin listener.
+func tryLine(f serveFlags, ws, admin net.Addr, natsURL string) string {
+	line := "try: ws://" + dialable(ws) + f.path + "?user=42"
+	if admin != nil {
+		line += " · admin http://" + dialable(admin)
+	}
+	// `make run` starts ./wsgate, which is not on PATH.
+	self := "wsgate"
+	if arg0 := os.Args[0]; strings.HasPrefix(arg0, "./") || strings.HasPrefix(arg0, "../") {
+		self = arg0
+	}
+	line += " · " + self + " publish"
+	if natsURL != defaultPublishURL {
+		line += " --nats-url " + natsURL
+	}
+	if f.prefix != bus.DefaultPrefix {
+		line += " --subject-prefix " + f.prefix
+	}
+	return line + ` --user 42 '{"text":"hi"}'`
+}
+
+// dialable is addr as a client can dial it: a listener on every interface
+// is reached on localhost.
+func dialable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// orNegative maps a flag's 0 (none: off, no delay, every message) to the
+// Config's negative: in a Config, 0 means the default, which on the command
+// line is the flag's own default.
 func orNegative[T int | float64 | time.Duration](v T) T {
 	if v == 0 {
 		return -1
