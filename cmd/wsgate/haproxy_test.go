@@ -50,10 +50,7 @@ const (
 // serves, its clients must get 1001 and find the other gateway through
 // HAProxy, and both processes must exit cleanly. Everything is on loopback.
 func TestHAProxyDrain(t *testing.T) {
-	haproxy := findHAProxy()
-	if haproxy == "" {
-		t.Skip("no haproxy on PATH or in /usr/sbin (bash .ci/run installs it)")
-	}
+	haproxy := needHAProxy(t)
 	bin := buildBinary(t)
 	natsURL := startNATS(t)
 	reg := &clientSet{}
@@ -63,7 +60,7 @@ func TestHAProxyDrain(t *testing.T) {
 
 	a := startBackend(t, bin, natsURL, "a")
 	b := startBackend(t, bin, natsURL, "b")
-	front, hlog := startHAProxy(t, haproxy, a, b)
+	front, hlog := startHAProxy(t, haproxy, "", a, b)
 	front = "ws://" + front + "/ws?user="
 	ctx := t.Context()
 	var user atomic.Int64 // a user id per dial; reconnecting goroutines dial too
@@ -243,15 +240,15 @@ func TestHAProxyDrain(t *testing.T) {
 	t.Logf("the second gateway closed %d clients and exited %v after SIGTERM", len(onB), time.Since(sigterm))
 }
 
-// findHAProxy returns the haproxy binary, or "". Debian installs it in
-// /usr/sbin, which is not on a normal user's PATH.
-func findHAProxy() string {
-	for _, name := range []string{"haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
+// needHAProxy returns the haproxy binary, or skips the test. Debian
+// installs it in /usr/sbin, which is not on a normal user's PATH.
+func needHAProxy(t *testing.T) string {
+	t.Helper()
+	path := findTool("haproxy")
+	if path == "" {
+		t.Skip("no haproxy on PATH or in /usr/sbin (bash .ci/run installs it)")
 	}
-	return ""
+	return path
 }
 
 // backend is a gateway behind HAProxy.
@@ -280,12 +277,13 @@ func startBackend(t *testing.T, bin, natsURL, name string) *backend {
 	return g
 }
 
-// startHAProxy runs haproxy in the foreground in front of a and b and
+// startHAProxy runs haproxy in the foreground in front of the backends and
 // returns the address of its frontend and its output, where it logs server
 // state changes and every connection. The frontend socket is bound here
 // and inherited (bind fd@3), so there is no window in which another process
-// could take the port.
-func startHAProxy(t *testing.T, haproxy string, a, b *backend) (string, *logBuffer) {
+// could take the port. With a non-empty pem (a certificate and its key) the
+// frontend terminates TLS, as docs/operations.md shows.
+func startHAProxy(t *testing.T, haproxy, pem string, backends ...*backend) (string, *logBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -299,9 +297,14 @@ func startHAProxy(t *testing.T, haproxy string, a, b *backend) (string, *logBuff
 	}
 	defer f.Close() // haproxy has its own copy once started
 
-	server := func(name string, g *backend) string {
+	bind := "bind fd@3"
+	if pem != "" {
+		bind += " ssl crt " + pem + " alpn http/1.1"
+	}
+	var servers strings.Builder
+	for i, g := range backends {
 		_, port, _ := net.SplitHostPort(g.admin)
-		return fmt.Sprintf("    server %s %s check port %s inter %v fall 1 rise 1\n", name, g.ws, port, checkInterval)
+		fmt.Fprintf(&servers, "    server %c %s check port %s inter %v fall 1 rise 1\n", 'a'+i, g.ws, port, checkInterval)
 	}
 	cfg := `global
     maxconn 1000
@@ -322,38 +325,27 @@ defaults
     timeout check 2s
 
 frontend ws
-    bind fd@3
+    ` + bind + `
     default_backend gateways
 
 backend gateways
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-` + server("a", a) + server("b", b)
+` + servers.String()
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &logBuffer{}
 	cmd := exec.Command(haproxy, "-db", "-f", path)
 	cmd.ExtraFiles = []*os.File{f}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
+	g := startCmd(t, cmd)
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
 		if t.Failed() {
-			t.Logf("haproxy config:\n%s\nhaproxy output:\n%s", cfg, out)
+			t.Logf("haproxy config:\n%s", cfg)
 		}
 	})
-	return addr, out
+	return addr, g.log
 }
 
 // gatewayOf returns the prefix of c's connection id, which names the
