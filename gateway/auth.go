@@ -59,10 +59,11 @@ type InsecureAuth struct{}
 var allTopics = []string{channel.TopicKind + ".>"}
 
 // Authenticate returns the identity named by ?user=, which must be a single
-// channel token ([A-Za-z0-9_-], at most 128 bytes).
+// channel token ([A-Za-z0-9_-]) of at most channel.MaxUserLen (123) bytes,
+// so that its channel "user.<id>" is at most 128.
 func (InsecureAuth) Authenticate(c Credentials) (Identity, error) {
 	if !channel.ValidUser(string(c.User)) {
-		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-], at most 123 bytes", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-], at most %d bytes", ErrUnauthorized, channel.MaxUserLen)
 	}
 	return Identity{User: string(c.User), Channels: allTopics}, nil
 }
@@ -171,7 +172,7 @@ func (a *JWTAuth) Authenticate(c Credentials) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	if !channel.ValidUser(claims.Subject) {
-		return Identity{}, fmt.Errorf("%w: sub must be a token of [A-Za-z0-9_-], at most 123 bytes", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: sub must be a token of [A-Za-z0-9_-], at most %d bytes", ErrUnauthorized, channel.MaxUserLen)
 	}
 	// The leeway that admitted the token also delays its expiry close.
 	expires := claims.ExpiresAt.Time.Add(a.leeway)

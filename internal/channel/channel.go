@@ -16,6 +16,10 @@ import "strings"
 // MaxLen is the longest channel name in bytes.
 const MaxLen = 128
 
+// MaxUserLen is the longest user id in bytes: its channel "user.<id>" is at
+// most MaxLen bytes long.
+const MaxUserLen = MaxLen - len(UserKind) - len(".")
+
 // The three kinds of channel, as the first token of the name.
 const (
 	Broadcast = "broadcast"
@@ -55,10 +59,10 @@ func ValidToken(s string) bool {
 	return Valid(s) && !strings.Contains(s, ".")
 }
 
-// ValidUser reports whether id can be a user id: a single token short
-// enough that "user.<id>" is a valid channel name.
+// ValidUser reports whether id can be a user id: a single token of at most
+// MaxUserLen bytes, so that "user.<id>" is a valid channel name.
 func ValidUser(id string) bool {
-	return ValidToken(id) && len(UserKind)+1+len(id) <= MaxLen
+	return ValidToken(id) && len(id) <= MaxUserLen
 }
 
 func tokenChar(c byte) bool {

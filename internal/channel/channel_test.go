@@ -86,6 +86,19 @@ func FuzzMatch(f *testing.F) {
 	})
 }
 
+// A user id is at most 123 bytes: "user." and 123 bytes make 128.
+func TestMaxUserLen(t *testing.T) {
+	if MaxUserLen != 123 {
+		t.Fatalf("MaxUserLen = %d, want 123", MaxUserLen)
+	}
+	if id := strings.Repeat("u", MaxUserLen); !ValidUser(id) || !Valid(User(id)) {
+		t.Fatalf("a user id of %d bytes is refused", len(id))
+	}
+	if id := strings.Repeat("u", MaxUserLen+1); ValidUser(id) {
+		t.Fatalf("a user id of %d bytes is accepted", len(id))
+	}
+}
+
 // validRef is Valid written the obvious way, from the rule in the package
 // doc: dot-separated non-empty tokens of [A-Za-z0-9_-], at most MaxLen bytes.
 func validRef(name string) bool {
