@@ -3,7 +3,7 @@
 // sharded hub with no goroutine and no buffer of their own, and delivers
 // bus notifications to them.
 //
-// Usage:
+// Usage (Example runs it, with a client):
 //
 //	b, _ := bus.New(bus.Config{})
 //	s, _ := gateway.New(gateway.Config{Bus: b, Auth: auth, Logger: log})
@@ -12,6 +12,9 @@
 //	http.Serve(adminLn, s.AdminHandler())
 //	...
 //	s.Shutdown(ctx) // 1001 to every client, then Close
+//
+// Every Config field has a default (the DefaultX constants); the zero
+// Config with a Bus and an Authenticator is a working gateway.
 //
 // # Concurrency
 //

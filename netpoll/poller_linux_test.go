@@ -75,10 +75,12 @@ func TestNonblockCheckDetectsFileTrap(t *testing.T) {
 		t.Fatalf("File: %v", err)
 	}
 	defer f.Close()
-	// Deliberately the trap itself (DESIGN.md trap 1), on a test socket:
-	// this control shows the O_NONBLOCK check above can fail. The
-	// before-stop hook flags this line by design; no production code calls
-	// Fd().
+	// Deliberately the trap itself, on a test socket: os.File.Fd puts the
+	// file description, which the dup shares with the socket, in blocking
+	// mode (the reason Observe never calls File or Fd; see the package
+	// doc). This control shows that the O_NONBLOCK check above can fail.
+	// The before-stop hook flags this line by design; no production code
+	// calls Fd().
 	_ = f.Fd()
 	if nonblocking(t, rc) {
 		t.Skip("os.File.Fd no longer clears O_NONBLOCK on this Go version")
