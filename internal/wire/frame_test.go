@@ -82,6 +82,9 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
 	payload := []byte(`{"text":"hello"}`)
 	got := testing.AllocsPerRun(100, func() {
 		Build(ws.OpText, MessageSize("user.42", payload), func(b []byte) []byte {
