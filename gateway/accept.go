@@ -179,7 +179,7 @@ func (s *Server) open(a accepted) {
 	c.rc, c.closer = rc, closer
 	c.since.Store(s.clock())
 	s.countPeer(c, a)
-	// The poller may call back (and the handshake task start) before
+	// The poller may call back (and the upgrade task start) before
 	// Observe returns; c.desc is set under c.wmu, which the read side
 	// takes before it uses c.desc.
 	c.wmu.Lock()

@@ -10,10 +10,6 @@ import (
 	"github.com/wsgate/wsgate/internal/rawio"
 )
 
-// Between the handshake and the first read: the upgraded connection becomes
-// a member of its user channel, live on the bus, and gets the 101 answer
-// and the welcome frame in one write. From here on notifications reach it.
-
 // welcome turns an upgraded connection into an open one: it makes the
 // user's channel live on the bus, joins it, and sends the 101 answer resp
 // and the welcome frame in one write. The join and the welcome happen
