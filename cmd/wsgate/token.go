@@ -20,7 +20,7 @@ import (
 func signToken(args []string) error {
 	fs := flag.NewFlagSet("wsgate token --user ID [--channels topic.a,topic.b.*] [--ttl 1h]", flag.ContinueOnError)
 	secret := fs.String("jwt-secret", "", "HS256 shared secret of at least 32 bytes, the gateway's --jwt-secret (WSGATE_JWT_SECRET)")
-	user := fs.String("user", "", "user id (the sub claim): one token of [A-Za-z0-9_-], at most 123 bytes")
+	user := fs.String("user", "", fmt.Sprintf("user id (the sub claim): one token of [A-Za-z0-9_-], at most %d bytes", channel.MaxUserLen))
 	channels := fs.String("channels", "", "comma-separated topic patterns the user may subscribe to: topic.sports, topic.news.*, topic.>")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime (the exp claim)")
 	if err := parse(fs, args, 0, "ttl"); err != nil {
@@ -34,7 +34,7 @@ func signToken(args []string) error {
 		return usagef("--jwt-secret: %w", err)
 	}
 	if !channel.ValidUser(*user) {
-		return usagef("--user %q: sub must be a token of [A-Za-z0-9_-], at most 123 bytes", *user)
+		return usagef("--user %q: sub must be a token of [A-Za-z0-9_-], at most %d bytes", *user, channel.MaxUserLen)
 	}
 	patterns := splitList(*channels)
 	for _, p := range patterns {
