@@ -51,7 +51,7 @@ func (p *Publisher) User(id string, payload []byte) error {
 	if !channel.ValidUser(id) {
 		return fmt.Errorf("%w: user id %q", ErrInvalidName, id)
 	}
-	return p.publish(p.prefix+"."+channel.UserKind+"."+id, payload)
+	return p.publish(p.prefix+"."+channel.User(id), payload)
 }
 
 // Topic publishes payload to the subscribers of topic name, on subject
@@ -59,10 +59,11 @@ func (p *Publisher) User(id string, payload []byte) error {
 // [A-Za-z0-9_-] and "topic.<name>" at most 128 bytes, else the error is
 // ErrInvalidName.
 func (p *Publisher) Topic(name string, payload []byte) error {
-	if !channel.Valid(name) || len(channel.TopicKind)+1+len(name) > channel.MaxLen {
+	ch := channel.Topic(name)
+	if !channel.Valid(ch) {
 		return fmt.Errorf("%w: topic %q", ErrInvalidName, name)
 	}
-	return p.publish(p.prefix+"."+channel.TopicKind+"."+name, payload)
+	return p.publish(p.prefix+"."+ch, payload)
 }
 
 // Broadcast publishes payload to every socket of every gateway, on subject
