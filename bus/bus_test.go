@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestMain(m *testing.M) {
@@ -104,22 +106,6 @@ func runServer(t testing.TB, port int) *server.Server {
 	}
 	t.Cleanup(func() { shutdown(srv) })
 	return srv
-}
-
-// checkFor polls f every poll until it returns nil or total passes.
-func checkFor(t testing.TB, total, poll time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(poll)
-	}
 }
 
 // serverSubs returns how many subscriptions the server holds for the
@@ -430,7 +416,7 @@ func TestDropped(t *testing.T) {
 	}
 	// The queue holds 4; the other n-4 are dropped once the bus's
 	// connection has read them all.
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if d := b.Dropped(); d != n-4 {
 			return fmt.Errorf("Dropped() = %d, want %d", d, n-4)
 		}
@@ -479,7 +465,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 	for i := range 10 {
 		go func() { errc <- b.Interest("user." + strconv.Itoa(i)) }()
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	wstest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		if n := b.Subscriptions(); n != 10 {
 			return fmt.Errorf("Subscriptions() = %d, want 10", n)
 		}
@@ -520,7 +506,7 @@ func TestReconnect(t *testing.T) {
 	}
 
 	shutdown(srv)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if b.Connected() || short.Connected() {
 			return errors.New("Connected() = true with the server down")
 		}
@@ -538,7 +524,7 @@ func TestReconnect(t *testing.T) {
 	// One that is still waiting when the server comes back succeeds.
 	errc := make(chan error, 1)
 	go func() { errc <- b.Interest("user.3") }()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	wstest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		if n := b.Subscriptions(); n != 2 {
 			return fmt.Errorf("Subscriptions() = %d, want 2", n)
 		}
@@ -546,7 +532,7 @@ func TestReconnect(t *testing.T) {
 	})
 
 	srv2 := runServer(t, port)
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	wstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if !b.Connected() {
 			return errors.New("Connected() = false after the server is back")
 		}
@@ -555,7 +541,7 @@ func TestReconnect(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Interest across the reconnect: %v", err)
 	}
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if n := b.Reconnects(); n != 1 {
 			return fmt.Errorf("Reconnects() = %d, want 1", n)
 		}
@@ -587,7 +573,7 @@ func TestStartBeforeServer(t *testing.T) {
 	}
 	port, _ := strconv.Atoi(srvURL[len("nats://127.0.0.1:"):])
 	runServer(t, port)
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	wstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if !b.Connected() {
 			return errors.New("Connected() = false after the server started")
 		}

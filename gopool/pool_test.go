@@ -9,22 +9,23 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitFor polls cond until it holds or five seconds pass.
+// waitFor polls cond until it holds, failing after five seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	wstest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return errors.New("waiting for " + what)
+	})
 }
 
 // newPool returns a pool that is closed when the test ends.

@@ -180,22 +180,6 @@ func noEvent(t testing.TB, ch <-chan Event) {
 	}
 }
 
-// checkFor polls f until it returns nil or d passes.
-func checkFor(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func drainErrs(t testing.TB, errc <-chan error) {
 	t.Helper()
 	for {

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // blocker returns a Desc whose callback, once triggered by block, holds the
@@ -68,7 +71,7 @@ func TestReleaseClosesAfterBarrier(t *testing.T) {
 		t.Fatalf("second Release = %v, want ErrNotObserved", err)
 	}
 	unblock()
-	checkFor(t, waitLimit, func() error {
+	wstest.CheckFor(t, waitLimit, time.Millisecond, func() error {
 		if !c.closed.Load() {
 			return errors.New("released conn not closed")
 		}
@@ -232,7 +235,7 @@ func staleEventRace(t *testing.T, release func(*Poller, *Desc, *net.TCPConn)) (s
 			p.Resume(newDesc[i]) // re-arm what a stale event used up
 			newCli[c.RemoteAddr().String()].Write([]byte{1})
 		}
-		checkFor(t, waitLimit, func() error {
+		wstest.CheckFor(t, waitLimit, time.Millisecond, func() error {
 			if good.Load()-before < n {
 				return errors.New("new sockets not all readable")
 			}

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestResumeWhileArmedAndAfterStop(t *testing.T) {
@@ -110,7 +113,7 @@ func TestNoCallbackAfterStop(t *testing.T) {
 		})
 		// Stop after a varying number of callbacks.
 		want := total.Load() + int64(r%7)*10
-		checkFor(t, waitLimit, func() error {
+		wstest.CheckFor(t, waitLimit, time.Millisecond, func() error {
 			if total.Load() < want {
 				return errors.New("callbacks not delivered")
 			}
