@@ -61,17 +61,22 @@ bench: ## Go benchmarks: upgrade (beside net/http+gorilla), frames, fan-out fami
 # FUZZTIME). A crasher lands in <package>/testdata/fuzz/<Target>/ and then
 # runs with every `go test` as a regression case.
 FUZZ_TARGETS = \
-	./gateway:FuzzParseHeader \
 	./gateway:FuzzHandshake \
 	./gateway:FuzzConnInput \
 	./gateway:FuzzClientOp \
 	./gateway:FuzzFrameSplits \
+	./gateway:FuzzUTF8Tail \
+	./internal/wire:FuzzParseHeader \
+	./internal/wire:FuzzAppendJSONString \
+	./internal/wire:FuzzAppendMessage \
+	./internal/wire:FuzzInflate \
 	./internal/channel:FuzzMatch \
-	./internal/channel:FuzzValid
+	./internal/channel:FuzzValid \
+	./bench/internal/engine:FuzzClientFrames
 FUZZMINTIME ?= 5s
 
 .PHONY: fuzz
-fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops, channel names
+fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops, UTF-8, wire format, inflate, channel names, bench's frame reader
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) $${t%%:*}; \

@@ -135,20 +135,47 @@ func BenchmarkInflate(b *testing.B) {
 	}
 }
 
-// FuzzInflate: any bytes inflate to at most the limit or fail, without
-// panicking, and the pooled Inflater stays usable.
+// deflateRaw compresses p as one permessage-deflate message with the
+// flate writer at level, the way another sender might (no threshold, no
+// size check), and removes the tail.
+func deflateRaw(t testing.TB, p []byte, level int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(p)
+	w.Flush()
+	out := b.Bytes()
+	if !bytes.HasSuffix(out, DeflateTail) {
+		t.Fatalf("flush did not end with the empty stored block: % x", out[max(0, len(out)-8):])
+	}
+	return out[:len(out)-len(DeflateTail)]
+}
+
+// FuzzInflate feeds arbitrary bytes to the inflater as a compressed
+// message: it must not panic or return more than the limit, and the same
+// pooled Inflater must then bring back unchanged what a flate writer
+// compressed.
 func FuzzInflate(f *testing.F) {
-	f.Add(Compress(ws.OpText, []byte(strings.Repeat("ab", 100)))[2:], 300)
-	f.Add([]byte{0xff}, 10)
-	f.Fuzz(func(t *testing.T, msg []byte, limit int) {
+	f.Add(Compress(ws.OpText, []byte(strings.Repeat("ab", 100)))[2:], []byte(nil), 300)
+	f.Add([]byte{0x00, 0x00, 0xff, 0xff}, []byte("hello"), 10)
+	f.Add([]byte{0xff}, []byte(strings.Repeat("ab", 300)), 4096)
+	f.Fuzz(func(t *testing.T, msg, plain []byte, limit int) {
 		if limit < 0 || limit > 1<<20 {
 			return
 		}
 		inf := GetInflater()
 		defer inf.Recycle()
-		out, err := inf.Inflate(msg, limit)
-		if err == nil && len(out) > limit {
+		if out, err := inf.Inflate(msg, limit); err == nil && len(out) > limit {
 			t.Fatalf("%d bytes out under a limit of %d", len(out), limit)
+		}
+		for _, level := range []int{flate.BestSpeed, flate.BestCompression} {
+			out, err := inf.Inflate(deflateRaw(t, plain, level), 1<<20)
+			if err != nil || !bytes.Equal(out, plain) {
+				t.Fatalf("round trip at level %d: %d bytes, %v; want %d", level, len(out), err, len(plain))
+			}
 		}
 	})
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"compress/flate"
-	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -141,26 +140,6 @@ func BenchmarkInflate(b *testing.B) {
 			}
 		})
 	}
-}
-
-// FuzzInflate feeds arbitrary bytes to the inflater as a compressed
-// message: it must not panic or return more than the limit, and data
-// compressed by the standard library must come back unchanged.
-func FuzzInflate(f *testing.F) {
-	f.Add(deflateMessage(f, json1kMessage(f, 1), flate.BestSpeed), []byte(nil))
-	f.Add([]byte{0x00, 0x00, 0xff, 0xff}, []byte("hello"))
-	f.Add([]byte{0xff}, []byte(strings.Repeat("ab", 300)))
-	f.Fuzz(func(t *testing.T, msg, plain []byte) {
-		fl := wire.GetInflater()
-		defer fl.Recycle()
-		if out, err := fl.Inflate(msg, 4096); err == nil && len(out) > 4096 {
-			t.Fatalf("%d bytes past the limit", len(out))
-		}
-		out, err := fl.Inflate(deflateMessage(t, plain, flate.BestSpeed), 1<<20)
-		if err != nil || !bytes.Equal(out, plain) {
-			t.Fatalf("round trip: %d bytes, %v; want %d", len(out), err, len(plain))
-		}
-	})
 }
 
 // TestParseTemplatePayload: the fast path reads seq and ts of a template
