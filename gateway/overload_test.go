@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -78,12 +80,23 @@ func TestSilentSocketsHoldNoWorker(t *testing.T) {
 // limit, off here, would close it first; see TestMessageRateLimit.)
 func TestPingFloodIsBounded(t *testing.T) {
 	// WriteTimeout is out of reach, so only the queue limit can close the
-	// flooder; the server's socket buffer (up to tcp_wmem's 4 MiB) fills
-	// first, which takes a while on a loaded machine.
+	// flooder; the socket buffers on both sides (several MiB) fill first.
+	//
+	// The flooder keeps the kernel's default receive buffer: one far below
+	// loopback's 64 KiB segments (SO_RCVBUF 4096, as dialNonReader sets)
+	// makes the kernel drop segments in both directions on a loaded
+	// machine, and TCP then backs its retransmissions off for seconds
+	// (seen: RTO 3.2 s after 4 backoffs, the server's receive queue
+	// empty), so the flood stalled for a minute. That is TCP, not the
+	// gateway; big rounds fill the default buffers quickly instead.
 	e := newEnv(t, func(c *Config) { c.WriteQueueLimit = 64 << 10; c.MessageRate = -1; c.WriteTimeout = time.Hour })
-	conn := e.dialNonReader("flooder")
+	c, err := e.dial(ws.Dialer{}, e.url+"?token="+token(t, "flooder", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := c.Conn
 	var ping bytes.Buffer
-	for range 100 {
+	for range 1000 {
 		writeFrame(&ping, true, opPing, bytes.Repeat([]byte("p"), 125))
 	}
 	// Flood until the server counts a slow consumer or resets the socket;
