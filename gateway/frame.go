@@ -18,13 +18,11 @@ func textFrame(size int, fill func([]byte) []byte) (frame, body []byte) {
 	return wire.Build(ws.OpText, size, fill)
 }
 
-// messageFrame builds the notification envelope around payload (see
-// wire.AppendMessage) for channel ch, a valid channel name. body, the
+// messageFrame builds the notification frame around payload (see
+// wire.MessageFrame) for channel ch, a valid channel name. body, the
 // envelope alone, aliases the frame's tail: it is what compression takes.
 func messageFrame(ch string, payload []byte) (frame, body []byte) {
-	return textFrame(wire.MessageSize(ch, payload), func(b []byte) []byte {
-		return wire.AppendMessage(b, ch, payload)
-	})
+	return wire.MessageFrame(ch, payload)
 }
 
 // welcomeFrame builds the welcome frame. conn and user are tokens of

@@ -7,9 +7,7 @@
 //
 // Usage:
 //
-//	frame, body := wire.Build(ws.OpText, wire.MessageSize(ch, payload), func(b []byte) []byte {
-//		return wire.AppendMessage(b, ch, payload)
-//	})
+//	frame, body := wire.MessageFrame(ch, payload) // validated once, one allocation
 //	zframe := wire.Compress(ws.OpText, body) // nil when it would not shrink
 //
 //	h, n, err := wire.ParseHeader(buf) // ErrIncomplete: read more

@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/gobwas/ws"
 )
 
 // The message envelope: every notification reaches a client as
@@ -17,14 +19,19 @@ const (
 	messageTail = `}`
 )
 
-// MessageSize is an upper bound of what AppendMessage appends for ch and
-// payload.
-func MessageSize(ch string, payload []byte) int {
-	n := len(MessageHead) + len(ch) + len(messageData) + len(messageTail) + len(payload)
-	if !verbatim(payload) {
-		n += len(payload)/4 + 16 // quotes and the escaping of a few characters
+// MessageFrame builds the final, unmasked text frame of a notification on
+// channel ch (see AppendMessage) in one allocation, validating the payload
+// once. body, the envelope alone, aliases the frame's tail: it is what
+// Compress takes.
+func MessageFrame(ch string, payload []byte) (frame, body []byte) {
+	v := verbatim(payload)
+	size := len(MessageHead) + len(ch) + len(messageData) + len(messageTail) + len(payload)
+	if !v {
+		size += len(payload)/4 + 16 // quotes and the escaping of a few characters
 	}
-	return n
+	return Build(ws.OpText, size, func(b []byte) []byte {
+		return appendMessage(b, ch, payload, v)
+	})
 }
 
 // AppendMessage appends the envelope of a notification on channel ch. A
@@ -32,10 +39,15 @@ func MessageSize(ch string, payload []byte) int {
 // anything else becomes a JSON string (see AppendJSONString). ch must be a
 // valid channel name, which needs no escaping.
 func AppendMessage(b []byte, ch string, payload []byte) []byte {
+	return appendMessage(b, ch, payload, verbatim(payload))
+}
+
+// appendMessage is AppendMessage with the payload's validation done.
+func appendMessage(b []byte, ch string, payload []byte, verbatim bool) []byte {
 	b = append(b, MessageHead...)
 	b = append(b, ch...)
 	b = append(b, messageData...)
-	if verbatim(payload) {
+	if verbatim {
 		b = append(b, payload...)
 	} else {
 		b = AppendJSONString(b, payload)

@@ -28,8 +28,9 @@ func TestAppendMessage(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("got  %s\nwant %s", got, tt.want)
 			}
-			if n := MessageSize("user.42", []byte(tt.payload)); n < len(got) {
-				t.Fatalf("MessageSize %d under the %d bytes appended", n, len(got))
+			frame, body := MessageFrame("user.42", []byte(tt.payload))
+			if string(body) != got || cap(frame) < len(frame) {
+				t.Fatalf("MessageFrame body %s, want %s", body, got)
 			}
 			if !strings.HasPrefix(got, MessageHead) || !json.Valid([]byte(got)) {
 				t.Fatalf("%s: not a valid envelope", got)

@@ -81,18 +81,16 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-func TestBuildAllocs(t *testing.T) {
+func TestMessageFrameAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	payload := []byte(`{"text":"hello"}`)
 	got := testing.AllocsPerRun(100, func() {
-		Build(ws.OpText, MessageSize("user.42", payload), func(b []byte) []byte {
-			return AppendMessage(b, "user.42", payload)
-		})
+		MessageFrame("user.42", payload)
 	})
 	if got != 1 {
-		t.Errorf("Build of a message: %v allocations, want 1 (the frame)", got)
+		t.Errorf("MessageFrame: %v allocations, want 1 (the frame)", got)
 	}
 }
 
