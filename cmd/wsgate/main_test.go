@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,21 @@ func TestRefusesJWTWithoutKey(t *testing.T) {
 	out, err := exec.Command(bin, "--listen", "127.0.0.1:0", "--admin", "").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--jwt-secret") {
 		t.Fatalf("started without a JWT key: %v\n%s", err, out)
+	}
+}
+
+// An embedded NATS port in use ends the binary at once with one clear
+// message, its package named once.
+func TestEmbeddedNATSPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := runBinary(t, buildBinary(t), nil, append(gatewayFlags, "--embedded-nats-listen", ln.Addr().String())...)
+	msg := "wsgate: bus: embedded nats server did not start"
+	if r.code != 1 || !strings.Contains(r.stderr, msg) || strings.Contains(r.stderr, "bus: bus:") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and %q once", r.code, r.stderr, msg)
 	}
 }
 

@@ -203,7 +203,7 @@ func run(f serveFlags, log *zap.Logger) error {
 		Logger:         log.Named("bus"),
 	})
 	if err != nil {
-		return fmt.Errorf("bus: %w", err)
+		return err // the bus's errors say "bus:" themselves
 	}
 	defer b.Close()
 
