@@ -296,5 +296,5 @@ func (c *Conn) free() {
 		c.wq = nil
 	}
 	c.wmu.Unlock()
-	s.poller.Release(c.desc, c.closer)
+	s.poller.CloseSocket(c.desc, c.closer)
 }

@@ -74,9 +74,9 @@ type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
-// BenchmarkObserveRelease measures registering a socket and releasing it.
+// BenchmarkObserveCloseSocket measures registering a socket and releasing it.
 // The closer does nothing, so the same socket is observed again each time.
-func BenchmarkObserveRelease(b *testing.B) {
+func BenchmarkObserveCloseSocket(b *testing.B) {
 	p := newPoller(b)
 	srv, _ := pair(b, listen(b))
 	rc := rawConn(b, srv)
@@ -87,7 +87,7 @@ func BenchmarkObserveRelease(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := p.Release(d, nopCloser{}); err != nil {
+		if err := p.CloseSocket(d, nopCloser{}); err != nil {
 			b.Fatal(err)
 		}
 	}

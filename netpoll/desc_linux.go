@@ -52,7 +52,7 @@ func (d *Desc) events() easy.EpollEvent {
 // has returned d to the caller.
 //
 // A socket can be observed by one Desc at a time; close it only through
-// Release.
+// CloseSocket.
 func (p *Poller) Observe(rc syscall.RawConn, cb func(Event)) (*Desc, error) {
 	if cb == nil {
 		panic("netpoll: Observe with nil callback")
@@ -132,7 +132,7 @@ func (p *Poller) arm(d *Desc) error {
 }
 
 // Stop removes d from the epoll set. After Stop returns no callback for d
-// starts or is running. It does not close the socket: use Release for that.
+// starts or is running. It does not close the socket: use CloseSocket for that.
 // Stop is idempotent: a second call, or a call after Close, returns
 // ErrNotObserved.
 func (p *Poller) Stop(d *Desc) error {

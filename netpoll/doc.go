@@ -37,7 +37,7 @@
 //
 //	// readTask, on a pool goroutine, after reading what is there:
 //	p.Resume(c.desc) // wait for the next frame, or
-//	p.Release(c.desc, c.tcp) // stop observing and close the socket
+//	p.CloseSocket(c.desc, c.tcp) // stop observing and close the socket
 //
 // Concurrency contract:
 //
@@ -45,14 +45,14 @@
 //     for different Descs or the same one.
 //   - A callback runs on the poller goroutine while holding its Desc's
 //     mutex, so it never runs twice at once for a Desc and never after
-//     Stop, Release or Close has returned. It must be quick (schedule the
+//     Stop, CloseSocket or Close has returned. It must be quick (schedule the
 //     work on a pool), must not call Poller methods for its own Desc (that
 //     deadlocks; do it from the scheduled task), may call them for other
 //     Descs, and must not call Close.
 //   - A callback gets one event per armed interest: read interest is armed
 //     by Observe and Resume, write interest by WantWrite. EventClosed comes
 //     at most once, from Close, to Descs still observed.
-//   - An observed socket must be closed with Release, never directly or
+//   - An observed socket must be closed with CloseSocket, never directly or
 //     right after Stop: an event already fetched for its fd could otherwise
 //     reach a new socket that reuses the fd number.
 package netpoll

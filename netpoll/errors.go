@@ -7,7 +7,7 @@ var (
 	ErrClosed = errors.New("netpoll: poller closed")
 
 	// ErrNotObserved is returned by Resume, WantWrite and Stop when the Desc
-	// is no longer observed: it was stopped (by Stop or Release) or the
+	// is no longer observed: it was stopped (by Stop or CloseSocket) or the
 	// Poller was closed.
 	ErrNotObserved = errors.New("netpoll: desc not observed")
 )

@@ -48,7 +48,7 @@ func (e Event) String() string {
 // Config configures a Poller. The zero value is a valid configuration.
 type Config struct {
 	// OnError is called with errors of the wait loop, of re-arming a socket
-	// after an event and of deferred closes (see Poller.Release). It is
+	// after an event and of deferred closes (see Poller.CloseSocket). It is
 	// called from the poller goroutine, or from the goroutine calling Close
 	// for closes run by Close. It must not block. Nil means ignore: netpoll
 	// never logs.

@@ -18,7 +18,7 @@ import (
 func newPoller(t testing.TB) *Poller {
 	t.Helper()
 	p, err := New(Config{OnError: func(err error) {
-		// Test cleanups close conns that a pending Release closes again.
+		// Test cleanups close conns that a pending CloseSocket closes again.
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("OnError: %v", err)
 		}

@@ -34,7 +34,7 @@ type Poller struct {
 	mu       sync.Mutex  // protects the fields below and writes to efd
 	closed   bool        // Close has started
 	signaled bool        // efd was written and barrier has not consumed it
-	pending  []io.Closer // closers queued by Release, run by barrier
+	pending  []io.Closer // closers queued by CloseSocket, run by barrier
 
 	beat atomic.Int64 // unix nanoseconds of barrier's last run on the poller goroutine
 }
@@ -62,20 +62,20 @@ func New(cfg Config) (*Poller, error) {
 	return p, nil
 }
 
-// Release stops d and then closes c, but only once the poller goroutine can
+// CloseSocket stops d and then closes c, but only once the poller goroutine can
 // no longer hold an already-fetched (stale) event for d's fd. It returns
 // without waiting for the close; an error of c.Close goes to Config.OnError.
 // c is typically the net.Conn behind d. c is closed even if d was already
 // stopped; a nil c only stops d. The returned error is Stop's.
 //
-// Release is how an observed socket should be closed. Closing it right after
+// CloseSocket is how an observed socket should be closed. Closing it right after
 // Stop is not safe: easygo fetches the callbacks for a whole batch of events
 // (by fd number) after epoll_wait returns, so an event for fd N collected
 // before Stop can be matched to whatever is registered on N by the time the
 // lookup runs. If N was closed and reused by a new socket in between, the
 // new socket would get the old socket's event.
 //
-// The barrier: Release queues c and writes to an eventfd that is in the
+// The barrier: CloseSocket queues c and writes to an eventfd that is in the
 // same epoll set. The eventfd's callback (barrier) runs on the poller
 // goroutine, in the callback phase of some batch, and only then closes c.
 // At that moment:
@@ -89,8 +89,8 @@ func New(cfg Config) (*Poller, error) {
 //
 // Hence when N is closed and can be reused, no stale event for N is in
 // flight. If the Poller is closed there is no wait loop left: c is closed
-// before Release returns.
-func (p *Poller) Release(d *Desc, c io.Closer) error {
+// before CloseSocket returns.
+func (p *Poller) CloseSocket(d *Desc, c io.Closer) error {
 	err := p.Stop(d)
 	if c == nil {
 		return err
@@ -104,7 +104,7 @@ func (p *Poller) Release(d *Desc, c io.Closer) error {
 	p.pending = append(p.pending, c)
 	if !p.signaled {
 		if werr := p.wake(); werr != nil {
-			// Leave signaled false so that the next Release retries;
+			// Leave signaled false so that the next CloseSocket retries;
 			// Close runs whatever is still pending.
 			p.mu.Unlock()
 			return errors.Join(err, werr)
@@ -136,7 +136,7 @@ func (p *Poller) Heartbeat() error {
 }
 
 // LastBeat returns when the poller goroutine last ran the eventfd callback
-// (Heartbeat's or Release's), or New's time before that.
+// (Heartbeat's or CloseSocket's), or New's time before that.
 func (p *Poller) LastBeat() time.Time { return time.Unix(0, p.beat.Load()) }
 
 // wakeBytes is added to the eventfd counter: any non-zero 8-byte value does.
@@ -150,7 +150,7 @@ func (p *Poller) wake() error {
 	return nil
 }
 
-// barrier is efd's callback. It runs on the poller goroutine (see Release),
+// barrier is efd's callback. It runs on the poller goroutine (see CloseSocket),
 // or once with easyClosed on the goroutine calling Close after the wait
 // loop has ended.
 func (p *Poller) barrier(ev easy.EpollEvent) {
@@ -181,7 +181,7 @@ func (p *Poller) closeAll(cs []io.Closer) {
 // Close stops the wait loop and waits for the poller goroutine to end, then
 // delivers EventClosed once to the callback of every still-observed Desc
 // (on the calling goroutine) and runs the closes still pending from
-// Release. After Close returns no callback runs. Close is idempotent:
+// CloseSocket. After Close returns no callback runs. Close is idempotent:
 // later calls return nil. It must not be called from a callback.
 func (p *Poller) Close() error {
 	p.mu.Lock()

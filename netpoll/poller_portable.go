@@ -162,10 +162,10 @@ func (p *Poller) Stop(d *Desc) error {
 	return nil
 }
 
-// Release stops d and then closes c. Without fd-keyed dispatch there are no
-// stale events, so c is closed before Release returns; an error of c.Close
+// CloseSocket stops d and then closes c. Without fd-keyed dispatch there are no
+// stale events, so c is closed before CloseSocket returns; an error of c.Close
 // goes to Config.OnError. c is closed even if d was already stopped.
-func (p *Poller) Release(d *Desc, c io.Closer) error {
+func (p *Poller) CloseSocket(d *Desc, c io.Closer) error {
 	err := p.Stop(d)
 	if c != nil {
 		if cerr := c.Close(); cerr != nil {

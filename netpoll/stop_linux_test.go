@@ -220,13 +220,13 @@ func TestCloseDeliversClosedOnce(t *testing.T) {
 			t.Errorf("after Close: %v, want ErrNotObserved", err)
 		}
 	}
-	// With no wait loop left, Release closes at once.
+	// With no wait loop left, CloseSocket closes at once.
 	c := &recordingCloser{}
-	if err := p.Release(descs[2], c); !errors.Is(err, ErrNotObserved) {
-		t.Errorf("Release after Close = %v, want ErrNotObserved", err)
+	if err := p.CloseSocket(descs[2], c); !errors.Is(err, ErrNotObserved) {
+		t.Errorf("CloseSocket after Close = %v, want ErrNotObserved", err)
 	}
 	if !c.closed.Load() {
-		t.Error("Release after Close did not close")
+		t.Error("CloseSocket after Close did not close")
 	}
 }
 

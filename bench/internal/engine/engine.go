@@ -236,7 +236,7 @@ func (e *Engine) closeForChurn(k int32) bool {
 
 // release stops observing c and closes its socket. c.mu must be held.
 func (e *Engine) release(c *conn, next connState) {
-	_ = e.poller.Release(c.desc, c.tcp)
+	_ = e.poller.CloseSocket(c.desc, c.tcp)
 	c.state, c.desc, c.tcp, c.rc, c.rem, c.deflate = next, nil, nil, nil, nil, false
 	e.open.Add(-1)
 }

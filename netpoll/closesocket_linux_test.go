@@ -45,7 +45,7 @@ func blocker(t *testing.T, p *Poller, ln *net.TCPListener) (block, unblock func(
 	return block, unblock, returned
 }
 
-// Release must not close before the poller goroutine has run the barrier,
+// CloseSocket must not close before the poller goroutine has run the barrier,
 // that is, after the batch it is busy with.
 func TestReleaseClosesAfterBarrier(t *testing.T) {
 	if portable {
@@ -61,14 +61,14 @@ func TestReleaseClosesAfterBarrier(t *testing.T) {
 	}
 	block() // the poller goroutine now sits in the blocker's callback
 	c := &recordingCloser{inner: srv, sample: returned}
-	if err := p.Release(d, c); err != nil {
-		t.Fatalf("Release: %v", err)
+	if err := p.CloseSocket(d, c); err != nil {
+		t.Fatalf("CloseSocket: %v", err)
 	}
 	if c.closed.Load() {
-		t.Fatal("Release closed synchronously, before the poller goroutine reached a barrier")
+		t.Fatal("CloseSocket closed synchronously, before the poller goroutine reached a barrier")
 	}
-	if err := p.Release(d, nil); !errors.Is(err, ErrNotObserved) {
-		t.Fatalf("second Release = %v, want ErrNotObserved", err)
+	if err := p.CloseSocket(d, nil); !errors.Is(err, ErrNotObserved) {
+		t.Fatalf("second CloseSocket = %v, want ErrNotObserved", err)
 	}
 	unblock()
 	wstest.CheckFor(t, waitLimit, time.Millisecond, func() error {
@@ -82,7 +82,7 @@ func TestReleaseClosesAfterBarrier(t *testing.T) {
 	}
 }
 
-// Close runs the closes Release left pending.
+// Close runs the closes CloseSocket left pending.
 func TestCloseRunsPendingReleases(t *testing.T) {
 	p, err := New(Config{OnError: func(err error) { t.Errorf("OnError: %v", err) }})
 	if err != nil {
@@ -97,8 +97,8 @@ func TestCloseRunsPendingReleases(t *testing.T) {
 	}
 	block()
 	c := &recordingCloser{inner: srv}
-	if err := p.Release(d, c); err != nil {
-		t.Fatalf("Release: %v", err)
+	if err := p.CloseSocket(d, c); err != nil {
+		t.Fatalf("CloseSocket: %v", err)
 	}
 	closeErr := make(chan error, 1)
 	go func() { closeErr <- p.Close() }()
@@ -107,7 +107,7 @@ func TestCloseRunsPendingReleases(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	if !c.closed.Load() {
-		t.Fatal("Close returned with a Release close still pending")
+		t.Fatal("Close returned with a CloseSocket close still pending")
 	}
 }
 
@@ -120,8 +120,8 @@ func TestCloseRunsPendingReleases(t *testing.T) {
 // events while their clients have sent nothing.
 func TestReleaseNoStaleEventOnReusedFd(t *testing.T) {
 	spurious, reused := staleEventRace(t, func(p *Poller, d *Desc, c *net.TCPConn) {
-		if err := p.Release(d, c); err != nil {
-			t.Errorf("Release: %v", err)
+		if err := p.CloseSocket(d, c); err != nil {
+			t.Errorf("CloseSocket: %v", err)
 		}
 	})
 	t.Logf("new sockets on a fd number released in the same round: %d", reused)
@@ -130,7 +130,7 @@ func TestReleaseNoStaleEventOnReusedFd(t *testing.T) {
 	}
 }
 
-// The same race with what Release exists to prevent, Stop then an
+// The same race with what CloseSocket exists to prevent, Stop then an
 // immediate close, shows that the test above can see the bug.
 func TestStopThenCloseControl(t *testing.T) {
 	if testing.Short() {
@@ -242,7 +242,7 @@ func staleEventRace(t *testing.T, release func(*Poller, *Desc, *net.TCPConn)) (s
 			return nil
 		})
 		for i := range n {
-			p.Release(newDesc[i], news[i])
+			p.CloseSocket(newDesc[i], news[i])
 			oldCli[i].Close()
 		}
 		for _, c := range newCli {
