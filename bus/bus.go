@@ -60,6 +60,14 @@ type Config struct {
 	// every interface.
 	EmbeddedListen string
 
+	// StoreDir, when set, enables JetStream in the embedded server, which
+	// keeps its streams in files under this directory (created if
+	// missing): durable notifications then survive a restart. Empty keeps
+	// JetStream off. Used only when URL is empty; an external server's
+	// JetStream is configured on that server. Two processes must not share
+	// a StoreDir.
+	StoreDir string
+
 	// Prefix is the first part of every subject: channel X is subject
 	// "<Prefix>.X". Empty means "notify". It must be a valid channel name
 	// (one or more dot-separated tokens of [A-Za-z0-9_-]).
@@ -195,7 +203,7 @@ func New(cfg Config) (*Bus, error) {
 		if listen == "" {
 			listen = DefaultEmbeddedListen
 		}
-		srv, url, err := startEmbedded(listen, log)
+		srv, url, err := startEmbedded(listen, cfg.StoreDir, log)
 		if err != nil {
 			return nil, err
 		}

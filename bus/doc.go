@@ -36,6 +36,25 @@
 //	p := bus.NewPublisher(nc, "")
 //	err = p.User("42", []byte(`{"new_mail":1}`))
 //
+// # Durable notifications
+//
+// A durable notification is stored in a JetStream stream before anyone
+// receives it. It is published on "durable.<prefix>.X" (durable.notify.user.42);
+// one stream, NOTIFY by default, captures "durable.<prefix>.>" and, once a
+// message is stored, republishes it on "<prefix>.X", the subject the
+// gateways already subscribe to, so connected sockets receive it exactly
+// like a volatile one:
+//
+//	b, err := bus.New(bus.Config{StoreDir: "/var/lib/wsgate/nats"}) // JetStream in the embedded server
+//	info, err := bus.ApplyStream(ctx, b.Conn(), bus.StreamConfig{}) // create or update NOTIFY
+//	...
+//	st, err := p.DurableUser(ctx, "42", payload, bus.WithMsgID("order-7-shipped"))
+//	// st.Sequence: where the stream stored it; st.Duplicate: a retry of an id already stored
+//
+// A durable publish waits for the stream's ack and fails, never silently
+// falls back to a volatile publish, when JetStream or the stream is missing
+// (ErrJetStreamUnavailable, ErrNoStream).
+//
 // # Concurrency
 //
 // Every method of Bus and Publisher may be called from any goroutine.

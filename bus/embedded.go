@@ -19,11 +19,11 @@ import (
 const embeddedReadyTimeout = 10 * time.Second
 
 // startEmbedded starts a NATS server in this process listening on listen
-// (host:port, port 0 for a free one) and returns it with the URL clients
-// use. The bus connects to it over TCP like any publisher, rather than
+// (host:port, port 0 for a free one), with JetStream storing under
+// storeDir unless it is empty, and returns it with the URL clients use. The bus connects to it over TCP like any publisher, rather than
 // through nats.InProcessServer, so that the gateway's path to NATS, and its
 // reconnect behaviour, are the same as with an external server.
-func startEmbedded(listen string, log *zap.Logger) (*server.Server, string, error) {
+func startEmbedded(listen, storeDir string, log *zap.Logger) (*server.Server, string, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: EmbeddedListen %q: %w", ErrInvalidConfig, listen, err)
@@ -41,6 +41,8 @@ func startEmbedded(listen string, log *zap.Logger) (*server.Server, string, erro
 		Port:       port,
 		NoSigs:     true, // signals belong to the gateway process
 		NoLog:      true, // its log goes through serverLog below
+		JetStream:  storeDir != "",
+		StoreDir:   storeDir,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -28,4 +28,18 @@ var (
 	// ErrEmbedded is returned by New when the embedded NATS server cannot
 	// start, e.g. because EmbeddedListen is in use.
 	ErrEmbedded = errors.New("bus: embedded nats server did not start")
+
+	// ErrJetStreamUnavailable is returned by durable publishes and stream
+	// requests when the NATS server, or the account, runs no JetStream, or
+	// it does not answer.
+	ErrJetStreamUnavailable = errors.New("bus: jetstream unavailable")
+
+	// ErrNoStream is returned by a durable publish when JetStream runs but
+	// no stream stores the subject: the stream has not been created
+	// (ApplyStream, `wsgate stream apply`) or was deleted.
+	ErrNoStream = errors.New("bus: no stream stores this subject")
+
+	// ErrNoStreamNamed is returned by StreamInfo for a stream that does not
+	// exist.
+	ErrNoStreamNamed = errors.New("bus: no such stream")
 )

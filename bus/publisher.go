@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/internal/channel"
 )
@@ -17,15 +18,21 @@ const DefaultFlushTimeout = 10 * time.Second
 // checks every name, so a publisher can never send to a wildcard. A
 // Publisher is safe for concurrent use; it does not own nc.
 //
-// Publishing is volatile: a notification reaches, at most once, the
-// connections subscribed to its channel at the instant the NATS server
-// routes it; nothing stores, retries or acknowledges it. A nil error from
+// User, Topic and Broadcast are volatile: a notification reaches, at most
+// once, the connections subscribed to its channel at the instant the NATS
+// server routes it; nothing stores, retries or acknowledges it. A nil error from
 // User, Topic or Broadcast means only that the message is in nc's buffer;
 // a nil error from Flush means the server has processed it, not that
 // anyone received it. See Dial for what happens during a NATS outage.
+//
+// DurableUser, DurableTopic and DurableBroadcast store the notification in
+// JetStream first and return once the stream has acknowledged it.
 type Publisher struct {
 	nc        *nats.Conn
+	js        jetstream.JetStream // for the durable publishes
+	jsErr     error               // from jetstream.New; returned by every durable publish
 	prefix    string
+	durable   string // DurablePrefix(prefix)
 	broadcast string // "<prefix>.broadcast", built once
 	err       error  // non-nil when prefix is invalid; returned by every publish
 }
@@ -37,9 +44,14 @@ func NewPublisher(nc *nats.Conn, prefix string) *Publisher {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	p := &Publisher{nc: nc, prefix: prefix, broadcast: prefix + "." + channel.Broadcast}
+	p := &Publisher{nc: nc, prefix: prefix, durable: DurablePrefix(prefix), broadcast: prefix + "." + channel.Broadcast}
 	if !channel.Valid(prefix) {
 		p.err = fmt.Errorf("%w: prefix %q", ErrInvalidName, prefix)
+	}
+	// jetstream.New sends nothing and fails only on options, of which
+	// none are given; jsErr keeps it from failing the volatile publishes.
+	if p.js, p.jsErr = jetstream.New(nc); p.jsErr != nil {
+		p.jsErr = fmt.Errorf("bus: jetstream: %w", p.jsErr)
 	}
 	return p
 }
