@@ -57,7 +57,14 @@ type env struct {
 
 func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
-	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
+	return newEnvBus(t, bus.Config{}, mod)
+}
+
+// newEnvBus is newEnv with a bus configured by bcfg, on a free port.
+func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config)) *env {
+	t.Helper()
+	bcfg.EmbeddedListen = "127.0.0.1:0"
+	b, err := bus.New(bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
