@@ -212,6 +212,13 @@ func TestApplyStream(t *testing.T) {
 	if err != nil || info.Config.MaxMsgsPerSubject != 5 {
 		t.Fatalf("StreamInfo = %+v, %v", info, err)
 	}
+	short, err := ApplyStream(t.Context(), b.Conn(), StreamConfig{MaxAge: time.Minute})
+	if err != nil {
+		t.Fatalf("ApplyStream with a max age below the default duplicate window: %v", err)
+	}
+	if d := short.Config.Duplicates; d != time.Minute {
+		t.Fatalf("duplicate window %v with a max age of 1m, want 1m", d)
+	}
 	none, err := ApplyStream(t.Context(), b.Conn(), StreamConfig{MaxMsgsPerChannel: -1, MaxAge: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -259,5 +266,31 @@ func TestDurableRestart(t *testing.T) {
 	}
 	if m.Subject != "durable.notify.user.42" || string(m.Data) != "across a restart" {
 		t.Fatalf("after the restart: %s %q", m.Subject, m.Data)
+	}
+}
+
+// storedOverhead is what JetStream's file store adds to each stored
+// message besides its subject, headers and payload: a 22-byte record
+// header and an 8-byte hash. docs/operations.md sizes the stream with it.
+const storedOverhead = 30
+
+func TestDurableStoredBytes(t *testing.T) {
+	b, _ := newDurableBus(t, "", StreamConfig{})
+	p := newPublisher(t, b.ClientURL())
+	const n = 100
+	payload := make([]byte, 200)
+	for i := range n {
+		if _, err := p.DurableUser(t.Context(), fmt.Sprint(100000+i), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := StreamInfo(t.Context(), b.Conn(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := len("durable.notify.user.100000") + len(payload) + storedOverhead
+	if got := info.State.Bytes; got != n*uint64(per) {
+		t.Fatalf("%d notifications of %d bytes take %d bytes (%d each), want %d each",
+			n, len(payload), got, got/n, per)
 	}
 }

@@ -20,8 +20,8 @@ const (
 	// DefaultMaxMsgsPerChannel keeps the last 1,000 durable notifications
 	// of each channel: a user who was away for a weekend still finds
 	// everything a busy mailbox or order feed sends in that time, and at
-	// about 0.4 KiB a stored notification a user's channel holds at most
-	// about 0.4 MiB.
+	// about 0.3 KiB a stored notification (a 200-byte payload with a
+	// message id) a user's channel holds at most about 0.3 MiB.
 	DefaultMaxMsgsPerChannel = 1000
 
 	// DefaultMaxAge drops durable notifications after 72 hours: longer
@@ -79,7 +79,8 @@ type StreamConfig struct {
 	MaxBytes int64
 
 	// Duplicates is the window within which a publish that repeats a
-	// message id is not stored again. Zero means 2m.
+	// message id is not stored again. Zero means 2m, or MaxAge when that
+	// is shorter; JetStream refuses a window longer than MaxAge.
 	Duplicates time.Duration
 
 	// Replicas is the number of copies in a NATS cluster. Zero means 1.
@@ -124,7 +125,11 @@ func (cfg StreamConfig) JetStream() (jetstream.StreamConfig, error) {
 		RePublish:         &jetstream.RePublish{Source: durable + ".>", Destination: prefix + ".>"},
 	}
 	if sc.Duplicates == 0 {
+		// JetStream refuses a window longer than MaxAge.
 		sc.Duplicates = DefaultDuplicates
+		if sc.MaxAge > 0 {
+			sc.Duplicates = min(sc.Duplicates, sc.MaxAge)
+		}
 	}
 	if sc.Replicas == 0 {
 		sc.Replicas = DefaultReplicas
