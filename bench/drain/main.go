@@ -138,7 +138,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	}
 	gateway := func(name string, log io.Writer, ws, admin int) (*proc, error) {
 		args := []string{"--auth=none", "--listen", hostPort(ws), "--admin", hostPort(admin),
-			"--nats-url", "nats://" + natsAddr, "--log-level", cfg.logLevel}
+			"--nats-url", "nats://" + natsAddr, "--durable=false", "--log-level", cfg.logLevel}
 		if cfg.drainFlags {
 			args = append(args, "--drain-delay", cfg.drainDelay.String(), "--drain-timeout", cfg.drainTimeout.String())
 		}

@@ -160,7 +160,7 @@ func testDocsFlags(t *testing.T, bin string) {
 
 	// Flags quoted elsewhere: those of the gateway and its subcommands, and
 	// a few of other programs.
-	for _, sub := range []string{"publish", "token"} {
+	for _, sub := range []string{"publish", "token", "stream"} {
 		for _, f := range docsHelpFlags(t, bin, sub) {
 			known[f.name] = true
 		}

@@ -22,9 +22,12 @@ import (
 )
 
 // gatewayFlags are the flags every gateway a test starts runs with: on
-// loopback, with no authentication, an admin server and a JSON log. A flag
-// given again after them wins.
-var gatewayFlags = []string{"--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}
+// loopback, with no authentication, an admin server and a JSON log, and
+// without durable notifications, so that the gateways of parallel tests do
+// not share the default JetStream directory. A flag given again after them
+// wins: the durable tests give --durable and a --nats-store-dir of their
+// own.
+var gatewayFlags = []string{"--auth=none", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json", "--durable=false"}
 
 // runResult is what one run of the binary left.
 type runResult struct {

@@ -45,7 +45,7 @@ func TestLoopbackDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"-rn", "sh", "-c", ip + ` link set lo up && exec "$0" "$@"`, "env"}, tc.env...)
-			args = append(append(args, bin, "--log-format", "json", "--drain-delay", "0", "--drain-timeout", "0"), tc.args...)
+			args = append(append(args, bin, "--log-format", "json", "--drain-delay", "0", "--drain-timeout", "0", "--durable=false"), tc.args...)
 			g := startProc(t, unshare, args...)
 			if got := g.waitField(t, "gateway listening", "addr"); got != tc.listen {
 				t.Errorf("WebSocket listener on %s, want %s", got, tc.listen)

@@ -2,6 +2,7 @@
 //
 //	wsgate [flags]                      run the gateway (see -help)
 //	wsgate publish [flags] PAYLOAD      publish a notification through NATS
+//	wsgate stream (apply | info) [flags]  create, update or show the stream of durable notifications
 //	wsgate token [flags]                sign an HS256 token for testing JWT mode
 //	wsgate version                      print the version and VCS revision
 //
@@ -25,6 +26,7 @@ import (
 // is a mistake, not the gateway's first argument.
 var commands = map[string]func(args []string) error{
 	"publish": publish,
+	"stream":  stream,
 	"token":   signToken,
 	"version": printVersion,
 	"help":    func([]string) error { printUsage(os.Stdout); return nil },
@@ -68,7 +70,8 @@ func command(args []string) error {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   wsgate [flags]                    run the gateway (wsgate --help lists its flags)
-  wsgate publish [flags] PAYLOAD    publish a notification through NATS
+  wsgate publish [flags] PAYLOAD    publish a notification through NATS (--durable: stored first)
+  wsgate stream (apply | info)      create or update, or show, the stream of durable notifications
   wsgate token [flags]              sign an HS256 token for trying JWT mode
   wsgate version                    print the version and VCS revision (also --version)
   wsgate help                       print this list

@@ -69,13 +69,14 @@ func TestMakeRun(t *testing.T) {
 	mk := findMake(t)
 	bin := filepath.Join(t.TempDir(), "wsgate")
 	cmd := exec.Command(mk, "-s", "-C", repoRoot, "run", "WSGATE="+bin,
-		"RUN_FLAGS=--listen 127.0.0.1:0 --admin 127.0.0.1:0 --embedded-nats-listen 127.0.0.1:0 --log-format json")
+		"RUN_FLAGS=--listen 127.0.0.1:0 --admin 127.0.0.1:0 --embedded-nats-listen 127.0.0.1:0 --log-format json --nats-store-dir "+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to the group
 	// Its log is make's output and the gateway's, in the order written.
 	g := startCmd(t, cmd)
 
 	// The first build may download modules and compile for minutes.
 	try, _ := g.waitLogWithin(t, "try:", 3*time.Minute)["msg"].(string)
+	g.waitLog(t, "durable stream ready") // make run has durable notifications
 	first, _, _ := strings.Cut(g.log.String(), "\n")
 	if want := "building wsgate (the first build downloads modules and takes a minute or two)…"; first != want {
 		t.Errorf("make run's first line is %q, want %q", first, want)

@@ -29,6 +29,9 @@ type serveFlags struct {
 	jwtIssuer, jwtAudience          string
 	allowedOrigins                  string
 	natsURL, embeddedNATS, prefix   string
+	durable, manageStream           bool
+	storeDir                        string
+	stream                          streamFlags
 	pingInterval, idleTimeout       time.Duration
 	writeTimeout, handshakeTimeout  time.Duration
 	closeTimeout                    time.Duration
@@ -64,11 +67,11 @@ const (
 
 // serveZeroRefused are the numeric flags for which "none" (0) makes no
 // sense; every other numeric flag reads 0 as none: no limit, no delay, off.
-var serveZeroRefused = []string{
+var serveZeroRefused = append([]string{
 	"write-timeout", "handshake-timeout", "close-timeout", "max-message-size",
 	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
 	"saturation-timeout", "stall-timeout",
-}
+}, streamZeroRefused...)
 
 func serve(args []string) error {
 	var f serveFlags
@@ -85,6 +88,10 @@ func serve(args []string) error {
 	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL(s); empty starts an embedded NATS server")
 	fs.StringVar(&f.embeddedNATS, "embedded-nats-listen", bus.DefaultEmbeddedListen, "listen address of the embedded NATS server")
 	fs.StringVar(&f.prefix, "subject-prefix", bus.DefaultPrefix, "NATS subject prefix: channel X is subject <prefix>.X")
+	fs.BoolVar(&f.durable, "durable", true, "durable notifications: JetStream in the embedded server, and the stream that stores durable.<prefix>.> and republishes it to the sockets")
+	fs.StringVar(&f.storeDir, "nats-store-dir", "", "directory of the embedded server's JetStream files; empty means $XDG_STATE_HOME/wsgate/nats, or ~/.local/state/wsgate/nats: it survives restarts and stays out of the checkout. Only without --nats-url")
+	fs.BoolVar(&f.manageStream, "durable-manage-stream", true, "create or update the stream at start; false leaves it to wsgate stream apply")
+	f.stream.register(fs)
 	fs.DurationVar(&f.pingInterval, "ping-interval", gateway.DefaultPingInterval, "send a WebSocket ping after this much silence; 0 disables")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", gateway.DefaultIdleTimeout, "close connections silent (no pong either) for this long; 0 disables")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", gateway.DefaultWriteTimeout, "close a connection whose write queue has not moved for this long")
@@ -196,9 +203,11 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	storeDir := storeDir(f, log)
 	b, err := bus.New(bus.Config{
 		URL:            f.natsURL,
 		EmbeddedListen: f.embeddedNATS,
+		StoreDir:       storeDir,
 		Prefix:         f.prefix,
 		Logger:         log.Named("bus"),
 	})
@@ -206,6 +215,9 @@ func run(f serveFlags, log *zap.Logger) error {
 		return err // the bus's errors say "bus:" themselves
 	}
 	defer b.Close()
+	if f.durable && f.manageStream {
+		applyStream(b, f, log)
+	}
 
 	s, err := gateway.New(gateway.Config{
 		Path:               f.path,
@@ -306,6 +318,48 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	log.Info("stopped", zap.Duration("drain", time.Since(start)))
 	return nil
+}
+
+// storeDir returns the embedded server's JetStream directory, created if
+// missing, or "" for no JetStream: with --durable=false or --nats-url, or
+// when the directory cannot be made, which it logs (volatile notifications
+// work without it).
+func storeDir(f serveFlags, log *zap.Logger) string {
+	if !f.durable || f.natsURL != "" {
+		return ""
+	}
+	dir, err := f.storeDir, error(nil)
+	if dir == "" {
+		dir, err = defaultStoreDir()
+	}
+	if err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		log.Error("durable notifications off: no JetStream store directory; set --nats-store-dir", zap.Error(err))
+		return ""
+	}
+	log.Info("jetstream store", zap.String("dir", dir))
+	return dir
+}
+
+// streamApplyTimeout bounds the wait for JetStream when the gateway applies
+// the stream at start.
+const streamApplyTimeout = 5 * time.Second
+
+// applyStream creates or updates the stream of durable notifications, or
+// logs why it could not: the gateway then serves volatile notifications
+// as before, and durable publishes fail for their publishers.
+func applyStream(b *bus.Bus, f serveFlags, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), streamApplyTimeout)
+	defer cancel()
+	info, err := bus.ApplyStream(ctx, b.Conn(), f.stream.config(f.prefix))
+	if err != nil {
+		log.Error("durable stream not applied: durable publishes fail until it exists (wsgate stream apply); volatile notifications are unaffected", zap.Error(err))
+		return
+	}
+	log.Info("durable stream ready", zap.String("stream", info.Config.Name), zap.Strings("subjects", info.Config.Subjects),
+		zap.Uint64("messages", info.State.Msgs), zap.Uint64("bytes", info.State.Bytes))
 }
 
 // tryLine is what a newcomer who ran `make run` can do next: connect a
