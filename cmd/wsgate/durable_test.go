@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,45 @@ func TestPublishDurableNoStream(t *testing.T) {
 	}
 	if r := runBinary(t, bin, nil, "publish", nats, "--user", "42", "x"); r.code != 0 {
 		t.Fatalf("volatile publish: status %d\n%s", r.code, r.stderr)
+	}
+}
+
+// A gateway that cannot apply the stream (its NATS runs no JetStream) says
+// so once, stays ready and delivers volatile notifications.
+func TestDurableStreamNotApplied(t *testing.T) {
+	bin := buildBinary(t)
+	natsURL := startNATS(t)
+	g := startGateway(t, bin, "--durable", "--nats-url", natsURL)
+	line := g.waitLog(t, "durable stream not applied")
+	if e, _ := line["error"].(string); e != "bus: stream NOTIFY: jetstream unavailable" {
+		t.Errorf("logged error %q", e)
+	}
+	if line["level"] != "error" {
+		t.Errorf("logged at %v, want error", line["level"])
+	}
+	admin := g.waitField(t, "admin listening", "addr")
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz %s without the stream, want 200", resp.Status)
+	}
+	addr := g.waitField(t, "gateway listening", "addr")
+	c, err := dialWelcome(t.Context(), ws.DefaultDialer, "ws://"+addr+"/ws?user=42", time.Now().Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := runBinary(t, bin, nil, "publish", "--nats-url", natsURL, "--user", "42", "volatile"); r.code != 0 {
+		t.Fatalf("volatile publish: status %d\n%s", r.code, r.stderr)
+	}
+	if m, err := c.Read(time.Now().Add(5 * time.Second)); err != nil || m["data"] != "volatile" {
+		t.Fatalf("the client got %v, %v", m, err)
+	}
+	if n := strings.Count(g.log.String(), "durable stream not applied"); n != 1 {
+		t.Errorf("logged %d times, want once", n)
 	}
 }
