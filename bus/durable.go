@@ -108,6 +108,12 @@ func (p *Publisher) publishDurable(ctx context.Context, subject string, payload 
 // server without JetStream: a request to the JetStream API tells the two
 // apart, on the failure path only.
 func (p *Publisher) durableCause(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		// NATS is down, or JetStream did not store it in time: the
+		// message may or may not be stored; a retry with the same id
+		// settles it.
+		return fmt.Errorf("%w: no ack in time (%w)", ErrJetStreamUnavailable, err)
+	}
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		return err
 	}

@@ -170,6 +170,31 @@ func TestDurableUnavailable(t *testing.T) {
 	}
 }
 
+// With NATS down a durable publish fails when its context ends, saying
+// that JetStream did not answer; nothing is buffered for later as a
+// volatile publish would be.
+func TestDurableNATSDown(t *testing.T) {
+	srv := runServer(t, -1)
+	p := newPublisher(t, srv.ClientURL())
+	shutdown(srv)
+	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !p.nc.IsReconnecting() {
+			return errors.New("the publisher has not noticed the outage")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := p.DurableUser(ctx, "42", []byte("x"))
+	if !errors.Is(err, ErrJetStreamUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("durable publish with NATS down = %v, want ErrJetStreamUnavailable and the deadline", err)
+	}
+	const want = "bus: durable publish to durable.notify.user.42: jetstream unavailable: no ack in time (context deadline exceeded)"
+	if err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+}
+
 func TestApplyStream(t *testing.T) {
 	b, _ := newBus(t, Config{StoreDir: t.TempDir()}, nil)
 	if _, err := StreamInfo(t.Context(), b.Conn(), ""); !errors.Is(err, ErrNoStreamNamed) {
