@@ -336,6 +336,24 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// heartbeatWarning says what is wrong with a PingInterval and IdleTimeout
+// that are both valid but close clients that did nothing wrong, or "" when
+// they work together. Browsers never send anything on their own, so with
+// server pings off an idle timeout closes every quiet browser tab unless
+// the client pings by itself; and a ping no earlier than the idle timeout
+// comes too late for its pong to count.
+func (c Config) heartbeatWarning() string {
+	switch {
+	case c.IdleTimeout <= 0:
+		return ""
+	case c.PingInterval <= 0:
+		return "server pings are off but the idle timeout is on: clients that do not ping on their own (browsers) are closed after every quiet IdleTimeout"
+	case c.PingInterval >= c.IdleTimeout:
+		return "the ping interval is not shorter than the idle timeout: quiet clients are closed before their pong can arrive"
+	}
+	return ""
+}
+
 // setDefault sets a zero *v to def.
 func setDefault[T comparable](v *T, def T) {
 	var zero T

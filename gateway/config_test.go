@@ -3,6 +3,9 @@ package gateway
 import (
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // A zero Config gets the exported defaults, and the sweep period the
@@ -44,5 +47,35 @@ func TestDefaults(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// Settings that are valid but close clients that did nothing wrong are
+// said at New, once: server pings off with an idle timeout on (browsers
+// never send on their own), or pings that come too late for their pong.
+func TestHeartbeatWarning(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		ping, idle time.Duration
+		warn       bool
+	}{
+		{"defaults", 0, 0, false},
+		{"pings off, idle on", -1, 0, true},
+		{"both off", -1, -1, false},
+		{"idle off", 0, -1, false},
+		{"ping as long as idle", time.Minute, time.Minute, true},
+		{"ping shorter", 10 * time.Second, time.Minute, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			s, err := New(Config{Bus: nopBus{}, Auth: InsecureAuth{}, Logger: zap.New(core), PingInterval: tt.ping, IdleTimeout: tt.idle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if got := logs.FilterMessageSnippet("idle timeout").Len(); got != map[bool]int{false: 0, true: 1}[tt.warn] {
+				t.Fatalf("%d warnings about the idle timeout, want warn=%v: %v", got, tt.warn, logs.All())
+			}
+		})
 	}
 }

@@ -13,22 +13,16 @@ import (
 // queues keep references to them).
 
 // textFrame frames a JSON body built by fill into one allocation; size is
-// an upper bound of the body's length. body aliases the frame's tail.
-func textFrame(size int, fill func([]byte) []byte) (frame, body []byte) {
-	return wire.Build(ws.OpText, size, fill)
-}
-
-// messageFrame builds the notification frame around payload (see
-// wire.MessageFrame) for channel ch, a valid channel name. body, the
-// envelope alone, aliases the frame's tail: it is what compression takes.
-func messageFrame(ch string, payload []byte) (frame, body []byte) {
-	return wire.MessageFrame(ch, payload)
+// an upper bound of the body's length.
+func textFrame(size int, fill func([]byte) []byte) []byte {
+	frame, _ := wire.Build(ws.OpText, size, fill)
+	return frame
 }
 
 // welcomeFrame builds the welcome frame. conn and user are tokens of
 // [A-Za-z0-9_-] and need no escaping.
 func welcomeFrame(conn, user string, pingSeconds int64) []byte {
-	frame, _ := textFrame(80+len(conn)+len(user), func(b []byte) []byte {
+	return textFrame(80+len(conn)+len(user), func(b []byte) []byte {
 		b = append(b, `{"type":"welcome","conn":"`...)
 		b = append(b, conn...)
 		b = append(b, `","user":"`...)
@@ -37,13 +31,12 @@ func welcomeFrame(conn, user string, pingSeconds int64) []byte {
 		b = strconv.AppendInt(b, pingSeconds, 10)
 		return append(b, '}')
 	})
-	return frame
 }
 
 // replyFrame builds {"type":<typ>,"channel":<ch>,"ref":<ref>}, leaving out
 // the channel when ch is empty. ch must be a valid channel name.
 func replyFrame(typ, ch string, ref int64) []byte {
-	frame, _ := textFrame(64+len(typ)+len(ch), func(b []byte) []byte {
+	return textFrame(64+len(typ)+len(ch), func(b []byte) []byte {
 		b = append(b, `{"type":"`...)
 		b = append(b, typ...)
 		b = append(b, '"')
@@ -56,12 +49,11 @@ func replyFrame(typ, ch string, ref int64) []byte {
 		b = strconv.AppendInt(b, ref, 10)
 		return append(b, '}')
 	})
-	return frame
 }
 
 // errorFrame builds {"type":"error","ref":<ref>,"code":<code>,"message":<msg>}.
 func errorFrame(ref int64, code, msg string) []byte {
-	frame, _ := textFrame(64+len(code)+2*len(msg), func(b []byte) []byte {
+	return textFrame(64+len(code)+2*len(msg), func(b []byte) []byte {
 		b = append(b, `{"type":"error","ref":`...)
 		b = strconv.AppendInt(b, ref, 10)
 		b = append(b, `,"code":"`...)
@@ -70,14 +62,13 @@ func errorFrame(ref int64, code, msg string) []byte {
 		b = wire.AppendJSONString(b, []byte(msg))
 		return append(b, '}')
 	})
-	return frame
 }
 
 // controlFrame builds a control frame (ping, pong, close) with payload p,
 // which must be at most 125 bytes. It builds any unfragmented frame: the
 // conformance echo uses it for data frames.
 func controlFrame(op ws.OpCode, p []byte) []byte {
-	return wire.AppendFrame(make([]byte, 0, wire.MaxServerHeader+len(p)), op, p)
+	return wire.AppendFrame(make([]byte, 0, wire.HeaderLen(len(p))+len(p)), op, p)
 }
 
 // closeFrame builds a close frame with code and reason.

@@ -76,7 +76,7 @@ func (c *Conn) tick(now, unix uint32) {
 			c.close(ReasonSlowConsumer)
 		case cfg.PingInterval > 0 && silent >= cfg.PingInterval && elapsed(now, c.lastPing.Load()) >= cfg.PingInterval:
 			c.lastPing.Store(now)
-			c.writeControl(pingFrame)
+			c.write(pingFrame)
 		}
 	}
 }

@@ -298,7 +298,7 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, deflated bool, checked i
 			c.close(ReasonRateLimited)
 			return true // closing: the rest is discarded
 		}
-		c.writeControl(controlFrame(ws.OpPong, payload))
+		c.write(controlFrame(ws.OpPong, payload))
 		return true
 	case ws.OpPong:
 		return true // lastRead is already fresh

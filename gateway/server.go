@@ -93,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w := cfg.heartbeatWarning(); w != "" {
+		cfg.Logger.Warn(w, zap.Duration("ping_interval", cfg.PingInterval), zap.Duration("idle_timeout", cfg.IdleTimeout))
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,

@@ -78,7 +78,10 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 // refuseUserLimit answers an upgrade beyond MaxUserConns under RejectNew
 // with the 101 and a 4002 close frame: a browser sees the code, where an
 // HTTP status would reach its script as a bare 1006.
+// tooManyConnsFrame follows the 101 of a connection over MaxUserConns.
+var tooManyConnsFrame = closeFrame(StatusTooManyConns, "too many connections")
+
 func (s *Server) refuseUserLimit(c *Conn, resp []byte) {
-	rawio.Write(c.rc, append(resp, closeFrame(StatusTooManyConns, "too many connections")...))
+	rawio.Write(c.rc, append(resp, tooManyConnsFrame...))
 	s.refuse(c, resultUserLimit, errUserLimit, nil)
 }

@@ -37,18 +37,6 @@ func (c *Conn) write(frame []byte) bool {
 	return err == nil
 }
 
-// writeControl sends a control frame from the read side.
-func (c *Conn) writeControl(frame []byte) {
-	c.wmu.Lock()
-	if c.state.Load() != stateOpen {
-		c.wmu.Unlock()
-		return
-	}
-	err := c.writeLocked(frame, false)
-	c.wmu.Unlock()
-	c.closeOnWriteError(err)
-}
-
 // closeOnWriteError closes c after a failed write: a full queue is a slow
 // consumer, anything else a broken socket. A nil error does nothing.
 func (c *Conn) closeOnWriteError(err error) {

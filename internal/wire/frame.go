@@ -19,6 +19,19 @@ const RSV1 = 0x40
 // a header.
 var ErrIncomplete = errors.New("wire: incomplete frame header")
 
+// HeaderLen is the length of the header of an unmasked frame carrying n
+// payload bytes: 2, 4 or 10.
+func HeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	default:
+		return MaxServerHeader
+	}
+}
+
 // AppendHeader appends the header of a final, unmasked frame of op carrying
 // n payload bytes (RFC 6455 section 5.2), as a server sends it.
 func AppendHeader(b []byte, op ws.OpCode, n int) []byte {
@@ -63,12 +76,13 @@ func appendLength(b []byte, maskBit byte, n int) []byte {
 func Build(op ws.OpCode, size int, fill func([]byte) []byte) (frame, body []byte) {
 	buf := make([]byte, MaxServerHeader, MaxServerHeader+size)
 	buf = fill(buf)
-	body = buf[MaxServerHeader:]
-	var hdr [MaxServerHeader]byte
+	n := len(buf)
+	body = buf[MaxServerHeader:n:n] // full slice expressions: an append to
+	var hdr [MaxServerHeader]byte   // either cannot write into the other
 	h := AppendHeader(hdr[:0], op, len(body))
 	start := MaxServerHeader - len(h)
 	copy(buf[start:], h)
-	return buf[start:], body
+	return buf[start:n:n], body
 }
 
 // ParseHeader parses the frame header at the start of p and returns it with
