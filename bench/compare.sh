@@ -41,7 +41,7 @@ run() {
 }
 
 run wsgate "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 \
-  --nats-url nats://127.0.0.1:14222 --log-level warn
+  --nats-url nats://127.0.0.1:14222 --durable=false --log-level warn
 run baseline "$BIN/baseline" --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 \
   --nats-url nats://127.0.0.1:14222
 "$BIN/wsbench" floor --label floor --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \

@@ -47,7 +47,7 @@ run() {
   "$BIN/natsd" -listen 127.0.0.1:$NATS_PORT >/dev/null & local nats=$!; pids+=("$nats")
   sleep 0.5
   "$BIN/wsgate" --auth=none --listen 127.0.0.1:$WS_PORT --admin 127.0.0.1:$ADMIN_PORT \
-    --nats-url nats://127.0.0.1:$NATS_PORT --log-level warn & local srv=$!; pids+=("$srv")
+    --nats-url nats://127.0.0.1:$NATS_PORT --durable=false --log-level warn & local srv=$!; pids+=("$srv")
   wait_http "http://127.0.0.1:$ADMIN_PORT/readyz"
   "$BIN/wsbench" broadcast --label "$name" --url ws://127.0.0.1:$WS_PORT/ws --nats nats://127.0.0.1:$NATS_PORT \
     --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" --messages "$MESSAGES" --msg-rate "$MSG_RATE" \

@@ -35,7 +35,7 @@ sleep 0.5
 server_args=()
 for i in $(seq 0 $((GATEWAYS - 1))); do
   "$BIN/wsgate" --auth=none --reuseport --listen 127.0.0.1:18080 --admin 127.0.0.1:$((19090 + i)) \
-    --nats-url nats://127.0.0.1:14222 --log-level warn & pids+=($!)
+    --nats-url nats://127.0.0.1:14222 --durable=false --log-level warn & pids+=($!)
   server_args+=(--server-pid "$!" --server-metrics "http://127.0.0.1:$((19090 + i))/metrics")
 done
 for i in $(seq 0 $((GATEWAYS - 1))); do
