@@ -19,6 +19,7 @@ import (
 	"github.com/wsgate/wsgate/bench/internal/engine"
 	"github.com/wsgate/wsgate/bench/internal/payload"
 	"github.com/wsgate/wsgate/internal/rawio"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // The floor scenario measures what the kernel itself charges for the
@@ -242,7 +243,7 @@ func floorRounds(socks []syscall.RawConn, rounds int, rate float64, size int) fl
 	for round := range rounds {
 		due := start.Add(time.Duration(float64(round) / rate * float64(time.Second)))
 		time.Sleep(time.Until(due))
-		frame = engine.MessageFrame(frame[:0], "broadcast", payload.Append(nil, uint32(round+1), time.Now().UnixNano(), size))
+		frame, _ = wire.MessageFrame("broadcast", payload.Append(nil, uint32(round+1), time.Now().UnixNano(), size))
 		var wg sync.WaitGroup
 		for w := range p {
 			wg.Add(1)

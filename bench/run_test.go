@@ -19,6 +19,7 @@ import (
 	"github.com/wsgate/wsgate/bench/internal/payload"
 	"github.com/wsgate/wsgate/bench/internal/report"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 func TestBroadcastAndJSON(t *testing.T) {
@@ -133,7 +134,7 @@ func TestFloor(t *testing.T) {
 		t.Fatalf("floor %+v", f)
 	}
 	// the floor frame is the gateway's frame for the same payload
-	frame := engine.MessageFrame(nil, "broadcast", payload.Append(nil, 1, time.Now().UnixNano(), 200))
+	frame, _ := wire.MessageFrame("broadcast", payload.Append(nil, 1, time.Now().UnixNano(), 200))
 	if want := len(frame); f.FrameBytes != want {
 		t.Errorf("frame %d bytes, want %d", f.FrameBytes, want)
 	}
@@ -159,7 +160,8 @@ func TestDeflate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	json1kFrame := len(engine.MessageFrame(nil, "broadcast", payload.AppendTemplate(nil, 1, time.Now().UnixNano(), body)))
+	frame1k, _ := wire.MessageFrame("broadcast", payload.AppendTemplate(nil, 1, time.Now().UnixNano(), body))
+	json1kFrame := len(frame1k)
 	for _, tc := range []struct {
 		name           string
 		kind           string

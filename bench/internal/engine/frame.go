@@ -228,11 +228,3 @@ func parseMessageJSON(p []byte) message {
 	}
 	return m
 }
-
-// MessageFrame appends the frame wsgate sends for a notification of
-// payload on channel, built with the gateway's own wire functions. The
-// floor server writes it to measure the kernel's cost of a gateway's
-// writes.
-func MessageFrame(dst []byte, channel string, payload []byte) []byte {
-	return wire.AppendFrame(dst, ws.OpText, wire.AppendMessage(nil, channel, payload))
-}
