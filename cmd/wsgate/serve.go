@@ -203,11 +203,10 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	storeDir := storeDir(f, log)
 	b, err := bus.New(bus.Config{
 		URL:            f.natsURL,
 		EmbeddedListen: f.embeddedNATS,
-		StoreDir:       storeDir,
+		StoreDir:       jetStreamDir(f, log),
 		Prefix:         f.prefix,
 		Logger:         log.Named("bus"),
 	})
@@ -320,11 +319,11 @@ func run(f serveFlags, log *zap.Logger) error {
 	return nil
 }
 
-// storeDir returns the embedded server's JetStream directory, created if
+// jetStreamDir returns the embedded server's JetStream directory, created if
 // missing, or "" for no JetStream: with --durable=false or --nats-url, or
 // when the directory cannot be made, which it logs (volatile notifications
 // work without it).
-func storeDir(f serveFlags, log *zap.Logger) string {
+func jetStreamDir(f serveFlags, log *zap.Logger) string {
 	if !f.durable || f.natsURL != "" {
 		return ""
 	}
