@@ -224,10 +224,13 @@ func TestNumericFlags(t *testing.T) {
 			want: []string{"WSGATE_WRITE_TIMEOUT=0s: must be above 0"}},
 		{name: "zero ratio", args: append(quiet, "--ready-conns-ratio", "0"), code: 2,
 			want: []string{"--ready-conns-ratio 0: must be above 0"}},
+		{name: "GC off without a memory limit", args: append(quiet, "--gogc", "0"), env: []string{"GOMEMLIMIT="}, code: 1,
+			want: []string{"--gogc 0 turns the garbage collector off; without GOMEMLIMIT"}},
 	})
 
 	// --ping-interval 0 turns pings off, as --drain-delay 0 means no delay:
 	// the welcome says 0.
+	t.Setenv("GOMEMLIMIT", "1GiB") // --gogc 0 needs a memory limit
 	g := startGateway(t, bin, "--embedded-nats-listen", "127.0.0.1:0", "--ping-interval", "0", "--idle-timeout", "0", "--gogc", "0")
 	gw := g.waitField(t, "gateway listening", "addr")
 	c, err := wstest.Dial(t.Context(), ws.Dialer{}, "ws://"+gw+"/ws?user=42")

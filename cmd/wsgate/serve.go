@@ -186,6 +186,12 @@ func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error)
 
 func run(f serveFlags, log *zap.Logger) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
+		// --gogc 0 is "no GC", where GOGC=0 would collect all the time: with
+		// no memory limit either, the heap would grow until the kernel kills
+		// the process, so that pair is refused rather than obeyed.
+		if f.gcPercent == 0 && debug.SetMemoryLimit(-1) == math.MaxInt64 {
+			return errors.New("--gogc 0 turns the garbage collector off; without GOMEMLIMIT the heap would grow until the process is killed: set GOMEMLIMIT too, or keep a --gogc above 0")
+		}
 		debug.SetGCPercent(orNegative(f.gcPercent))
 	}
 	if f.conformanceEcho && f.auth != "none" {
