@@ -243,7 +243,7 @@ func floorRounds(socks []syscall.RawConn, rounds int, rate float64, size int) fl
 	for round := range rounds {
 		due := start.Add(time.Duration(float64(round) / rate * float64(time.Second)))
 		time.Sleep(time.Until(due))
-		frame, _ = wire.MessageFrame("broadcast", payload.Append(nil, uint32(round+1), time.Now().UnixNano(), size))
+		frame, _ = wire.MessageFrame("broadcast", payload.Append(nil, uint32(round+1), time.Now().UnixNano(), size), wire.Position{})
 		var wg sync.WaitGroup
 		for w := range p {
 			wg.Add(1)

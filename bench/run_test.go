@@ -134,7 +134,7 @@ func TestFloor(t *testing.T) {
 		t.Fatalf("floor %+v", f)
 	}
 	// the floor frame is the gateway's frame for the same payload
-	frame, _ := wire.MessageFrame("broadcast", payload.Append(nil, 1, time.Now().UnixNano(), 200))
+	frame, _ := wire.MessageFrame("broadcast", payload.Append(nil, 1, time.Now().UnixNano(), 200), wire.Position{})
 	if want := len(frame); f.FrameBytes != want {
 		t.Errorf("frame %d bytes, want %d", f.FrameBytes, want)
 	}
@@ -160,7 +160,7 @@ func TestDeflate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame1k, _ := wire.MessageFrame("broadcast", payload.AppendTemplate(nil, 1, time.Now().UnixNano(), body))
+	frame1k, _ := wire.MessageFrame("broadcast", payload.AppendTemplate(nil, 1, time.Now().UnixNano(), body), wire.Position{})
 	json1kFrame := len(frame1k)
 	for _, tc := range []struct {
 		name           string

@@ -254,7 +254,7 @@ func BenchmarkMessageFrame(b *testing.B) {
 	payload := []byte(`{"id":12345,"kind":"mail.new","from":"alice@example.com","subject":"Quarterly numbers"}`)
 	b.ReportAllocs()
 	for range b.N {
-		wire.MessageFrame("user.42", payload)
+		wire.MessageFrame("user.42", payload, wire.Position{})
 	}
 }
 

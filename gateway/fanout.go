@@ -101,7 +101,7 @@ func (s *Server) Deliver(name string, payload []byte) {
 		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
 	}
 	if len(chunks) > 0 {
-		frame, body := wire.MessageFrame(name, payload)
+		frame, body := wire.MessageFrame(name, payload, wire.Position{})
 		zframe := s.compressOnce(frame, body, chunks)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {

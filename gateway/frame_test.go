@@ -53,7 +53,7 @@ func TestFrames(t *testing.T) {
 
 // msgFrame is messageFrame's frame alone.
 func msgFrame(ch string, payload []byte) []byte {
-	frame, _ := wire.MessageFrame(ch, payload)
+	frame, _ := wire.MessageFrame(ch, payload, wire.Position{})
 	return frame
 }
 

@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	frame, body := wire.MessageFrame(ch, payload) // validated once, one allocation
+//	frame, body := wire.MessageFrame(ch, payload, pos) // validated once, one allocation; pos zero for a volatile notification
 //	zframe := wire.Compress(ws.OpText, body) // nil when it would not shrink
 //
 //	h, n, err := wire.ParseHeader(buf) // ErrIncomplete: read more

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -11,48 +12,103 @@ import (
 //
 //	{"type":"message","channel":"<channel>","data":<payload>}
 //
+// and a durable one, which has a position in the stream that stored it, as
+//
+//	{"type":"message","channel":"<channel>","seq":<seq>,"prev":<prev>,"epoch":<epoch>,"data":<payload>}
+//
 // byte for byte, in this field order, so a reader may match MessageHead as
-// a prefix instead of decoding the JSON.
+// a prefix, and find the position before "data", instead of decoding the
+// JSON.
 const (
-	MessageHead = `{"type":"message","channel":"`
-	messageData = `","data":`
-	messageTail = `}`
+	MessageHead  = `{"type":"message","channel":"`
+	messageSeq   = `","seq":`
+	messagePrev  = `,"prev":`
+	messageEpoch = `,"epoch":`
+	messageData  = `","data":`
+	messageTail  = `}`
 )
 
+// Position is where a durable notification sits in the stream that
+// stored it. The zero Position is a volatile notification's: it has none.
+type Position struct {
+	// Seq is the notification's sequence in the stream, increasing across
+	// all channels; 0 for a volatile notification.
+	Seq uint64
+
+	// Prev is the sequence of the previous durable notification on the
+	// same channel that the stream knew of when it stored this one; 0 when
+	// there was none.
+	Prev uint64
+
+	// Epoch identifies the stream: its creation time in unix
+	// milliseconds. A stream deleted and created again restarts its
+	// sequences with a new epoch. 0 means unknown.
+	Epoch uint64
+}
+
+// Durable reports whether p is a durable notification's position.
+func (p Position) Durable() bool { return p.Seq != 0 }
+
 // MessageFrame builds the final, unmasked text frame of a notification on
-// channel ch (see AppendMessage) in one allocation, validating the payload
-// once. body, the envelope alone, aliases the frame's tail: it is what
-// Compress takes.
-func MessageFrame(ch string, payload []byte) (frame, body []byte) {
+// channel ch at position pos (see AppendMessage) in one allocation,
+// validating the payload once. body, the envelope alone, aliases the
+// frame's tail: it is what Compress takes.
+func MessageFrame(ch string, payload []byte, pos Position) (frame, body []byte) {
 	v := verbatim(payload)
 	size := len(MessageHead) + len(ch) + len(messageData) + len(messageTail) + len(payload)
+	if pos.Durable() {
+		// The keys, the numbers, and no quote before "data".
+		size += len(messageSeq) + len(messagePrev) + len(messageEpoch) - 1 +
+			digits(pos.Seq) + digits(pos.Prev) + digits(pos.Epoch)
+	}
 	if !v {
 		size += len(payload)/4 + 16 // quotes and the escaping of a few characters
 	}
 	return Build(ws.OpText, size, func(b []byte) []byte {
-		return appendMessage(b, ch, payload, v)
+		return appendMessage(b, ch, payload, pos, v)
 	})
 }
 
-// AppendMessage appends the envelope of a notification on channel ch. A
-// payload that is valid JSON in valid UTF-8 is embedded verbatim as data;
-// anything else becomes a JSON string (see AppendJSONString). ch must be a
-// valid channel name, which needs no escaping.
-func AppendMessage(b []byte, ch string, payload []byte) []byte {
-	return appendMessage(b, ch, payload, verbatim(payload))
+// AppendMessage appends the envelope of a notification on channel ch: with
+// seq, prev and epoch between channel and data when pos is durable, without
+// them otherwise. A payload that is valid JSON in valid UTF-8 is embedded
+// verbatim as data; anything else becomes a JSON string (see
+// AppendJSONString). ch must be a valid channel name, which needs no
+// escaping.
+func AppendMessage(b []byte, ch string, payload []byte, pos Position) []byte {
+	return appendMessage(b, ch, payload, pos, verbatim(payload))
 }
 
 // appendMessage is AppendMessage with the payload's validation done.
-func appendMessage(b []byte, ch string, payload []byte, verbatim bool) []byte {
+func appendMessage(b []byte, ch string, payload []byte, pos Position, verbatim bool) []byte {
 	b = append(b, MessageHead...)
 	b = append(b, ch...)
-	b = append(b, messageData...)
+	if pos.Durable() {
+		b = append(b, messageSeq...)
+		b = strconv.AppendUint(b, pos.Seq, 10)
+		b = append(b, messagePrev...)
+		b = strconv.AppendUint(b, pos.Prev, 10)
+		b = append(b, messageEpoch...)
+		b = strconv.AppendUint(b, pos.Epoch, 10)
+		b = append(b, messageData[1:]...) // no quote closes a number
+	} else {
+		b = append(b, messageData...)
+	}
 	if verbatim {
 		b = append(b, payload...)
 	} else {
 		b = AppendJSONString(b, payload)
 	}
 	return append(b, messageTail...)
+}
+
+// digits returns the number of decimal digits of u.
+func digits(u uint64) int {
+	n := 1
+	for ; u >= 10; u /= 10 {
+		n++
+	}
+	return n
 }
 
 // verbatim reports whether payload can be embedded as it is. json.Valid

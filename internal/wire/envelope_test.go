@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,16 +26,51 @@ func TestAppendMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(AppendMessage(nil, "user.42", []byte(tt.payload)))
+			got := string(AppendMessage(nil, "user.42", []byte(tt.payload), Position{}))
 			if got != tt.want {
 				t.Fatalf("got  %s\nwant %s", got, tt.want)
 			}
-			frame, body := MessageFrame("user.42", []byte(tt.payload))
+			frame, body := MessageFrame("user.42", []byte(tt.payload), Position{})
 			if string(body) != got || cap(frame) < len(frame) {
 				t.Fatalf("MessageFrame body %s, want %s", body, got)
 			}
 			if !strings.HasPrefix(got, MessageHead) || !json.Valid([]byte(got)) {
 				t.Fatalf("%s: not a valid envelope", got)
+			}
+		})
+	}
+}
+
+func TestAppendDurableMessage(t *testing.T) {
+	tests := []struct {
+		name    string
+		pos     Position
+		payload string
+		want    string
+	}{
+		{"first on its channel", Position{Seq: 7, Epoch: 1764650000000}, `{"a":1}`,
+			`{"type":"message","channel":"user.42","seq":7,"prev":0,"epoch":1764650000000,"data":{"a":1}}`},
+		{"after another", Position{Seq: 12, Prev: 7, Epoch: 1764650000000}, `hello`,
+			`{"type":"message","channel":"user.42","seq":12,"prev":7,"epoch":1764650000000,"data":"hello"}`},
+		{"epoch unknown", Position{Seq: 1}, ``,
+			`{"type":"message","channel":"user.42","seq":1,"prev":0,"epoch":0,"data":""}`},
+		{"largest numbers", Position{Seq: math.MaxUint64, Prev: math.MaxUint64 - 1, Epoch: math.MaxUint64}, `[]`,
+			`{"type":"message","channel":"user.42","seq":18446744073709551615,"prev":18446744073709551614,"epoch":18446744073709551615,"data":[]}`},
+		{"a prev without a seq is volatile", Position{Prev: 3, Epoch: 9}, `1`,
+			`{"type":"message","channel":"user.42","data":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(AppendMessage(nil, "user.42", []byte(tt.payload), tt.pos))
+			if got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+			frame, body := MessageFrame("user.42", []byte(tt.payload), tt.pos)
+			if string(body) != got {
+				t.Fatalf("MessageFrame body %s, want %s", body, got)
+			}
+			if want := HeaderLen(len(body)) + len(body); cap(frame) != want || len(frame) != want {
+				t.Fatalf("frame len %d cap %d, want %d: sized exactly", len(frame), cap(frame), want)
 			}
 		})
 	}
@@ -87,17 +124,24 @@ func FuzzAppendJSONString(f *testing.F) {
 	})
 }
 
-// FuzzAppendMessage: every payload makes a valid JSON envelope whose data
-// is the payload itself when that is valid JSON, its string otherwise.
+// FuzzAppendMessage: every payload at every position makes a valid JSON
+// envelope, with the fields in the documented order, whose data is the
+// payload itself when that is valid JSON, its string otherwise; a
+// durable one carries its position, a volatile one none.
 func FuzzAppendMessage(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `[1,2]`, `"s"`, `12`, `null`, `hello`, `{"a":`, "\xff", ` {"a":1} `} {
-		f.Add([]byte(s))
+		f.Add([]byte(s), uint64(0), uint64(0), uint64(0))
+		f.Add([]byte(s), uint64(7), uint64(5), uint64(1764650000000))
 	}
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		got := AppendMessage(nil, "topic.x", payload)
+	f.Fuzz(func(t *testing.T, payload []byte, seq, prev, epoch uint64) {
+		pos := Position{Seq: seq, Prev: prev, Epoch: epoch}
+		got := AppendMessage(nil, "topic.x", payload, pos)
 		var env struct {
 			Type    string          `json:"type"`
 			Channel string          `json:"channel"`
+			Seq     *uint64         `json:"seq"`
+			Prev    *uint64         `json:"prev"`
+			Epoch   *uint64         `json:"epoch"`
 			Data    json.RawMessage `json:"data"`
 		}
 		if err := json.Unmarshal(got, &env); err != nil || !utf8.Valid(got) {
@@ -108,6 +152,20 @@ func FuzzAppendMessage(f *testing.F) {
 		}
 		if json.Valid(payload) && utf8.Valid(payload) && string(env.Data) != string(bytes.TrimSpace(payload)) {
 			t.Fatalf("valid JSON %q not verbatim: %q", payload, env.Data)
+		}
+		head := `{"type":"message","channel":"topic.x","data":`
+		if pos.Durable() {
+			if env.Seq == nil || env.Prev == nil || env.Epoch == nil || *env.Seq != seq || *env.Prev != prev || *env.Epoch != epoch {
+				t.Fatalf("%q: position %v %v %v, want %+v", got, env.Seq, env.Prev, env.Epoch, pos)
+			}
+			head = fmt.Sprintf(`{"type":"message","channel":"topic.x","seq":%d,"prev":%d,"epoch":%d,"data":`, seq, prev, epoch)
+		}
+		if !strings.HasPrefix(string(got), head) {
+			t.Fatalf("%q does not start with %q", got, head)
+		}
+		frame, body := MessageFrame("topic.x", payload, pos)
+		if !bytes.Equal(body, got) || len(frame) < len(body) {
+			t.Fatalf("MessageFrame body %q, want %q", body, got)
 		}
 	})
 }

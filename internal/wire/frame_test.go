@@ -86,11 +86,13 @@ func TestMessageFrameAllocs(t *testing.T) {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	payload := []byte(`{"text":"hello"}`)
-	got := testing.AllocsPerRun(100, func() {
-		MessageFrame("user.42", payload)
-	})
-	if got != 1 {
-		t.Errorf("MessageFrame: %v allocations, want 1 (the frame)", got)
+	for _, pos := range []Position{{}, {Seq: 7, Prev: 5, Epoch: 1764650000000}} {
+		got := testing.AllocsPerRun(100, func() {
+			MessageFrame("user.42", payload, pos)
+		})
+		if got != 1 {
+			t.Errorf("MessageFrame at %+v: %v allocations, want 1 (the frame)", pos, got)
+		}
 	}
 }
 

@@ -123,7 +123,7 @@ func BenchmarkInflate(b *testing.B) {
 		p    []byte
 	}{
 		{"json1k", json1kMessage(b, 3)},
-		{"pad4k", wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 4096))},
+		{"pad4k", wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 4096), wire.Position{})},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			msg := deflateMessage(b, tc.p, flate.BestSpeed)
@@ -150,7 +150,7 @@ func TestParseTemplatePayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := payload.AppendTemplate(nil, 42, 1700000000123456789, body)
-	m := parseMessage(wire.AppendMessage(nil, "broadcast", p))
+	m := parseMessage(wire.AppendMessage(nil, "broadcast", p, wire.Position{}))
 	if m.kind != kindMessage || m.seq != 42 || m.ts != 1700000000123456789 {
 		t.Errorf("parsed %+v", m)
 	}

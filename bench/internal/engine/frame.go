@@ -137,7 +137,8 @@ type message struct {
 // parseMessage reads a gateway text frame. The fast path relies on the
 // byte-exact envelope of wire.AppendMessage (docs/protocol.md): it takes
 // the channel after wire.MessageHead and looks for "seq": and "ts": after
-// "data": without decoding the JSON. Anything else (other field order,
+// "data": without decoding the JSON (a durable frame's own "seq", the
+// stream's, comes before "data" and is not the payload's). Anything else (other field order,
 // spaces, a different server) falls back to encoding/json.
 func parseMessage(p []byte) message {
 	switch {

@@ -116,6 +116,7 @@ func TestParseMessage(t *testing.T) {
 	}{
 		{"fast", `{"type":"message","channel":"topic.t3","data":{"seq":7,"ts":123,"pad":"xx"}}`, message{kind: kindMessage, channel: []byte("topic.t3"), seq: 7, ts: 123}},
 		{"spaces fall back to json", `{ "type": "message", "channel": "user.u1", "data": {"ts": 5, "seq": 9} }`, message{kind: kindMessage, channel: []byte("user.u1"), seq: 9, ts: 5}},
+		{"durable: the payload's seq, not the stream's", `{"type":"message","channel":"user.u1","seq":999,"prev":998,"epoch":1764650000000,"data":{"seq":7,"ts":123}}`, message{kind: kindMessage, channel: []byte("user.u1"), seq: 7, ts: 123}},
 		{"no seq", `{"type":"message","channel":"broadcast","data":"hello"}`, message{kind: kindMessage, channel: []byte("broadcast")}},
 		{"welcome", `{"type":"welcome","conn":"x","user":"u1","ping_interval":25}`, message{kind: kindWelcome}},
 		{"subscribed", `{"type":"subscribed","channel":"topic.t1","ref":1}`, message{kind: kindSubscribed}},
@@ -137,22 +138,29 @@ func TestAppendPayload(t *testing.T) {
 		if size >= 60 && len(p) != size {
 			t.Errorf("size %d: got %d bytes", size, len(p))
 		}
-		m := parseMessage(wire.AppendMessage(nil, "broadcast", p))
+		m := parseMessage(wire.AppendMessage(nil, "broadcast", p, wire.Position{}))
 		if m.seq != 42 || m.ts != 1700000000123456789 {
 			t.Errorf("size %d: parsed %+v from %s", size, m, p)
 		}
 	}
 }
 
+// No allocation means the fast path: the JSON fallback allocates. A
+// durable frame's position, before "data", keeps it.
 func TestParseMessageAllocs(t *testing.T) {
-	p := wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200))
-	if n := testing.AllocsPerRun(100, func() { parseMessage(p) }); n != 0 {
-		t.Errorf("parseMessage allocates %v times, want 0", n)
+	for _, pos := range []wire.Position{{}, {Seq: 9, Prev: 4, Epoch: 1764650000000}} {
+		p := wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200), pos)
+		if n := testing.AllocsPerRun(100, func() { parseMessage(p) }); n != 0 {
+			t.Errorf("parseMessage at %+v allocates %v times, want 0", pos, n)
+		}
+		if m := parseMessage(p); m.seq != 3 || m.ts != 99 || string(m.channel) != "broadcast" {
+			t.Errorf("parseMessage at %+v = %+v", pos, m)
+		}
 	}
 }
 
 func BenchmarkParseMessage(b *testing.B) {
-	p := wire.AppendFrame(nil, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200)))
+	p := wire.AppendFrame(nil, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 3, 99, 200), wire.Position{}))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {

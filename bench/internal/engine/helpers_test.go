@@ -44,7 +44,7 @@ func json1kMessage(t testing.TB, seq uint32) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return wire.AppendMessage(nil, "broadcast", payload.AppendTemplate(nil, seq, 1700000000000000000+int64(seq), body))
+	return wire.AppendMessage(nil, "broadcast", payload.AppendTemplate(nil, seq, 1700000000000000000+int64(seq), body), wire.Position{})
 }
 
 // serverStream is a real byte stream as wsgate sends it: a welcome, a
@@ -53,8 +53,8 @@ func serverStream() []byte {
 	var b []byte
 	b = wire.AppendFrame(b, ws.OpText, []byte(`{"type":"welcome","conn":"3f9a1c-1b","user":"u7","ping_interval":25}`))
 	b = wire.AppendFrame(b, ws.OpPing, []byte("hi"))
-	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 1, 1700000000000000000, 40)))
-	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 2, 1700000000000000001, 300)))
+	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 1, 1700000000000000000, 40), wire.Position{}))
+	b = wire.AppendFrame(b, ws.OpText, wire.AppendMessage(nil, "broadcast", payload.Append(nil, 2, 1700000000000000001, 300), wire.Position{}))
 	b = wire.AppendFrame(b, ws.OpClose, []byte{0x03, 0xe9})
 	return b
 }
