@@ -10,16 +10,38 @@ import (
 )
 
 func TestDeliverAllocs(t *testing.T) {
-	var n int
-	b, _ := newBus(t, Config{}, func(ch string, payload []byte) { n += len(ch) + len(payload) })
-	m := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
-	if got := testing.AllocsPerRun(1000, func() { b.deliver(m) }); got != 0 {
-		t.Errorf("deliver: %v allocs, want 0", got)
+	var n uint64
+	b, _ := newBus(t, Config{}, func(ch string, payload []byte, pos Position) { n += uint64(len(ch)+len(payload)) + pos.Seq })
+	volatile := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
+	if got := testing.AllocsPerRun(1000, func() { b.deliver(volatile) }); got != 0 {
+		t.Errorf("deliver of a volatile message: %v allocs, want 0", got)
 	}
 	if n == 0 {
 		t.Error("Handler not called")
 	}
+	n = 0
+	if got := testing.AllocsPerRun(1000, func() { b.deliver(republished()) }); got != 0 {
+		t.Errorf("deliver of a durable message: %v allocs, want 0", got)
+	}
+	if n < 1000*7 {
+		t.Errorf("Handler saw no position: %d", n)
+	}
 }
+
+// durableMsg is a durable notification as the stream republishes it,
+// headers parsed by nats.go.
+var durableMsg = nats.Msg{
+	Subject: "notify.user.42",
+	Data:    []byte("{}"),
+	Header: nats.Header{
+		"Nats-Stream":        {"NOTIFY"},
+		"Nats-Subject":       {"durable.notify.user.42"},
+		"Nats-Sequence":      {"7"},
+		"Nats-Last-Sequence": {"5"},
+	},
+}
+
+func republished() *nats.Msg { return &durableMsg }
 
 func TestHeldInterestAllocs(t *testing.T) {
 	b, _ := newBus(t, Config{}, nil)

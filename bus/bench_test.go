@@ -18,7 +18,7 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, size := range []int{16, 256, 4096} {
 		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
 			var got atomic.Int64
-			bus, _ := newBus(b, Config{}, func(string, []byte) { got.Add(1) })
+			bus, _ := newBus(b, Config{}, func(string, []byte, Position) { got.Add(1) })
 			if err := bus.Interest("user.42"); err != nil {
 				b.Fatal(err)
 			}
@@ -46,14 +46,23 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // BenchmarkDeliver measures the bus's own share of a delivery: stripping the
-// prefix and calling the Handler.
+// prefix, reading a durable message's position, and calling the Handler.
 func BenchmarkDeliver(b *testing.B) {
-	var n int
-	bus, _ := newBus(b, Config{}, func(ch string, payload []byte) { n += len(ch) })
-	m := &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}
-	b.ReportAllocs()
-	for b.Loop() {
-		bus.deliver(m)
+	var n uint64
+	bus, _ := newBus(b, Config{}, func(ch string, payload []byte, pos Position) { n += uint64(len(ch)) + pos.Seq })
+	for _, bc := range []struct {
+		name string
+		m    *nats.Msg
+	}{
+		{"volatile", &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}},
+		{"durable", republished()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				bus.deliver(bc.m)
+			}
+		})
 	}
 }
 

@@ -44,8 +44,10 @@ const (
 
 // Handler receives the messages of the subscribed channels: channel is the
 // subject without "<Prefix>." (e.g. "user.42"); payload is the message body
-// and is valid only until the Handler returns. gateway.Server.Deliver is one.
-type Handler func(channel string, payload []byte)
+// and is valid only until the Handler returns; pos is the position of a
+// durable notification, read from the headers its stream republished it
+// with, and zero for a volatile one. gateway.Server.Deliver is one.
+type Handler func(channel string, payload []byte, pos Position)
 
 // Config configures a Bus. The zero value of every field means its default.
 type Config struct {
@@ -130,11 +132,14 @@ type Bus struct {
 	kick    chan struct{} // capacity 1: wakes the flusher when a round is opened
 	flushes atomic.Uint64 // PING/PONG round trips made to confirm subscriptions; read by tests
 
-	subs       atomic.Int64  // live NATS subscriptions (map entries)
-	dropped    atomic.Uint64 // messages dropped by subscriptions since unsubscribed
-	reconnects atomic.Uint64
+	subs         atomic.Int64  // live NATS subscriptions (map entries)
+	dropped      atomic.Uint64 // messages dropped by subscriptions since unsubscribed
+	reconnects   atomic.Uint64
+	badPositions atomic.Uint64 // messages whose stream headers made no position
 
-	asyncErrs, reconnectErrs, unsubErrs lograte.Limiter
+	epochs epochs // the epoch of the stream durable notifications come from (position.go)
+
+	asyncErrs, reconnectErrs, unsubErrs, badHeaders lograte.Limiter
 
 	startMu   sync.Mutex    // orders Start against Close, so no dispatcher starts after Close waits
 	started   bool          // guarded by startMu
@@ -290,6 +295,7 @@ func (b *Bus) options(name string) []nats.Option {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.reconnects.Add(1)
 			b.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.reconnected() // the stream may have been recreated meanwhile
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if ok, held := b.reconnectErrs.Allow(); ok {
@@ -334,12 +340,20 @@ func (b *Bus) dispatch(q chan *nats.Msg) {
 	}
 }
 
-// deliver calls the Handler with the channel of m: its subject without the
-// prefix, as a substring (no allocation).
+// deliver calls the Handler with the channel of m, its subject without the
+// prefix, as a substring (no allocation), and its position. Only a message
+// with headers can have one: nats.go parses headers into the map only for
+// messages that have some, so a volatile message costs one length check.
 func (b *Bus) deliver(m *nats.Msg) {
-	if n := len(b.prefix) + 1; len(m.Subject) > n {
-		b.handler(m.Subject[n:], m.Data)
+	n := len(b.prefix) + 1
+	if len(m.Subject) <= n {
+		return
 	}
+	var pos Position
+	if len(m.Header) > 0 {
+		pos = b.position(m.Subject, m.Header)
+	}
+	b.handler(m.Subject[n:], m.Data, pos)
 }
 
 // Connected reports whether the NATS connection is up.

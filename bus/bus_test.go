@@ -283,7 +283,7 @@ func TestDropped(t *testing.T) {
 	b, _ := newBus(t, Config{
 		Dispatchers: 1,
 		QueueLen:    4,
-	}, func(ch string, payload []byte) {
+	}, func(ch string, payload []byte, _ Position) {
 		got <- string(payload)
 		<-release
 	})
@@ -527,7 +527,7 @@ func TestOrderPerChannel(t *testing.T) {
 	got := map[string][]int{}
 	done := make(chan struct{})
 	total := 0
-	b, _ := newBus(t, Config{Dispatchers: 4}, func(ch string, p []byte) {
+	b, _ := newBus(t, Config{Dispatchers: 4}, func(ch string, p []byte, _ Position) {
 		i, _ := strconv.Atoi(string(p))
 		mu.Lock()
 		got[ch] = append(got[ch], i)

@@ -22,7 +22,7 @@
 //		Logger: logger.Named("bus"),
 //	})
 //	...
-//	b.Start(hub.Deliver) // func(channel string, payload []byte), once the receiver exists
+//	b.Start(hub.Deliver) // func(channel string, payload []byte, pos bus.Position), once the receiver exists
 //	...
 //	if err := b.Interest("user.42"); err != nil { ... } // first socket of user 42
 //	...
@@ -51,6 +51,16 @@
 //	st, err := p.DurableUser(ctx, "42", payload, bus.WithMsgID("order-7-shipped"))
 //	// st.Sequence: where the stream stored it; st.Duplicate: a retry of an id already stored
 //
+// The stream republishes each message with the headers Nats-Sequence and
+// Nats-Last-Sequence (the previous sequence on the same subject); the bus
+// hands them to the Handler as a Position, with the stream's epoch (its
+// creation time) once TrackStream has looked the stream up:
+//
+//	_, err = b.TrackStream(ctx, "") // now and after every reconnect; Epoch() is 0 until it succeeds
+//
+// A volatile message, or one whose headers make no position, gets the
+// zero Position.
+//
 // A durable publish waits for the stream's ack and fails, never silently
 // falls back to a volatile publish, when JetStream or the stream is missing
 // (ErrJetStreamUnavailable, ErrNoStream).
@@ -68,8 +78,10 @@
 // ErrClosed (Interest) or do nothing (DropInterest).
 //
 // The bus starts Dispatchers+1 goroutines (the flusher that confirms
-// subscriptions in New, the dispatchers in Start) and nats.go starts three per connection; the
-// count does not grow with the number of subscriptions. Close ends them all.
+// subscriptions in New, the dispatchers in Start), one more while it looks
+// up the tracked stream's epoch in the background (TrackStream), and nats.go starts three
+// per connection; the count does not grow with the number of subscriptions.
+// Close ends them all.
 //
 // # Why one shared channel
 //

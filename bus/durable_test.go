@@ -40,10 +40,10 @@ func TestDurablePublish(t *testing.T) {
 		want    delivery
 		subject string
 	}{
-		{func() (Stored, error) { return p.DurableUser(ctx, "42", []byte(`{"n":1}`)) }, delivery{"user.42", `{"n":1}`}, "durable.notify.user.42"},
-		{func() (Stored, error) { return p.DurableTopic(ctx, "sports", []byte("goal")) }, delivery{"topic.sports", "goal"}, "durable.notify.topic.sports"},
-		{func() (Stored, error) { return p.DurableBroadcast(ctx, nil) }, delivery{"broadcast", ""}, "durable.notify.broadcast"},
-		{func() (Stored, error) { return p.DurableUser(ctx, "42", []byte(`{"n":2}`)) }, delivery{"user.42", `{"n":2}`}, "durable.notify.user.42"},
+		{func() (Stored, error) { return p.DurableUser(ctx, "42", []byte(`{"n":1}`)) }, delivery{"user.42", `{"n":1}`, Position{Seq: 1}}, "durable.notify.user.42"},
+		{func() (Stored, error) { return p.DurableTopic(ctx, "sports", []byte("goal")) }, delivery{"topic.sports", "goal", Position{Seq: 2}}, "durable.notify.topic.sports"},
+		{func() (Stored, error) { return p.DurableBroadcast(ctx, nil) }, delivery{"broadcast", "", Position{Seq: 3}}, "durable.notify.broadcast"},
+		{func() (Stored, error) { return p.DurableUser(ctx, "42", []byte(`{"n":2}`)) }, delivery{"user.42", `{"n":2}`, Position{Seq: 4, Prev: 1}}, "durable.notify.user.42"},
 	}
 	for i, tt := range tests {
 		got, err := tt.publish()
@@ -77,7 +77,7 @@ func TestDurableMsgID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.expect(t, delivery{"user.7", "once"})
+	rec.expect(t, delivery{"user.7", "once", Position{Seq: first.Sequence}})
 	again, err := p.DurableUser(t.Context(), "7", []byte("once"), WithMsgID("order-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestDurableMsgID(t *testing.T) {
 		t.Fatalf("a new id = %+v, want seq %d, not a duplicate", other, first.Sequence+1)
 	}
 	// The duplicate was not republished: the next delivery is "next".
-	rec.expect(t, delivery{"user.7", "next"})
+	rec.expect(t, delivery{"user.7", "next", Position{Seq: other.Sequence, Prev: first.Sequence}})
 }
 
 func TestDurableTTL(t *testing.T) {

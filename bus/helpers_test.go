@@ -17,13 +17,14 @@ func TestMain(m *testing.M) {
 type delivery struct {
 	channel string
 	payload string
+	pos     Position
 }
 
 // recorder collects Handler calls on a buffered channel.
 type recorder chan delivery
 
-func (r recorder) handle(ch string, payload []byte) {
-	r <- delivery{channel: ch, payload: string(payload)}
+func (r recorder) handle(ch string, payload []byte, pos Position) {
+	r <- delivery{channel: ch, payload: string(payload), pos: pos}
 }
 
 // next returns the next delivery or fails after a deadline.

@@ -213,7 +213,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				e.srv.Deliver("topic.bench", payload)
+				e.srv.Deliver("topic.bench", payload, wire.Position{})
 			}
 			b.StopTimer()
 			if got, want := counterValue(e.srv.metrics.delivered), float64(b.N*n); got != want {
@@ -238,15 +238,17 @@ func TestFanoutAllocsPerRecipient(t *testing.T) {
 	fanoutConns(t, e.srv, "topic.small", 10)
 	fanoutConns(t, e.srv, "topic.large", 2000)
 	payload := []byte(`{"n":1}`)
-	small := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.small", payload) })
-	large := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.large", payload) })
-	// AllocsPerRun runs each function once more to warm up.
-	if got, want := counterValue(e.srv.metrics.delivered), float64(51*(10+2000)); got != want {
-		t.Fatalf("%v frames delivered, want %v", got, want)
-	}
-	t.Logf("allocations per notification: %.1f for 10 recipients, %.1f for 2,000", small, large)
-	if large > small+1 || small > 4 {
-		t.Fatalf("allocations grow with recipients: %.1f for 10, %.1f for 2,000", small, large)
+	for i, pos := range []wire.Position{{}, {Seq: 7, Prev: 5, Epoch: 1764650000000}} {
+		small := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.small", payload, pos) })
+		large := testing.AllocsPerRun(50, func() { e.srv.Deliver("topic.large", payload, pos) })
+		// AllocsPerRun runs each function once more to warm up.
+		if got, want := counterValue(e.srv.metrics.delivered), float64((i+1)*51*(10+2000)); got != want {
+			t.Fatalf("%v frames delivered, want %v", got, want)
+		}
+		t.Logf("allocations per notification at %+v: %.1f for 10 recipients, %.1f for 2,000", pos, small, large)
+		if large > small+1 || small > 4 {
+			t.Fatalf("allocations grow with recipients at %+v: %.1f for 10, %.1f for 2,000", pos, small, large)
+		}
 	}
 }
 

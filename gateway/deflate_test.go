@@ -10,6 +10,8 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // deflateClient is the tests' client offering permessage-deflate: it reads
@@ -235,7 +237,7 @@ func TestDeflateBroadcastDuringUpgrades(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				e.srv.Deliver("broadcast", []byte(`{"n":1}`))
+				e.srv.Deliver("broadcast", []byte(`{"n":1}`), wire.Position{})
 			}
 		}
 	}()

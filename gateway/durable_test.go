@@ -1,45 +1,111 @@
 package gateway
 
 import (
-	"bytes"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
-// A durable notification, stored by JetStream and republished on the
-// volatile subject, reaches a connected socket once, in the same frame as
-// the same payload published volatile.
-func TestDurableDelivery(t *testing.T) {
+// newDurableEnv starts a gateway whose bus runs JetStream with the stream
+// applied and tracked, and returns the stream's epoch.
+func newDurableEnv(t *testing.T) (*env, uint64) {
+	t.Helper()
 	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, nil)
 	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	c := e.connect("42")
-	payload := []byte(`{"order":"shipped"}`)
+	info, err := e.bus.TrackStream(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, uint64(info.Created.UnixMilli())
+}
 
-	if err := e.pub.User("42", payload); err != nil {
-		t.Fatal(err)
-	}
-	volatile, err := c.ReadText(time.Now().Add(wstest.NextTimeout))
+// expectDurable publishes payload durably to user id and checks that c
+// receives it, once, in a frame that carries its sequence, prev and epoch.
+func expectDurable(t *testing.T, e *env, c *client, id string, payload string, prev, epoch uint64) uint64 {
+	t.Helper()
+	st, err := e.pub.DurableUser(t.Context(), id, []byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.pub.DurableUser(t.Context(), "42", payload)
+	got, err := c.ReadText(time.Now().Add(wstest.NextTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Sequence != 1 || st.Duplicate {
-		t.Fatalf("stored %+v, want seq 1", st)
+	want := fmt.Sprintf(`{"type":"message","channel":"user.%s","seq":%d,"prev":%d,"epoch":%d,"data":%s}`,
+		id, st.Sequence, prev, epoch, payload)
+	if string(got) != want {
+		t.Fatalf("durable frame\n got  %s\n want %s", got, want)
 	}
-	durable, err := c.ReadText(time.Now().Add(wstest.NextTimeout))
+	return st.Sequence
+}
+
+// A durable notification, stored by JetStream and republished on the
+// volatile subject, reaches a connected socket once, in a frame that says
+// where it is: its sequence, the previous one on the same channel (each
+// user's chain is its own), and the stream's epoch. A volatile frame
+// carries none of it and is what it always was.
+func TestDurableDelivery(t *testing.T) {
+	e, epoch := newDurableEnv(t)
+	c42, c43 := e.connect("42"), e.connect("43")
+	conns := map[string]*client{"42": c42, "43": c43}
+
+	if err := e.pub.User("42", []byte(`{"order":"shipped"}`)); err != nil {
+		t.Fatal(err)
+	}
+	volatile, err := c42.ReadText(time.Now().Add(wstest.NextTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(durable, volatile) {
-		t.Fatalf("durable frame %s, volatile frame %s", durable, volatile)
+	if want := `{"type":"message","channel":"user.42","data":{"order":"shipped"}}`; string(volatile) != want {
+		t.Fatalf("volatile frame %s, want %s", volatile, want)
 	}
-	c.silent(100 * time.Millisecond) // once
+
+	last := map[string]uint64{}
+	for i, id := range []string{"42", "43", "42", "42"} {
+		last[id] = expectDurable(t, e, conns[id], id, fmt.Sprintf(`{"n":%d}`, i), last[id], epoch)
+	}
+	c42.silent(100 * time.Millisecond) // once
+	c43.silent(50 * time.Millisecond)
+}
+
+// A stream deleted and created again restarts its sequences; once the bus
+// has looked it up again, the frames carry its new epoch, so a client
+// knows its positions are void.
+func TestDurableEpochRecreated(t *testing.T) {
+	e, epoch := newDurableEnv(t)
+	c := e.connect("42")
+	expectDurable(t, e, c, "42", `"before"`, 0, epoch)
+
+	js, err := jetstream.New(e.bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	info, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := uint64(info.Created.UnixMilli())
+	if again == epoch {
+		t.Fatalf("the recreated stream kept epoch %d", epoch)
+	}
+	e.bus.Conn().ForceReconnect() // what a gateway sees when NATS went away meanwhile
+	wstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := e.bus.Epoch(); got != again {
+			return fmt.Errorf("bus epoch %d, want %d", got, again)
+		}
+		return nil
+	})
+	if seq := expectDurable(t, e, c, "42", `"after"`, 0, again); seq != 1 {
+		t.Fatalf("the recreated stream stored at seq %d, want 1", seq)
+	}
 }

@@ -82,10 +82,11 @@ func (s *Server) compressOnce(frame, body []byte, chunks []*chunk) []byte {
 
 // Deliver sends a notification published on channel name to every local
 // member of it: all connections for "broadcast", the members otherwise. The
-// frame is encoded once and the same bytes are written to every recipient.
-// The bus calls it from its dispatcher goroutines; payload is not kept after
-// Deliver returns.
-func (s *Server) Deliver(name string, payload []byte) {
+// frame is encoded once and the same bytes are written to every recipient;
+// a durable notification's frame carries its position pos, a volatile
+// one's (pos zero) none. The bus calls it from its dispatcher goroutines;
+// payload is not kept after Deliver returns.
+func (s *Server) Deliver(name string, payload []byte, pos wire.Position) {
 	if s.closed.Load() {
 		return
 	}
@@ -101,7 +102,7 @@ func (s *Server) Deliver(name string, payload []byte) {
 		chunks = s.hub.channelChunks(name, chunks, s.takeChunkFn)
 	}
 	if len(chunks) > 0 {
-		frame, body := wire.MessageFrame(name, payload, wire.Position{})
+		frame, body := wire.MessageFrame(name, payload, pos)
 		zframe := s.compressOnce(frame, body, chunks)
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {
