@@ -220,8 +220,9 @@ func run(f serveFlags, log *zap.Logger) error {
 		return err // the bus's errors say "bus:" themselves
 	}
 	defer b.Close()
-	if f.durable && f.manageStream {
-		applyStream(b, f, log)
+	if f.durable {
+		applied := !f.manageStream || applyStream(b, f, log)
+		trackStream(b, f, log, applied)
 	}
 
 	s, err := gateway.New(gateway.Config{
@@ -352,19 +353,33 @@ func jetStreamDir(f serveFlags, log *zap.Logger) string {
 // the stream at start.
 const streamApplyTimeout = 5 * time.Second
 
-// applyStream creates or updates the stream of durable notifications, or
-// logs why it could not: the gateway then serves volatile notifications
-// as before, and durable publishes fail for their publishers.
-func applyStream(b *bus.Bus, f serveFlags, log *zap.Logger) {
+// applyStream creates or updates the stream of durable notifications and
+// reports whether it did, or logs why it could not: the gateway then
+// serves volatile notifications as before, and durable publishes fail for
+// their publishers.
+func applyStream(b *bus.Bus, f serveFlags, log *zap.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), streamApplyTimeout)
 	defer cancel()
 	info, err := bus.ApplyStream(ctx, b.Conn(), f.stream.config(f.prefix))
 	if err != nil {
 		log.Error("durable stream not applied: durable publishes fail until it exists (wsgate stream apply); volatile notifications are unaffected", zap.Error(err))
-		return
+		return false
 	}
 	log.Info("durable stream ready", zap.String("stream", info.Config.Name), zap.Strings("subjects", info.Config.Subjects),
 		zap.Uint64("messages", info.State.Msgs), zap.Uint64("bytes", info.State.Bytes))
+	return true
+}
+
+// trackStream has the bus look the stream up, now and after each
+// reconnect, so that durable frames carry its epoch; until it is found
+// they carry epoch 0, and the bus keeps looking. A failure is logged
+// unless applyStream has just said why (applied false).
+func trackStream(b *bus.Bus, f serveFlags, log *zap.Logger, applied bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), streamApplyTimeout)
+	defer cancel()
+	if _, err := b.TrackStream(ctx, f.stream.config(f.prefix).Name); err != nil && applied {
+		log.Warn("durable stream epoch unknown: durable frames carry epoch 0 until the stream is found", zap.Error(err))
+	}
 }
 
 // tryLine is what a newcomer who ran `make run` can do next: connect a
