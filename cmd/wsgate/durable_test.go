@@ -49,6 +49,11 @@ func TestPublishDurable(t *testing.T) {
 	if data, _ := m["data"].(map[string]any); m["channel"] != "user.42" || data["shipped"] != 7.0 {
 		t.Fatalf("the client got %v", m)
 	}
+	// Its position: the first in the stream, and the stream's epoch, which
+	// the gateway looked up at start.
+	if epoch, _ := m["epoch"].(float64); m["seq"] != 1.0 || m["prev"] != 0.0 || time.Since(time.UnixMilli(int64(epoch))) > time.Minute {
+		t.Fatalf("position seq %v, prev %v, epoch %v; want 1, 0 and the stream's creation", m["seq"], m["prev"], m["epoch"])
+	}
 	c.Silent(t, 100*time.Millisecond) // the duplicate was not delivered
 
 	r := runBinary(t, bin, nil, "stream", "info", nats)
