@@ -3,11 +3,13 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/wstest"
 )
@@ -161,5 +163,37 @@ func TestEpochUnknown(t *testing.T) {
 			return fmt.Errorf("Epoch() = %d once the stream exists, want %d", got, want)
 		}
 		return nil
+	})
+}
+
+// FuzzPosition: whatever the stream headers say, a position is either
+// zero or a positive sequence above its prev, read from those headers.
+func FuzzPosition(f *testing.F) {
+	f.Add("NOTIFY", "7", "5")
+	f.Add("NOTIFY", "1", "0")
+	f.Add("", "x7", "")
+	f.Add("NOTIFY", "18446744073709551616", "1")
+	f.Add("NOTIFY", "007", "-1")
+	b := &Bus{log: zap.NewNop()}
+	b.epochs.cur.Store(&trackedStream{name: "NOTIFY", epoch: 1764650000000})
+	f.Fuzz(func(t *testing.T, stream, seq, last string) {
+		h := nats.Header{}
+		for k, v := range map[string]string{"Nats-Stream": stream, "Nats-Sequence": seq, "Nats-Last-Sequence": last} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		pos := b.position("notify.user.1", h)
+		if pos == (Position{}) {
+			return
+		}
+		s, err1 := strconv.ParseUint(seq, 10, 64)
+		p, err2 := strconv.ParseUint(last, 10, 64)
+		if err1 != nil || err2 != nil || pos.Seq != s || pos.Prev != p || pos.Seq <= pos.Prev {
+			t.Fatalf("headers %q %q %q made %+v", stream, seq, last, pos)
+		}
+		if want := map[bool]uint64{true: 1764650000000}[stream == "NOTIFY"]; pos.Epoch != want {
+			t.Fatalf("stream %q: epoch %d, want %d", stream, pos.Epoch, want)
+		}
 	})
 }
