@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
-// newDurableEnv starts a gateway whose bus runs JetStream with the stream
-// applied and tracked, and returns the stream's epoch.
-func newDurableEnv(t *testing.T) (*env, uint64) {
+// newDurableEnv starts a gateway (configured by mod, when not nil) whose
+// bus runs JetStream with the stream applied and tracked, and returns the
+// stream's epoch.
+func newDurableEnv(t *testing.T, mod func(*Config)) (*env, uint64) {
 	t.Helper()
-	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, nil)
+	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, mod)
 	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func expectDurable(t *testing.T, e *env, c *client, id string, payload string, p
 // user's chain is its own), and the stream's epoch. A volatile frame
 // carries none of it and is what it always was.
 func TestDurableDelivery(t *testing.T) {
-	e, epoch := newDurableEnv(t)
+	e, epoch := newDurableEnv(t, nil)
 	c42, c43 := e.connect("42"), e.connect("43")
 	conns := map[string]*client{"42": c42, "43": c43}
 
@@ -79,7 +81,7 @@ func TestDurableDelivery(t *testing.T) {
 // has looked it up again, the frames carry its new epoch, so a client
 // knows its positions are void.
 func TestDurableEpochRecreated(t *testing.T) {
-	e, epoch := newDurableEnv(t)
+	e, epoch := newDurableEnv(t, nil)
 	c := e.connect("42")
 	expectDurable(t, e, c, "42", `"before"`, 0, epoch)
 
@@ -107,5 +109,22 @@ func TestDurableEpochRecreated(t *testing.T) {
 	})
 	if seq := expectDurable(t, e, c, "42", `"after"`, 0, again); seq != 1 {
 		t.Fatalf("the recreated stream stored at seq %d, want 1", seq)
+	}
+}
+
+// A durable frame over the compression threshold is compressed like a
+// volatile one, position included.
+func TestDurableDeflate(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.CompressThreshold = 200 })
+	z := dialDeflate(t, e, "z1", "permessage-deflate")
+	big := fmt.Sprintf(`{"text":%q}`, strings.Repeat("compressible ", 100))
+	st, err := e.pub.DurableUser(t.Context(), "z1", []byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, compressed := z.next()
+	if !compressed || m["seq"] != float64(st.Sequence) || m["prev"] != 0.0 || m["epoch"] != float64(epoch) ||
+		!strings.Contains(fmt.Sprint(m["data"]), "compressible") {
+		t.Fatalf("got %v (compressed %v), want the durable notification compressed, seq %d, epoch %d", m, compressed, st.Sequence, epoch)
 	}
 }
