@@ -20,7 +20,7 @@ import (
 
 // DefaultAckBucket is the KV bucket of acked watermarks when
 // HistoryConfig.AckBucket and AckBucketConfig.Name are empty.
-const DefaultAckBucket = "wsgate_acks"
+const DefaultAckBucket = "NOTIFY_ACKS"
 
 // MaxLastBatch is the most channels (or marks) one Last (or Marks) call
 // may ask for: one multi_last request answers at most 1024.
@@ -35,7 +35,7 @@ const historyTimeout = 5 * time.Second
 type HistoryConfig struct {
 	Prefix    string // subject prefix, as StreamConfig.Prefix; "" means "notify"
 	Stream    string // the stream of durable notifications; "" means "NOTIFY"
-	AckBucket string // the KV bucket of acked watermarks; "" means "wsgate_acks"
+	AckBucket string // the KV bucket of acked watermarks; "" means "NOTIFY_ACKS"
 }
 
 // History reads what the stream of durable notifications holds, for
@@ -49,9 +49,9 @@ type History struct {
 	js       jetstream.JetStream
 	stream   string // "NOTIFY"
 	durable  string // "durable.notify.": a channel's subject is durable+channel
-	bucket   string // "wsgate_acks"
-	kvStream string // "KV_wsgate_acks"
-	kvPre    string // "$KV.wsgate_acks.": a mark's subject is kvPre+user+"."+channel
+	bucket   string // "NOTIFY_ACKS"
+	kvStream string // "KV_NOTIFY_ACKS"
+	kvPre    string // "$KV.NOTIFY_ACKS.": a mark's subject is kvPre+user+"."+channel
 
 	maxBytes int // of a multi_last answer; 0 means the server's max_pending; set by tests
 
@@ -462,7 +462,7 @@ func (h *History) cause(ctx context.Context, stream string, err error) error {
 // value of every field means its default. The bucket keeps one value per
 // key, in file storage.
 type AckBucketConfig struct {
-	// Name of the bucket. Empty means "wsgate_acks".
+	// Name of the bucket. Empty means "NOTIFY_ACKS".
 	Name string
 
 	// MaxAge is how long a mark that is not written again is kept. Zero
