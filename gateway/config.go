@@ -34,6 +34,10 @@ const (
 	DefaultSaturationTimeout      = 2 * time.Second
 	DefaultStallTimeout           = 10 * time.Second
 	DefaultCompressThreshold      = 256 // bytes
+	DefaultReplayLimit            = 1000
+	DefaultReplayBatch            = 100
+	DefaultReplayReaders          = 4
+	DefaultAckInterval            = 2 * time.Second
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -64,6 +68,12 @@ type Config struct {
 
 	// Bus subscribes channels on the message bus. Required.
 	Bus Bus
+
+	// History is the stream of durable notifications and the store of
+	// acked watermarks, for the resume and ack ops (resume.go). Nil turns
+	// them off: they are answered not_durable, and durable frames are
+	// still delivered live.
+	History History
 
 	// Logger receives the gateway's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
@@ -217,6 +227,26 @@ type Config struct {
 	// (256); negative compresses every message.
 	CompressThreshold int
 
+	// ReplayLimit is the most durable notifications one resume replays;
+	// a client that missed more gets these, oldest first, and
+	// recovered:false. Zero means DefaultReplayLimit (1000).
+	ReplayLimit int
+
+	// ReplayBatch is how many stored notifications one read of the stream
+	// fetches for a replay. Zero means DefaultReplayBatch (100).
+	ReplayBatch int
+
+	// ReplayReaders is how many reads of the stream run at once for
+	// replays; a replay waiting for its client to read holds none. Zero
+	// means DefaultReplayReaders (4).
+	ReplayReaders int
+
+	// AckInterval is how often acked watermarks are written to the
+	// History: acks in between are merged, so a user acking every
+	// notification costs one write per channel per interval. Zero means
+	// DefaultAckInterval (2s).
+	AckInterval time.Duration
+
 	// ConformanceEcho makes the server echo every data message back (text
 	// and binary) instead of reading the JSON protocol, and skip the
 	// welcome frame, so that WebSocket test clients (the Autobahn fuzzing
@@ -287,6 +317,10 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.PoolQueue, c.PoolSize)
 	setDefault(&c.FanoutChunk, DefaultFanoutChunk)
 	setDefault(&c.CompressThreshold, DefaultCompressThreshold)
+	setDefault(&c.ReplayLimit, DefaultReplayLimit)
+	setDefault(&c.ReplayBatch, DefaultReplayBatch)
+	setDefault(&c.ReplayReaders, DefaultReplayReaders)
+	setDefault(&c.AckInterval, DefaultAckInterval)
 	setDefault(&c.DrainDelay, DefaultDrainDelay)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&c.SaturationTimeout, DefaultSaturationTimeout)
@@ -301,11 +335,14 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.WriteTimeout < 0 || c.HandshakeTimeout < 0 || c.CloseTimeout < 0 || c.UpgradeScheduleTimeout < 0 ||
-		c.SaturationTimeout < 0 || c.StallTimeout < 0 {
+		c.SaturationTimeout < 0 || c.StallTimeout < 0 || c.AckInterval < 0 {
 		return c, fmt.Errorf("gateway: negative timeout")
 	}
 	if c.WriteQueueLimit < 0 || c.MaxMessageSize < 0 || c.MaxHandshakeSize < 0 || c.PoolSize < 0 || c.FanoutChunk < 0 {
 		return c, fmt.Errorf("gateway: negative size")
+	}
+	if c.ReplayLimit < 0 || c.ReplayBatch < 0 || c.ReplayReaders < 0 {
+		return c, fmt.Errorf("gateway: negative replay limit")
 	}
 	if c.MaxHandshakeSize < 512 {
 		return c, fmt.Errorf("gateway: MaxHandshakeSize %d is below 512 bytes", c.MaxHandshakeSize)

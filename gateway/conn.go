@@ -80,6 +80,9 @@ type Conn struct {
 	ipKey uint64
 
 	rs *readState // owned by the read task; nil unless a frame or message is incomplete
+	// replays are the channels this connection resumes now (resume.go);
+	// guarded by wmu, nil while none.
+	replays *connReplays
 }
 
 // onEvent is the poller callback. It runs on the poller goroutine and only

@@ -15,10 +15,13 @@ import (
 // newDurableEnv starts a gateway (configured by mod, when not nil) whose
 // bus runs JetStream with the stream applied and tracked, and returns the
 // stream's epoch.
-func newDurableEnv(t *testing.T, mod func(*Config)) (*env, uint64) {
+func newDurableEnv(t testing.TB, mod func(*Config)) (*env, uint64) {
 	t.Helper()
 	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, mod)
 	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.ApplyAckBucket(t.Context(), e.bus.Conn(), bus.AckBucketConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := e.bus.TrackStream(t.Context(), "")

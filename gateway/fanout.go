@@ -24,6 +24,8 @@ type chunk struct {
 	zframe  []byte // frame compressed, for conns that negotiated deflate; nil to send frame to all
 	conns   []*Conn
 	deflate bool // a conn of the chunk negotiated deflate
+	channel string
+	seq     uint64 // the notification's sequence when it is durable, else 0
 	wg      *sync.WaitGroup
 	run     func()
 }
@@ -43,14 +45,24 @@ func (k *chunk) deliver() {
 		if k.zframe != nil && c.state.Load() == stateOpen && c.deflate { // see addToChunks
 			frame = k.zframe
 		}
-		if c.write(frame) {
+		var ok bool
+		if k.seq != 0 {
+			ok = c.writeDurable(frame, k.channel, k.seq)
+		} else {
+			ok = c.write(frame)
+		}
+		if ok {
 			delivered++
 		}
 		k.conns[i] = nil
 	}
 	s, wg := k.srv, k.wg
 	s.metrics.delivered.Add(float64(delivered))
+	if k.seq != 0 {
+		s.metrics.durableDelivered.Add(float64(delivered))
+	}
 	k.conns, k.frame, k.zframe, k.deflate, k.wg = k.conns[:0], nil, nil, false, nil
+	k.channel, k.seq = "", 0
 	s.chunks.Put(k)
 	wg.Done()
 }
@@ -107,6 +119,7 @@ func (s *Server) Deliver(name string, payload []byte, pos wire.Position) {
 		job.wg.Add(len(chunks))
 		for _, k := range chunks {
 			k.frame, k.zframe, k.wg = frame, zframe, &job.wg
+			k.channel, k.seq = name, pos.Seq
 		}
 		for _, k := range chunks[1:] {
 			if s.pool.Schedule(k.run) != nil {

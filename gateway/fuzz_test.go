@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -197,12 +198,21 @@ func FuzzClientOp(f *testing.F) {
 		[]byte(`{"op":"ping","ref":1e3}`),
 		[]byte("\xff"),
 		bytes.Repeat([]byte("a"), 4097),
+		[]byte(`{"op":"resume","channel":"user.fuzz","ref":5}`),
+		[]byte("{\"op\":\"subscribe\",\"channel\":\"topic.a\",\"ref\":1}\n{\"op\":\"resume\",\"channel\":\"topic.a\",\"seq\":3,\"epoch\":1,\"ref\":2}"),
+		[]byte(`{"op":"resume","channel":"broadcast","seq":9007199254740993,"epoch":1}`),
+		[]byte(`{"op":"resume","channel":"user.other","seq":1,"epoch":1}`),
+		[]byte(`{"op":"ack","channel":"user.fuzz","seq":1,"epoch":1}`),
+		[]byte(`{"op":"ack","channel":"user.fuzz","seq":-1}`),
+		[]byte(`{"op":"ack","channel":"broadcast","seq":0,"epoch":5}`),
 	} {
 		f.Add(seed)
 	}
 	const maxSubs = 3
 	patterns := []string{"topic.a", "topic.b.*", "topic.c.>"}
-	e := newEnv(f, func(c *Config) { c.MessageRate = -1; c.MaxSubscriptions = maxSubs })
+	e, epoch := newDurableEnv(f, func(c *Config) { c.MessageRate = -1; c.MaxSubscriptions = maxSubs })
+	f.Add(fmt.Appendf(nil, `{"op":"resume","channel":"user.fuzz","seq":4,"epoch":%d,"ref":1}`, epoch))
+	f.Add(fmt.Appendf(nil, `{"op":"ack","channel":"broadcast","seq":4,"epoch":%d,"ref":1}`, epoch))
 	witness := e.connect("witness")
 	baseline := e.bus.Subscriptions()
 	f.Fuzz(func(t *testing.T, input []byte) {
@@ -213,7 +223,10 @@ func FuzzClientOp(f *testing.F) {
 			if err := writeFrame(c.Conn, true, opText, msg); err != nil {
 				t.Fatal(err)
 			}
-			want, closeCode := modelOp(msg, &joined, patterns, maxSubs)
+			want, closeCode := modelOp(msg, &joined, patterns, maxSubs, epoch)
+			if want == (opReply{}) && closeCode == 0 {
+				continue // an accepted ack: no answer
+			}
 			data, err := c.ReadText(time.Now().Add(5 * time.Second))
 			var ce wsutil.ClosedError
 			switch {
@@ -255,7 +268,7 @@ type opReply struct {
 // modelOp is the protocol as docs/protocol.md states it: the reply to msg
 // from a connection holding the topics joined and allowed patterns, or the
 // close code that msg ends the connection with.
-func modelOp(msg []byte, joined *[]string, patterns []string, maxSubs int) (opReply, ws.StatusCode) {
+func modelOp(msg []byte, joined *[]string, patterns []string, maxSubs int, epoch uint64) (opReply, ws.StatusCode) {
 	switch {
 	case len(msg) > 4096:
 		return opReply{}, ws.StatusMessageTooBig
@@ -295,6 +308,22 @@ func modelOp(msg []byte, joined *[]string, patterns []string, maxSubs int) (opRe
 			*joined = append(*joined, op.Channel)
 		}
 		return opReply{Type: "subscribed", Ref: ref, Channel: op.Channel}, 0
+	case "resume", "ack":
+		switch {
+		case !channel.Valid(op.Channel):
+			return fail(codeInvalidChannel)
+		case op.Channel != "user.fuzz" && op.Channel != "broadcast" && !slices.Contains(*joined, op.Channel):
+			return fail(codeForbidden)
+		case op.Seq > 1<<53 || op.Epoch > 1<<53 || op.Seq > 0 && op.Epoch == 0:
+			return fail(codeBadRequest)
+		case op.Op == "resume":
+			return opReply{Type: "resumed", Ref: ref, Channel: op.Channel}, 0
+		case op.Seq == 0:
+			return fail(codeBadRequest)
+		case op.Epoch != epoch:
+			return fail(codeStaleEpoch)
+		}
+		return opReply{}, 0 // accepted, not answered
 	}
 	return fail(codeUnknownOp)
 }

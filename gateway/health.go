@@ -86,6 +86,31 @@ func (s *Server) notReady() string {
 	return ""
 }
 
+// durableState is the /readyz line about durable notifications, "" without
+// them: whether the gateway knows the stream's epoch, and whether its last
+// request to JetStream (a resume's lookup or read, an ack's write)
+// succeeded. It never makes the gateway unready: volatile notifications do
+// not need JetStream, and a resume that fails is answered "unavailable".
+func (s *Server) durableState() string {
+	switch {
+	case s.history == nil:
+		return ""
+	case s.history.Epoch() == 0:
+		return "durable: unavailable: the stream is not known (JetStream down or the stream missing)"
+	}
+	if f := s.historyFailure.Load(); f != nil {
+		return "durable: unavailable since " + f.at.UTC().Format(time.RFC3339) + ": " + f.err
+	}
+	return "durable: ok"
+}
+
+// historyFailure is the first failure of the History requests that have
+// failed since the last that succeeded.
+type historyFailure struct {
+	at  time.Time
+	err string
+}
+
 // softConnLimit is the number of open connections at which /readyz turns
 // 503, or 0 without MaxConns.
 func (s *Server) softConnLimit() int {

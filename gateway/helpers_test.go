@@ -77,6 +77,13 @@ func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config)) *env {
 	if _, fuzz := t.(*testing.F); !fuzz { // a fuzz target must not log through f
 		cfg.Logger = zaptest.NewLogger(t)
 	}
+	if bcfg.StoreDir != "" { // JetStream: the durable ops read its history
+		h, err := b.History(bus.HistoryConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.History = h
+	}
 	if mod != nil {
 		mod(&cfg)
 	}

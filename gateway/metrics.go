@@ -23,6 +23,16 @@ type metrics struct {
 	acceptThrottled prometheus.Counter
 	fanout          prometheus.Histogram
 	compressed      prometheus.Counter
+
+	// Durable notifications (resume.go, replay.go, ack.go).
+	durableDelivered prometheus.Counter
+	replayed         prometheus.Counter
+	resumes          [numResumeOutcomes]prometheus.Counter
+	replaySeconds    prometheus.Histogram
+	historyRequests  [numHistoryKinds]prometheus.Counter
+	historyErrors    [numHistoryKinds]prometheus.Counter
+	acks             prometheus.Counter
+	marksWritten     prometheus.Counter
 }
 
 // busStats is what the metrics read from a bus that offers it.
@@ -60,6 +70,16 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 19),
 		}),
 	}
+	m.durableDelivered = counter("wsgate_durable_delivered_total", "Live durable notification frames written or queued to clients (or held behind a replay), one per recipient.")
+	m.replayed = counter("wsgate_replayed_total", "Stored durable notifications written to resuming clients.")
+	m.acks = counter("wsgate_acks_total", "Acks accepted from clients.")
+	m.marksWritten = counter("wsgate_ack_marks_written_total", "Acked watermarks written to the history (acks are merged per user and channel between writes).")
+	m.replaySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wsgate_resume_seconds",
+		Help: "Time from a resume op to the end of its replay (its answer, when nothing was missed).",
+		// 1ms to about 65s.
+		Buckets: prometheus.ExponentialBuckets(1e-3, 2, 17),
+	})
 	// Every label value is resolved here, once: the hot paths index an
 	// array, and every series is present at zero, for rate() from the start.
 	clientMessages := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -73,6 +93,22 @@ func newMetrics(s *Server) *metrics {
 	}, []string{"result"})
 	for r := upgradeResult(1); r < numResults; r++ {
 		m.upgrades[r] = upgrades.WithLabelValues(r.String())
+	}
+	resumes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_resumes_total", Help: "Resumes by outcome: recovered (nothing missing), unrecovered (answered recovered:false), failed (history unavailable).",
+	}, []string{"outcome"})
+	for o := resumeOutcome(0); o < numResumeOutcomes; o++ {
+		m.resumes[o] = resumes.WithLabelValues(o.String())
+	}
+	historyRequests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_history_requests_total", Help: "Requests to the durable history (JetStream) by kind: last (batched lookups), read (replay reads), marks (batched watermark lookups), put_mark (watermark writes).",
+	}, []string{"kind"})
+	historyErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_history_errors_total", Help: "Failed requests to the durable history by kind.",
+	}, []string{"kind"})
+	for k := historyKind(0); k < numHistoryKinds; k++ {
+		m.historyRequests[k] = historyRequests.WithLabelValues(k.String())
+		m.historyErrors[k] = historyErrors.WithLabelValues(k.String())
 	}
 	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_closes_total", Help: "Closed connections by reason.",
@@ -89,6 +125,7 @@ func newMetrics(s *Server) *metrics {
 	r.MustRegister(
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
 		m.closeTimeouts, m.acceptErrors, clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
+		m.durableDelivered, m.replayed, resumes, m.replaySeconds, historyRequests, historyErrors, m.acks, m.marksWritten,
 		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
 		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
 		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),

@@ -10,11 +10,15 @@ import (
 )
 
 // clientOp is a client → server message:
-// {"op":"subscribe"|"unsubscribe"|"ping","channel":"topic.x","ref":1}.
+// {"op":"subscribe"|"unsubscribe"|"ping","channel":"topic.x","ref":1}, or
+// {"op":"resume"|"ack","channel":"user.42","seq":17,"epoch":1764650000000,"ref":2}
+// for durable notifications (resume.go, ack.go).
 type clientOp struct {
 	Op      string `json:"op"`
 	Channel string `json:"channel"`
 	Ref     int64  `json:"ref"`
+	Seq     uint64 `json:"seq"`
+	Epoch   uint64 `json:"epoch"`
 }
 
 // clientMsg is the kind of a client message: the op label of
@@ -25,6 +29,8 @@ const (
 	msgPing clientMsg = iota
 	msgSubscribe
 	msgUnsubscribe
+	msgResume
+	msgAck
 	msgInvalid // not JSON, or an unknown op
 
 	numClientMsgs = iota
@@ -34,6 +40,8 @@ var clientMsgLabels = [numClientMsgs]string{
 	msgPing:        "ping",
 	msgSubscribe:   "subscribe",
 	msgUnsubscribe: "unsubscribe",
+	msgResume:      "resume",
+	msgAck:         "ack",
 	msgInvalid:     "invalid",
 }
 
@@ -48,6 +56,9 @@ const (
 	codeForbidden      = "forbidden"
 	codeTooMany        = "too_many_subscriptions"
 	codeUnavailable    = "unavailable"
+	codeNotDurable     = "not_durable"
+	codeResumePending  = "resume_pending"
+	codeStaleEpoch     = "stale_epoch"
 )
 
 // handleOp handles one client text message.
@@ -56,7 +67,7 @@ func (c *Conn) handleOp(msg []byte) {
 	var op clientOp
 	if err := json.Unmarshal(msg, &op); err != nil {
 		count[msgInvalid].Inc()
-		c.write(errorFrame(0, codeBadRequest, "a message is a JSON object with op, channel and ref"))
+		c.write(errorFrame(0, codeBadRequest, "a message is a JSON object with op, channel and ref (and seq and epoch, non-negative integers)"))
 		return
 	}
 	switch op.Op {
@@ -69,9 +80,15 @@ func (c *Conn) handleOp(msg []byte) {
 	case "unsubscribe":
 		count[msgUnsubscribe].Inc()
 		c.unsubscribe(op.Channel, op.Ref)
+	case "resume":
+		count[msgResume].Inc()
+		c.requestResume(op)
+	case "ack":
+		count[msgAck].Inc()
+		c.requestAck(op)
 	default:
 		count[msgInvalid].Inc()
-		c.write(errorFrame(op.Ref, codeUnknownOp, "op must be subscribe, unsubscribe or ping"))
+		c.write(errorFrame(op.Ref, codeUnknownOp, "op must be subscribe, unsubscribe, ping, resume or ack"))
 	}
 }
 
@@ -149,6 +166,7 @@ func (c *Conn) unsubscribe(name string, ref int64) {
 	if i := slices.Index(c.topics, name); i >= 0 {
 		c.topics = slices.Delete(c.topics, i, i+1)
 		left = c.srv.hub.leave(c, name)
+		c.cancelReplay(name)
 	}
 	c.wmu.Unlock()
 	if left {

@@ -53,8 +53,17 @@ type Server struct {
 	takeChunkFn func() *chunk
 	backlog     backlog
 
-	// busErrs and acceptErrs keep repeated errors from flooding the log.
-	busErrs, acceptErrs lograte.Limiter
+	// history, resumer and acks serve the durable ops; nil without
+	// Config.History.
+	history History
+	resumer *resumer
+	acks    *acker
+	// historyFailure is set while History requests fail (health.go).
+	historyFailure atomic.Pointer[historyFailure]
+
+	// busErrs, acceptErrs and historyErrs keep repeated errors from
+	// flooding the log.
+	busErrs, acceptErrs, historyErrs lograte.Limiter
 
 	// Admission limits (limit.go).
 	ips                       *ipTable      // sockets per peer address; nil without MaxConnsPerIP
@@ -155,6 +164,14 @@ func New(cfg Config) (*Server, error) {
 	s.wg.Add(2)
 	go s.sweep()
 	go s.drainBacklog()
+	if cfg.History != nil {
+		s.history = cfg.History
+		s.resumer = newResumer(s, cfg.History)
+		s.acks = newAcker(s, cfg.History)
+		s.resumer.start()
+		s.wg.Add(1)
+		go s.acks.run()
+	}
 	return s, nil
 }
 
@@ -254,6 +271,9 @@ func (s *Server) Close() error {
 		s.stopping.Store(true)
 		close(s.done)
 		s.closeListeners()
+		if s.resumer != nil {
+			s.resumer.stop()
+		}
 		s.wg.Wait()
 		s.pool.Close() // finishes queued upgrades and reads; they see closed
 		var batch []*Conn

@@ -37,6 +37,24 @@ func (c *Conn) write(frame []byte) bool {
 	return err == nil
 }
 
+// writeDurable is write for the live frame of durable notification seq on
+// channel name: while that channel replays on c (resume.go), the frame is
+// held, to follow the replay.
+func (c *Conn) writeDurable(frame []byte, name string, seq uint64) bool {
+	c.wmu.Lock()
+	if c.state.Load() != stateOpen {
+		c.wmu.Unlock()
+		return false
+	}
+	held, err := c.holdLive(name, seq, frame)
+	if !held {
+		err = c.writeLocked(frame, false)
+	}
+	c.wmu.Unlock()
+	c.closeOnWriteError(err)
+	return err == nil
+}
+
 // closeOnWriteError closes c after a failed write: a full queue is a slow
 // consumer, anything else a broken socket. A nil error does nothing.
 func (c *Conn) closeOnWriteError(err error) {

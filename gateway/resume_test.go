@@ -1,0 +1,391 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/wstest"
+)
+
+// storeFor publishes n durable notifications to user id, {"n":from}…, and
+// returns their sequences.
+func storeFor(t testing.TB, e *env, id string, from, n int) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, n)
+	for i := range n {
+		st, err := e.pub.DurableUser(t.Context(), id, fmt.Appendf(nil, `{"n":%d}`, from+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[i] = st.Sequence
+	}
+	return seqs
+}
+
+// resumed reads the resume answer for ch and checks it.
+func (c *client) resumed(ch string, ref int, recovered bool, seq, epoch uint64, reason string) {
+	c.t.Helper()
+	m := c.next()
+	want := map[string]any{"type": "resumed", "channel": ch, "ref": float64(ref), "recovered": recovered,
+		"seq": float64(seq), "epoch": float64(epoch)}
+	if reason != "" {
+		want["reason"] = reason
+	}
+	if fmt.Sprint(m) != fmt.Sprint(want) {
+		c.t.Fatalf("got %v, want %v", m, want)
+	}
+}
+
+// durableFrames reads n message frames of ch and checks that they carry
+// seqs, in order, each prev the one before (the first's, prev).
+func (c *client) durableFrames(ch string, prev uint64, seqs []uint64) {
+	c.t.Helper()
+	for _, seq := range seqs {
+		m := c.next()
+		if m["type"] != "message" || m["channel"] != ch || m["seq"] != float64(seq) || m["prev"] != float64(prev) {
+			c.t.Fatalf("got %v, want the message of %s at seq %d, prev %d", m, ch, seq, prev)
+		}
+		prev = seq
+	}
+}
+
+func (c *client) resume(ch string, seq, epoch uint64, ref int) {
+	c.t.Helper()
+	op := map[string]any{"op": "resume", "channel": ch, "ref": ref}
+	if seq != 0 || epoch != 0 {
+		op["seq"], op["epoch"] = seq, epoch
+	}
+	c.send(op)
+}
+
+// A client that was away resumes from the last sequence it saw: it gets
+// the answer, what it missed on its channel (and nothing of another
+// user's), each frame chained to the one before, and then live frames
+// that continue the chain.
+func TestResumeReplaysMissed(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	c := e.connect("42")
+	seen := storeFor(t, e, "42", 0, 2)
+	c.durableFrames("user.42", 0, seen)
+	c.Close()
+
+	var missed []uint64
+	for i := range 3 {
+		missed = append(missed, storeFor(t, e, "42", 10+i, 1)...)
+		storeFor(t, e, "43", 10+i, 1)
+	}
+	c = e.connect("42")
+	c.resume("user.42", seen[1], epoch, 7)
+	c.resumed("user.42", 7, true, seen[1], epoch, "")
+	c.durableFrames("user.42", seen[1], missed)
+
+	live := storeFor(t, e, "42", 20, 1)
+	c.durableFrames("user.42", missed[2], live)
+	c.silent(50 * time.Millisecond)
+	expectCount(t, "replayed", func() float64 { return counterValue(e.srv.metrics.replayed) }, 3)
+}
+
+// A resume with nothing missed is answered without reading the stream, and
+// simultaneous resumes share their lookups: 200 clients cost a handful of
+// requests, not 200.
+func TestResumeNothingMissedIsBatched(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	const n = 200
+	conns := make([]*client, n)
+	lasts := make([]uint64, n)
+	for i := range conns {
+		id := fmt.Sprint("u", i)
+		conns[i] = e.connect(id)
+		if i%2 == 0 { // half have history, half none
+			lasts[i] = storeFor(t, e, id, 0, 1)[0]
+			conns[i].durableFrames("user."+id, 0, lasts[i:i+1])
+		}
+	}
+	m := e.srv.metrics
+	before := counterValue(m.historyRequests[historyLast])
+	for i, c := range conns {
+		c.resume("user."+fmt.Sprint("u", i), lasts[i], epoch, i)
+	}
+	for i, c := range conns {
+		c.resumed("user."+fmt.Sprint("u", i), i, true, lasts[i], epoch, "")
+	}
+	lookups := counterValue(m.historyRequests[historyLast]) - before
+	if lookups < 1 || lookups > 20 {
+		t.Fatalf("%d resumes made %v lookups, want a few batches", n, lookups)
+	}
+	if r := counterValue(m.historyRequests[historyRead]); r != 0 {
+		t.Fatalf("%v stream reads for resumes that missed nothing", r)
+	}
+	t.Logf("%d simultaneous resumes with nothing missed: %v requests", n, lookups)
+}
+
+// Durable notifications published while a long replay runs arrive after
+// it, merged by sequence: every sequence once, in order, the chain unbroken.
+func TestResumeMergesLive(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayBatch = 7 })
+	old := storeFor(t, e, "42", 0, 300)
+	c := e.connect("42")
+	// Drain what arrived live: the client connected after the stores, so nothing.
+	c.silent(20 * time.Millisecond)
+
+	var wg sync.WaitGroup
+	var during []uint64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		during = storeFor(t, e, "42", 1000, 200)
+	}()
+	c.resume("user.42", old[0], epoch, 1)
+
+	// Frames of the channel that precede the answer were live before the
+	// resume began; the replay covers them.
+	var m map[string]any
+	for m = c.next(); m["type"] != "resumed"; m = c.next() {
+	}
+	if m["recovered"] != true || m["seq"] != float64(old[0]) {
+		t.Fatalf("answer %v", m)
+	}
+	wg.Wait()
+	want := append(append([]uint64{}, old[1:]...), during...)
+	got := make([]uint64, 0, len(want))
+	prev := old[0]
+	for len(got) < len(want) {
+		f := c.next()
+		seq, p := uint64(f["seq"].(float64)), uint64(f["prev"].(float64))
+		if p != prev {
+			t.Fatalf("frame %d (seq %d) has prev %d, want %d", len(got), seq, p, prev)
+		}
+		got = append(got, seq)
+		prev = seq
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sequences differ:\n got  %v\n want %v", got, want)
+	}
+	c.silent(50 * time.Millisecond)
+}
+
+// History evicted past the client's position, a position from another
+// epoch, and more missed than the replay limit are all said: recovered is
+// false, with the reason, and what the stream still holds is replayed.
+func TestResumeUnrecovered(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayLimit = 4 })
+	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{MaxMsgsPerChannel: 6}); err != nil {
+		t.Fatal(err)
+	}
+	seqs := storeFor(t, e, "42", 0, 10) // the stream keeps seqs[4:]
+	c := e.connect("42")
+
+	c.resume("user.42", seqs[1], epoch, 1)
+	c.resumed("user.42", 1, false, seqs[1], epoch, "evicted")
+	c.durableFrames("user.42", seqs[1], seqs[4:8]) // the limit cuts it too
+
+	c.resume("user.42", seqs[7], epoch, 2)
+	c.resumed("user.42", 2, true, seqs[7], epoch, "")
+	c.durableFrames("user.42", seqs[7], seqs[8:])
+
+	c.resume("user.42", seqs[8], epoch+1, 3) // another epoch: from the oldest stored
+	c.resumed("user.42", 3, false, 0, epoch, "epoch")
+	c.durableFrames("user.42", 0, seqs[4:8])
+
+	c.resume("user.42", seqs[4], epoch, 4) // 5 missed, limit 4
+	c.resumed("user.42", 4, false, seqs[4], epoch, "limit")
+	c.durableFrames("user.42", seqs[4], seqs[5:9])
+	c.resume("user.42", seqs[8], epoch, 5) // the rest
+	c.resumed("user.42", 5, true, seqs[8], epoch, "")
+	c.durableFrames("user.42", seqs[8], seqs[9:])
+	c.silent(50 * time.Millisecond)
+}
+
+// Acks move the user's watermark: a second device that resumes without a
+// position gets what the user has not acked, and nothing of another
+// user's acks. An ack beyond what is stored is lowered to the last stored.
+func TestAckOfflineDelivery(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.AckInterval = 20 * time.Millisecond })
+	phone := e.connect("42")
+	seqs := storeFor(t, e, "42", 0, 3)
+	phone.durableFrames("user.42", 0, seqs)
+	phone.send(map[string]any{"op": "ack", "channel": "user.42", "seq": seqs[1], "epoch": epoch})
+	other := e.connect("43")
+	storeFor(t, e, "43", 0, 1)
+	other.next()
+	other.send(map[string]any{"op": "ack", "channel": "user.43", "seq": seqs[2] + 1000, "epoch": epoch})
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
+		if n := counterValue(e.srv.metrics.marksWritten); n < 2 {
+			return fmt.Errorf("%v marks written", n)
+		}
+		return nil
+	})
+
+	laptop := e.connect("42")
+	laptop.resume("user.42", 0, 0, 1)
+	laptop.resumed("user.42", 1, true, seqs[1], epoch, "")
+	laptop.durableFrames("user.42", seqs[1], seqs[2:])
+	laptop.silent(50 * time.Millisecond)
+
+	tablet := e.connect("43")
+	tablet.resume("user.43", 0, 0, 2)
+	m := tablet.next()
+	if m["type"] != "resumed" || m["seq"].(float64) >= float64(seqs[2]+1000) {
+		t.Fatalf("an ack of the future moved the watermark past what is stored: %v", m)
+	}
+	tablet.silent(50 * time.Millisecond)
+}
+
+// A resume that finds no position and no watermark replays what the stream
+// holds, oldest first.
+func TestResumeWithoutPosition(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	seqs := storeFor(t, e, "42", 0, 3)
+	c := e.connect("42")
+	c.resume("user.42", 0, 0, 9)
+	c.resumed("user.42", 9, true, 0, epoch, "")
+	c.durableFrames("user.42", 0, seqs)
+}
+
+// Durable ops that cannot be served get a clear error and nothing else
+// happens: the connection goes on, and another user's channel can be
+// neither resumed nor acked.
+func TestResumeRefused(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	c := e.connect("42", "topic.*")
+	for _, tc := range []struct {
+		op   string
+		code string
+	}{
+		{`{"op":"resume","channel":"user.43","seq":1,"epoch":1,"ref":1}`, codeForbidden},
+		{`{"op":"resume","channel":"topic.news","ref":1}`, codeForbidden}, // not subscribed
+		{`{"op":"resume","channel":"user.*","ref":1}`, codeInvalidChannel},
+		{`{"op":"resume","channel":"user.42","seq":5,"ref":1}`, codeBadRequest},
+		{`{"op":"resume","channel":"user.42","seq":9007199254740993,"epoch":1,"ref":1}`, codeBadRequest},
+		{`{"op":"resume","channel":"user.42","seq":-1,"epoch":1,"ref":1}`, codeBadRequest},
+		{`{"op":"resume","channel":"user.42","seq":"1","epoch":1,"ref":1}`, codeBadRequest},
+		{`{"op":"ack","channel":"user.43","seq":1,"epoch":1,"ref":1}`, codeForbidden},
+		{`{"op":"ack","channel":"user.42","ref":1}`, codeBadRequest},
+		{fmt.Sprintf(`{"op":"ack","channel":"user.42","seq":1,"epoch":%d,"ref":1}`, epoch+1), codeStaleEpoch},
+	} {
+		if err := c.WriteText([]byte(tc.op)); err != nil {
+			t.Fatal(err)
+		}
+		m := c.next()
+		if m["type"] != "error" || m["code"] != tc.code {
+			t.Fatalf("%s: got %v, want error %s", tc.op, m, tc.code)
+		}
+	}
+	expectPong(t, c, 3)
+
+	off := newEnv(t, nil) // no JetStream: no history
+	v := off.connect("42")
+	v.resume("user.42", 1, 1, 4)
+	if m := v.next(); m["code"] != codeNotDurable {
+		t.Fatalf("got %v, want not_durable", m)
+	}
+}
+
+// A thousand resumes of one channel from one client: each is answered,
+// resumed or resume_pending, and the connection and another client carry
+// on.
+func TestResumeFlood(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.MessageRate = -1 })
+	seqs := storeFor(t, e, "42", 0, 5)
+	c, bystander := e.connect("42"), e.connect("43")
+	frames := make([][]byte, 1000)
+	for i := range frames {
+		frames[i], _ = json.Marshal(map[string]any{"op": "resume", "channel": "user.42", "seq": seqs[0], "epoch": epoch, "ref": i})
+	}
+	go func() {
+		for _, f := range frames {
+			if c.WriteText(f) != nil {
+				return
+			}
+		}
+	}()
+	answers := 0
+	for answers < len(frames) {
+		m := c.next()
+		switch {
+		case m["type"] == "resumed", m["code"] == codeResumePending:
+			answers++
+		case m["type"] == "message":
+		default:
+			t.Fatalf("got %v", m)
+		}
+	}
+	c.send(map[string]any{"op": "ping", "ref": 1})
+	for m := c.next(); m["type"] != "pong"; m = c.next() { // the last replay's frames first
+		if m["type"] != "message" {
+			t.Fatalf("got %v, want replayed frames and the pong", m)
+		}
+	}
+	live := storeFor(t, e, "43", 0, 1)
+	bystander.durableFrames("user.43", 0, live)
+}
+
+// A channel that is unsubscribed while it replays stops replaying: no frame
+// of it follows the unsubscribed answer.
+func TestResumeCancelledByUnsubscribe(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayBatch = 1 })
+	for i := range 200 {
+		if _, err := e.pub.DurableTopic(t.Context(), "news", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.connect("42", "topic.*")
+	c.send(map[string]any{"op": "subscribe", "channel": "topic.news", "ref": 1})
+	c.next()
+	c.resume("topic.news", 0, 0, 2)
+	c.send(map[string]any{"op": "unsubscribe", "channel": "topic.news", "ref": 3})
+	for {
+		m := c.next()
+		if m["type"] == "unsubscribed" {
+			break
+		}
+	}
+	c.silent(100 * time.Millisecond)
+	_ = epoch
+}
+
+// JetStream failing shows on /readyz's durable line and in a resume's
+// answer, unavailable, while the gateway stays ready: volatile
+// notifications do not need it. Both recover with JetStream.
+func TestResumeHistoryUnavailable(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	admin := httptest.NewServer(e.srv.AdminHandler())
+	defer admin.Close()
+	c := e.connect("42")
+	c.resume("user.42", 0, 0, 1)
+	c.resumed("user.42", 1, true, 0, epoch, "")
+	expectStatus(t, admin.URL, "/readyz", 200, "ready\ndurable: ok")
+
+	js, err := jetstream.New(e.bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	c.resume("user.42", 0, 0, 2)
+	if m := c.next(); m["type"] != "error" || m["code"] != codeUnavailable || m["ref"] != 2.0 {
+		t.Fatalf("got %v, want unavailable", m)
+	}
+	expectStatus(t, admin.URL, "/readyz", 200, "ready\ndurable: unavailable since ")
+	expectCount(t, "failed resumes", func() float64 { return counterValue(e.srv.metrics.resumes[resumeFailed]) }, 1)
+	e.expectUserMessage("42", "volatile still flows", c)
+
+	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bus.TrackStream(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	c.resume("user.42", 0, 0, 3)
+	if m := c.next(); m["type"] != "resumed" || m["recovered"] != true {
+		t.Fatalf("got %v, want resumed", m)
+	}
+	expectStatus(t, admin.URL, "/readyz", 200, "ready\ndurable: ok")
+}
