@@ -53,6 +53,9 @@ type serveFlags struct {
 	conformanceEcho                 bool
 	compression                     bool
 	compressThreshold               int
+	replayLimit, replayBatch        int
+	replayReaders                   int
+	ackInterval                     time.Duration
 }
 
 // The listen addresses. The admin listener serves /metrics and, with
@@ -70,7 +73,7 @@ const (
 var serveZeroRefused = append([]string{
 	"write-timeout", "handshake-timeout", "close-timeout", "max-message-size",
 	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
-	"saturation-timeout", "stall-timeout",
+	"saturation-timeout", "stall-timeout", "replay-limit", "replay-batch", "replay-readers", "ack-interval",
 }, streamZeroRefused...)
 
 func serve(args []string) error {
@@ -92,6 +95,10 @@ func serve(args []string) error {
 	fs.StringVar(&f.storeDir, "nats-store-dir", "", "directory of the embedded server's JetStream files; empty means $XDG_STATE_HOME/wsgate/nats, or ~/.local/state/wsgate/nats: it survives restarts and stays out of the checkout. Only without --nats-url")
 	fs.BoolVar(&f.manageStream, "durable-manage-stream", true, "create or update the stream at start; false leaves it to wsgate stream apply")
 	f.stream.register(fs)
+	fs.IntVar(&f.replayLimit, "replay-limit", gateway.DefaultReplayLimit, "most durable notifications one resume replays; a client that missed more gets these, oldest first, and recovered:false")
+	fs.IntVar(&f.replayBatch, "replay-batch", gateway.DefaultReplayBatch, "stored notifications fetched by one read of the stream for a replay")
+	fs.IntVar(&f.replayReaders, "replay-readers", gateway.DefaultReplayReaders, "reads of the stream that run at once for replays")
+	fs.DurationVar(&f.ackInterval, "ack-interval", gateway.DefaultAckInterval, "how often acked watermarks are written, acks in between merged per user and channel")
 	fs.DurationVar(&f.pingInterval, "ping-interval", gateway.DefaultPingInterval, "send a WebSocket ping after this much silence; 0 disables")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", gateway.DefaultIdleTimeout, "close connections silent (no pong either) for this long; 0 disables")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", gateway.DefaultWriteTimeout, "close a connection whose write queue has not moved for this long")
@@ -220,9 +227,15 @@ func run(f serveFlags, log *zap.Logger) error {
 		return err // the bus's errors say "bus:" themselves
 	}
 	defer b.Close()
+	var history gateway.History
 	if f.durable {
 		applied := !f.manageStream || applyStream(b, f, log)
 		trackStream(b, f, log, applied)
+		h, err := b.History(f.stream.history(f.prefix))
+		if err != nil {
+			return err
+		}
+		history = h
 	}
 
 	s, err := gateway.New(gateway.Config{
@@ -257,6 +270,11 @@ func run(f serveFlags, log *zap.Logger) error {
 		ConformanceEcho:    f.conformanceEcho,
 		DisableCompression: !f.compression,
 		CompressThreshold:  orNegative(f.compressThreshold),
+		History:            history,
+		ReplayLimit:        f.replayLimit,
+		ReplayBatch:        f.replayBatch,
+		ReplayReaders:      f.replayReaders,
+		AckInterval:        f.ackInterval,
 	})
 	if err != nil {
 		return err
@@ -360,9 +378,9 @@ const streamApplyTimeout = 5 * time.Second
 func applyStream(b *bus.Bus, f serveFlags, log *zap.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), streamApplyTimeout)
 	defer cancel()
-	info, err := bus.ApplyStream(ctx, b.Conn(), f.stream.config(f.prefix))
+	info, err := f.stream.apply(ctx, b.Conn(), f.prefix)
 	if err != nil {
-		log.Error("durable stream not applied: durable publishes fail until it exists (wsgate stream apply); volatile notifications are unaffected", zap.Error(err))
+		log.Error("durable stream not applied: durable publishes and resumes fail until the stream and the ack bucket exist (wsgate stream apply); volatile notifications are unaffected", zap.Error(err))
 		return false
 	}
 	log.Info("durable stream ready", zap.String("stream", info.Config.Name), zap.Strings("subjects", info.Config.Subjects),

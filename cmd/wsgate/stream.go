@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/bus"
@@ -26,6 +27,7 @@ type streamFlags struct {
 	maxBytes          int
 	duplicates        time.Duration
 	replicas          int
+	ackBucket         string
 }
 
 // streamZeroRefused are the stream flags for which 0 ("none") makes no
@@ -38,7 +40,31 @@ func (f *streamFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxAge, "durable-max-age", bus.DefaultMaxAge, "how long a durable notification is kept; 0 means forever")
 	fs.IntVar(&f.maxBytes, "durable-max-bytes", 0, "bytes the stream may hold, the oldest notifications dropped beyond; 0 means no limit of its own")
 	fs.DurationVar(&f.duplicates, "durable-duplicates", bus.DefaultDuplicates, "window in which a publish repeating a message id (Nats-Msg-Id) is not stored again")
-	fs.IntVar(&f.replicas, "durable-replicas", bus.DefaultReplicas, "copies of the stream in a NATS cluster (3 in a cluster of 3 or more)")
+	fs.IntVar(&f.replicas, "durable-replicas", bus.DefaultReplicas, "copies of the stream, and of the ack bucket, in a NATS cluster (3 in a cluster of 3 or more)")
+	fs.StringVar(&f.ackBucket, "durable-ack-bucket", bus.DefaultAckBucket, "name of the JetStream KV bucket of acked watermarks, one per user and channel; kept as long as --durable-max-age")
+}
+
+// ackBucket is the bus.AckBucketConfig of the flags: its marks live as long
+// as the notifications they could skip.
+func (f *streamFlags) ackBucketConfig() bus.AckBucketConfig {
+	return bus.AckBucketConfig{Name: f.ackBucket, MaxAge: orNegative(f.maxAge), Replicas: f.replicas}
+}
+
+// history is the bus.HistoryConfig of the flags, for subject prefix prefix.
+func (f *streamFlags) history(prefix string) bus.HistoryConfig {
+	return bus.HistoryConfig{Prefix: prefix, Stream: f.name, AckBucket: f.ackBucket}
+}
+
+// apply creates or updates the stream and the ack bucket.
+func (f *streamFlags) apply(ctx context.Context, nc *nats.Conn, prefix string) (*jetstream.StreamInfo, error) {
+	info, err := bus.ApplyStream(ctx, nc, f.config(prefix))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bus.ApplyAckBucket(ctx, nc, f.ackBucketConfig()); err != nil {
+		return nil, err
+	}
+	return info, nil
 }
 
 // config is the bus.StreamConfig of the flags, for subject prefix prefix.
@@ -77,7 +103,8 @@ func stream(args []string) error {
 	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s\n\n"+
-			"  apply  create the stream of durable notifications, or update it to the flags, and show it\n"+
+			"  apply  create the stream of durable notifications and the KV bucket of acked watermarks,\n"+
+			"         or update them to the flags, and show the stream\n"+
 			"  info   show the stream: its configuration and what it holds\n\n", fs.Name())
 		printFlags(fs)
 	}
@@ -97,7 +124,7 @@ func stream(args []string) error {
 	defer cancel()
 	var info *jetstream.StreamInfo
 	if action == "apply" {
-		info, err = bus.ApplyStream(ctx, nc, sf.config(*prefix))
+		info, err = sf.apply(ctx, nc, *prefix)
 	} else {
 		info, err = bus.StreamInfo(ctx, nc, sf.name)
 	}
