@@ -241,6 +241,7 @@ func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 	}
 	topics := c.topics
 	c.topics = nil
+	c.endReplays()
 	c.wmu.Unlock()
 
 	c.srv.detach(c, topics, r)

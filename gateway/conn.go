@@ -76,13 +76,13 @@ type Conn struct {
 	// deflate: permessage-deflate was negotiated; set before the welcome,
 	// read-only after.
 	deflate bool
+	// replaying: a channel of this connection replays (resume.go); its
+	// replays are in Server.replays. It costs no byte: it fills padding.
+	replaying bool
 	// ipKey is the key of the peer address counted under MaxConnsPerIP, or 0.
 	ipKey uint64
 
 	rs *readState // owned by the read task; nil unless a frame or message is incomplete
-	// replays are the channels this connection resumes now (resume.go);
-	// guarded by wmu, nil while none.
-	replays *connReplays
 }
 
 // onEvent is the poller callback. It runs on the poller goroutine and only

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -110,24 +111,67 @@ type replay struct {
 	done      bool
 }
 
-// connReplays is what a connection resumes now; Conn.replays is nil
-// otherwise, so a connection that never resumes pays one pointer.
-type connReplays struct {
-	list []*replay
+// replaySet holds the replays running on connections, outside the Conn so
+// that a connection that never resumes pays nothing for them: a Conn has
+// only its replaying flag.
+type replaySet struct {
+	mu sync.Mutex // protects m; taken under a Conn's wmu, never the reverse
+	m  map[*Conn][]*replay
 }
 
 // replayOf returns the replay of name running on c, or nil. c.wmu must be
 // held.
 func (c *Conn) replayOf(name string) *replay {
-	if c.replays == nil {
+	if !c.replaying {
 		return nil
 	}
-	for _, r := range c.replays.list {
+	set := &c.srv.replays
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, r := range set.m[c] {
 		if r.channel == name {
 			return r
 		}
 	}
 	return nil
+}
+
+// addReplay registers r on c. c.wmu must be held.
+func (c *Conn) addReplay(r *replay) {
+	set := &c.srv.replays
+	set.mu.Lock()
+	set.m[c] = append(set.m[c], r)
+	set.mu.Unlock()
+	c.replaying = true
+}
+
+// removeReplay unregisters r from c. c.wmu must be held.
+func (c *Conn) removeReplay(r *replay) {
+	set := &c.srv.replays
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	list := set.m[c]
+	if i := slices.Index(list, r); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(set.m, c)
+		c.replaying = false
+		return
+	}
+	set.m[c] = list
+}
+
+// endReplays ends every replay of c without writing anything more: c is
+// closing. c.wmu must be held.
+func (c *Conn) endReplays() {
+	for c.replaying {
+		set := &c.srv.replays
+		set.mu.Lock()
+		r := set.m[c][0]
+		set.mu.Unlock()
+		c.endReplay(r, true)
+	}
 }
 
 // isIn reports whether c receives channel name: its user channel,
@@ -182,10 +226,7 @@ func (c *Conn) requestResume(op clientOp) {
 		return
 	}
 	r := &replay{c: c, channel: op.Channel, ref: op.Ref, seq: op.Seq, epoch: op.Epoch, start: time.Now()}
-	if c.replays == nil {
-		c.replays = &connReplays{}
-	}
-	c.replays.list = append(c.replays.list, r)
+	c.addReplay(r)
 	c.wmu.Unlock()
 	s.resumer.lookup(r)
 }
@@ -216,19 +257,7 @@ func (c *Conn) endReplay(r *replay, drop bool) error {
 		return nil
 	}
 	r.done = true
-	if c.replays != nil {
-		list := c.replays.list
-		for i, x := range list {
-			if x == r {
-				list = append(list[:i], list[i+1:]...)
-				break
-			}
-		}
-		c.replays.list = list
-		if len(list) == 0 {
-			c.replays = nil
-		}
-	}
+	c.removeReplay(r)
 	held, seqs := r.held, r.heldSeq
 	r.held, r.heldSeq, r.heldBytes = nil, nil, 0
 	if drop || c.state.Load() != stateOpen {

@@ -389,3 +389,22 @@ func TestResumeHistoryUnavailable(t *testing.T) {
 	}
 	expectStatus(t, admin.URL, "/readyz", 200, "ready\ndurable: ok")
 }
+
+// A connection that goes mid-replay takes its replay with it: nothing of
+// it stays in the server.
+func TestResumeEndsWithConnection(t *testing.T) {
+	e, _ := newDurableEnv(t, func(c *Config) { c.ReplayBatch = 1 })
+	storeFor(t, e, "42", 0, 100)
+	c := e.connect("42")
+	c.resume("user.42", 0, 0, 1)
+	c.next() // the answer: the replay runs
+	c.Close()
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
+		e.srv.replays.mu.Lock()
+		defer e.srv.replays.mu.Unlock()
+		if n := len(e.srv.replays.m); n != 0 {
+			return fmt.Errorf("%d connections still replaying", n)
+		}
+		return nil
+	})
+}

@@ -58,6 +58,7 @@ type Server struct {
 	history History
 	resumer *resumer
 	acks    *acker
+	replays replaySet
 	// historyFailure is set while History requests fail (health.go).
 	historyFailure atomic.Pointer[historyFailure]
 
@@ -114,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		start:     time.Now(),
 		idPrefix:  randomPrefix(),
 		listeners: make(map[net.Listener]io.Closer),
+		replays:   replaySet{m: make(map[*Conn][]*replay)},
 		done:      make(chan struct{}),
 	}
 	s.upgraders.New = s.newUpgrader
