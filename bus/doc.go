@@ -65,6 +65,17 @@
 // falls back to a volatile publish, when JetStream or the stream is missing
 // (ErrJetStreamUnavailable, ErrNoStream).
 //
+// # History: resumes and acks
+//
+// A gateway serves resumes by reading the stream, never with a consumer:
+// Bus.History returns a History whose Last asks for the last sequence of
+// up to MaxLastBatch channels in one direct-get request, whose Read pages
+// through one channel's notifications from a sequence on, and whose Marks
+// and PutMark read and write the acked watermark of a user on a channel in
+// the KV bucket that ApplyAckBucket creates (NOTIFY_ACKS by default).
+// Every call is one request (Last and Marks, rarely, two), so the gateway
+// batches and paces them itself.
+//
 // # Concurrency
 //
 // Every method of Bus and Publisher may be called from any goroutine.
