@@ -45,6 +45,10 @@ type epochs struct {
 	mu  sync.Mutex // orders lookups: a stale answer never overwrites a newer one
 	gen uint64     // guarded by mu: bumped by each TrackStream and reconnect
 
+	// watch subscribes to the tracked stream's created and deleted
+	// advisories; guarded by mu.
+	watch *nats.Subscription
+
 	lookupErrs lograte.Limiter
 }
 
@@ -89,11 +93,16 @@ func (b *Bus) BadPositions() uint64 { return b.badPositions.Load() }
 // is 0: unknown. A failed lookup is returned (ErrNoStreamNamed,
 // ErrJetStreamUnavailable) and retried in the background, every second
 // at first, then at most every 30 seconds, until one succeeds or Close.
-// Calling TrackStream again looks up again, e.g. after the stream was
-// recreated; the last call's name wins.
+// Calling TrackStream again looks up again; the last call's name wins.
+// The bus also follows JetStream's advisories about the stream: deleted,
+// the epoch becomes 0 at once; created again, it is looked up at once, so
+// a stream recreated while the bus stays connected is noticed too.
 func (b *Bus) TrackStream(ctx context.Context, name string) (*jetstream.StreamInfo, error) {
 	if name == "" {
 		name = DefaultStreamName
+	}
+	if err := b.watchStream(name); err != nil {
+		return nil, err
 	}
 	gen := b.forgetEpoch(name)
 	info, err := b.lookupEpoch(ctx, gen, name)
@@ -138,6 +147,49 @@ func (b *Bus) lookupEpoch(ctx context.Context, gen uint64, name string) (*jetstr
 		b.log.Info("stream epoch", zap.String("stream", name), zap.Uint64("epoch", uint64(info.Created.UnixMilli())))
 	}
 	return info, nil
+}
+
+// watchStream subscribes to the advisories JetStream publishes when
+// stream name is created or deleted (replacing a previous stream's), and
+// looks the epoch up again on each.
+func (b *Bus) watchStream(name string) error {
+	e := &b.epochs
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.watch != nil {
+		if e.watch.Subject == advisorySubject(name) {
+			return nil
+		}
+		e.watch.Unsubscribe()
+		e.watch = nil
+	}
+	sub, err := b.nc.Subscribe(advisorySubject(name), func(m *nats.Msg) {
+		var wait time.Duration
+		switch m.Subject {
+		case advisoryPrefix + "CREATED." + name:
+			wait = 0 // look it up now
+		case advisoryPrefix + "DELETED." + name:
+			wait = epochRetryMin // unknown until it is back
+		default:
+			return // updated: the epoch stays
+		}
+		b.log.Info("stream advisory", zap.String("subject", m.Subject))
+		b.retryEpoch(b.forgetEpoch(name), name, wait)
+	})
+	if err != nil {
+		return &opError{"stream " + name, err}
+	}
+	e.watch = sub
+	return nil
+}
+
+// advisoryPrefix starts the subjects of JetStream's stream advisories:
+// advisoryPrefix + "CREATED." + name, and DELETED and UPDATED likewise.
+const advisoryPrefix = "$JS.EVENT.ADVISORY.STREAM."
+
+// advisorySubject matches every advisory about stream name.
+func advisorySubject(name string) string {
+	return advisoryPrefix + "*." + name
 }
 
 // reconnected forgets the tracked stream's epoch and looks it up again.

@@ -105,7 +105,10 @@ func TestDurableEpochRecreated(t *testing.T) {
 	}
 	e.bus.Conn().ForceReconnect() // what a gateway sees when NATS went away meanwhile
 	wstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if got := e.bus.Epoch(); got != again {
+		switch got := e.bus.Epoch(); {
+		case e.bus.Reconnects() == 0 || !e.bus.Connected():
+			return fmt.Errorf("the bus has not reconnected")
+		case got != again:
 			return fmt.Errorf("bus epoch %d, want %d", got, again)
 		}
 		return nil
@@ -129,5 +132,47 @@ func TestDurableDeflate(t *testing.T) {
 	if !compressed || m["seq"] != float64(st.Sequence) || m["prev"] != 0.0 || m["epoch"] != float64(epoch) ||
 		!strings.Contains(fmt.Sprint(m["data"]), "compressible") {
 		t.Fatalf("got %v (compressed %v), want the durable notification compressed, seq %d, epoch %d", m, compressed, st.Sequence, epoch)
+	}
+}
+
+// A stream deleted and created again while the gateway stays connected is
+// noticed from JetStream's advisories: the epoch is unknown (0) while the
+// stream is gone, and the new one's as soon as it is back, no reconnect
+// needed.
+func TestDurableEpochFollowsAdvisories(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	c := e.connect("42")
+	expectDurable(t, e, c, "42", `"before"`, 0, epoch)
+	js, err := jetstream.New(e.bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	wstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if got := e.bus.Epoch(); got != 0 {
+			return fmt.Errorf("bus epoch %d after the stream was deleted, want 0", got)
+		}
+		return nil
+	})
+	info, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := uint64(info.Created.UnixMilli())
+	wstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if got := e.bus.Epoch(); got != again {
+			return fmt.Errorf("bus epoch %d, want the new stream's %d", got, again)
+		}
+		return nil
+	})
+	expectDurable(t, e, c, "42", `"after"`, 0, again)
+	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{MaxMsgsPerChannel: 7}); err != nil {
+		t.Fatal(err) // an update: the epoch stays
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := e.bus.Epoch(); got != again {
+		t.Fatalf("bus epoch %d after an update, want %d", got, again)
 	}
 }
