@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,4 +408,33 @@ func TestResumeEndsWithConnection(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A replay is paced by its client: 1,000 notifications of 8 KiB (8 MiB,
+// 32 times the write queue limit; the channel's whole history) replayed to
+// a client that reads nothing for half a second and then everything: it
+// is not dropped as a slow consumer, and it gets them all, in order. The
+// replay waited for it.
+func TestReplayIsPaced(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	pad := strings.Repeat("x", 8192)
+	var seqs []uint64
+	for i := range 1000 {
+		st, err := e.pub.DurableUser(t.Context(), "42", fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, st.Sequence)
+	}
+	c := e.connect("42")
+	c.resume("user.42", 0, 0, 1)
+	time.Sleep(500 * time.Millisecond) // not reading
+	c.resumed("user.42", 1, true, 0, epoch, "")
+	c.durableFrames("user.42", 0, seqs)
+	if n := e.srv.metrics.slowConsumerCount(); n != 0 {
+		t.Fatalf("%v slow consumers", n)
+	}
+	if q := e.srv.queuedBytes.Load(); q > int64(e.srv.cfg.WriteQueueLimit) {
+		t.Fatalf("%d bytes queued", q)
+	}
 }
