@@ -21,10 +21,11 @@ const (
 	ScenarioUnicast   = "unicast"
 	ScenarioChurn     = "churn"
 	ScenarioFloor     = "floor"
+	ScenarioResume    = "resume"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioBroadcast, ScenarioTopic, ScenarioUnicast, ScenarioChurn, ScenarioFloor}
+var Scenarios = []string{ScenarioConnect, ScenarioBroadcast, ScenarioTopic, ScenarioUnicast, ScenarioChurn, ScenarioFloor, ScenarioResume}
 
 // Payload kinds (--payload-kind). Every payload is a JSON object that
 // starts with "seq" and "ts", which the delivery accounting reads.
@@ -83,6 +84,18 @@ type Config struct {
 	JSONFile         string   `json:"json_file,omitempty"`
 	HTMLFile         string   `json:"html_file,omitempty"`
 	FloorServers     int      `json:"floor_servers,omitempty"` // floor: server processes, ceil(conns / 15000)
+
+	// Durable publishes broadcast, topic and unicast notifications through
+	// JetStream (bus.Publisher.DurableBroadcast and friends, waiting for
+	// each ack) instead of core NATS (--durable); resume always does.
+	Durable bool `json:"durable,omitempty"`
+	// Missed is how many durable notifications resume publishes to each
+	// user while its connections are cut (--missed). Unlike the other
+	// fields, zero is a value: nothing missed. The flag's default is 10.
+	Missed int `json:"missed"`
+	// Publishers is how many goroutines publish durable notifications at
+	// once in resume (--publishers); default 64.
+	Publishers int `json:"publishers,omitempty"`
 
 	// template is the payload object after "seq" and "ts" without its
 	// opening brace (payload.Template); nil for pad. Set by Normalize.
@@ -187,6 +200,9 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "sign an HS256 token per user (sub=<user>, channels [topic.>], 24h) sent as ?token= instead of ?user=")
 	fs.Var(intListFlag{&c.ServerPIDs}, "server-pid", "gateway process `id` for RSS and CPU from /proc; repeatable, summed")
 	fs.Var(listFlag{&c.ServerMetrics}, "server-metrics", "gateway Prometheus `URL` (http://host:9090/metrics); repeatable, summed; also the source of goroutines")
+	fs.BoolVar(&c.Durable, "durable", false, "broadcast, topic, unicast: publish durable notifications (JetStream, each publish waits for its ack) instead of volatile ones; the frames then carry seq, prev and epoch (the gateway needs --durable and a NATS with JetStream)")
+	fs.IntVar(&c.Missed, "missed", 10, "resume: durable notifications published to each user while its connection is cut; 0: nothing missed")
+	fs.IntVar(&c.Publishers, "publishers", 0, "resume: goroutines publishing durable notifications at once, each waiting for its ack (default 64)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in reports (default <scenario>-<conns>)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed for unicast targets and churn picks (default 1)")
 	fs.StringVar(&c.JSONFile, "json", "", "write the full result as JSON to `FILE`")
@@ -233,6 +249,10 @@ func (c *Config) Normalize() error {
 	}
 	if c.ChurnShare == 0 {
 		c.ChurnShare = 0.05
+	}
+	setDefaultInt(&c.Publishers, 64)
+	if c.Scenario == ScenarioResume {
+		c.Durable = true
 	}
 	if c.Scenario == ScenarioChurn && c.Hold == 0 {
 		c.Hold = Duration(10 * time.Second)
@@ -283,6 +303,12 @@ func (c *Config) Normalize() error {
 		bad("--deflate needs a WebSocket handshake: the floor has none")
 	case c.InflateOnce && !c.Deflate:
 		bad("--inflate-once needs --deflate")
+	case c.Missed < 0:
+		bad("--missed must not be negative")
+	case c.Publishers < 1:
+		bad("--publishers must be positive")
+	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect):
+		bad("--durable applies to broadcast, topic and unicast (resume is always durable)")
 	}
 	if _, err := ParseSources(c.SourceAddrs); err != nil {
 		errs = append(errs, err)

@@ -57,7 +57,19 @@ func (d *dialer) connect(job dialJob) {
 	k := job.k
 	c := &e.conns[k]
 	c.mu.Lock()
-	c.tcp, c.rc, c.seq, c.state, c.deflate = tcp, rc, seqState{}, stateOpen, deflate
+	// c.seq is kept: churn resets it when it closes a connection, and a
+	// resumed connection goes on counting its channel's seqs.
+	c.tcp, c.rc, c.state, c.deflate = tcp, rc, stateOpen, deflate
+	if c.dur != nil && job.reconnect {
+		if _, err := tcp.Write(e.appendResume(d.req[:0], k, c.dur)); err != nil {
+			c.state, c.tcp, c.rc = stateIdle, nil, nil
+			c.mu.Unlock()
+			tcp.Close()
+			e.fail(job, "closed")
+			return
+		}
+		c.dur.cut = false
+	}
 	if len(rest) > 0 {
 		r := append([]byte(nil), rest...)
 		c.rem = &r

@@ -49,7 +49,8 @@ type conn struct {
 	rem     *[]byte // bytes of an incomplete frame; nil when none
 	seq     seqState
 	state   connState
-	deflate bool // its 101 accepted permessage-deflate: RSV1 frames are allowed
+	deflate bool      // its 101 accepted permessage-deflate: RSV1 frames are allowed
+	dur     *durState // resume: its position and what it applied; nil otherwise
 }
 
 // ConnStructBytes is the size of the per-connection state: what an open
@@ -84,8 +85,10 @@ type Engine struct {
 	rampWG    sync.WaitGroup // initial connects not resolved yet
 	reconnWG  sync.WaitGroup // churn reconnects not resolved yet
 
-	handshakes *hist.Locked // dial start → welcome (and subscribed), initial ramp
-	reconnHist *hist.Locked // close → welcome, churn
+	handshakes   *hist.Locked // dial start → welcome (and subscribed), initial ramp
+	reconnHist   *hist.Locked // close → welcome, churn and resume
+	recoveryHist *hist.Locked // resume: cut → every expected notification applied
+	resumeHist   *hist.Locked // resume: resume op → every expected notification applied
 
 	mu       sync.Mutex // protects the fields below
 	failures map[string]int64
@@ -104,6 +107,14 @@ type Engine struct {
 	lastWelcome     atomic.Int64 // unix ns
 	expectedOpen    atomic.Int64
 	pollErrors      atomic.Int64
+
+	// resume (resume.go)
+	cutNS        atomic.Int64 // unix ns
+	cutConns     atomic.Int64
+	resumedN     atomic.Int64
+	complete     atomic.Int64
+	firstResume  atomic.Int64 // unix ns
+	lastComplete atomic.Int64 // unix ns
 }
 
 type dialJob struct {
@@ -117,14 +128,16 @@ type dialJob struct {
 func New(spec Spec) (*Engine, error) {
 	cfg := &spec.Config
 	e := &Engine{
-		spec:       spec,
-		cfg:        cfg,
-		secret:     []byte(spec.JWTSecret),
-		handshakes: hist.NewLocked(),
-		reconnHist: hist.NewLocked(),
-		failures:   map[string]int64{},
-		dropped:    map[string]int64{},
-		dialq:      make(chan dialJob),
+		spec:         spec,
+		cfg:          cfg,
+		secret:       []byte(spec.JWTSecret),
+		handshakes:   hist.NewLocked(),
+		reconnHist:   hist.NewLocked(),
+		recoveryHist: hist.NewLocked(),
+		resumeHist:   hist.NewLocked(),
+		failures:     map[string]int64{},
+		dropped:      map[string]int64{},
+		dialq:        make(chan dialJob),
 	}
 	for _, u := range cfg.URLs {
 		t, err := config.ParseTarget(u)
@@ -163,6 +176,12 @@ func (e *Engine) global(k int32) int { return e.spec.Index + int(k)*e.spec.Worke
 func (e *Engine) Start() {
 	n := e.count()
 	e.conns = make([]conn, n)
+	if e.cfg.Scenario == config.ScenarioResume {
+		ds := make([]durState, n)
+		for k := range e.conns {
+			e.conns[k].dur = &ds[k]
+		}
+	}
 	e.ready = make(chan int32, 4*n+64)
 	for _, r := range e.readers {
 		e.readersWG.Add(1)
@@ -303,7 +322,10 @@ func (e *Engine) SetExpect(x *Expectation) int64 {
 // x gives the expected seqs per channel (nil: churn, count gaps). The
 // engine cannot be used afterwards.
 func (e *Engine) Finish(x *Expectation) Totals {
-	return e.totals(e.finish(x))
+	seq := e.finish(x)
+	t := e.totals(seq)
+	t.Resume = e.resumeTotals()
+	return t
 }
 
 func (e *Engine) finish(x *Expectation) SeqTotals {
@@ -313,12 +335,14 @@ func (e *Engine) finish(x *Expectation) SeqTotals {
 	for k := range e.conns {
 		c := &e.conns[k]
 		c.mu.Lock()
-		switch c.state {
-		case stateOpen:
+		counted := c.state == stateClosed ||
+			c.state == stateIdle && c.dur != nil && c.dur.cut // cut by resume and not reconnected: what it had counts
+		if c.state == stateOpen {
 			writeClose(c.rc, 1000)
 			e.release(c, stateDone)
-			fallthrough
-		case stateClosed:
+			counted = true
+		}
+		if counted {
 			if x == nil || e.cfg.Scenario == config.ScenarioChurn {
 				t.addGaps(&c.seq)
 			} else {
@@ -382,7 +406,7 @@ func (e *Engine) channel(dst []byte, g int) []byte {
 	switch e.cfg.Scenario {
 	case config.ScenarioTopic:
 		return strconv.AppendInt(append(dst, "topic.t"...), int64(g%e.cfg.Topics), 10)
-	case config.ScenarioUnicast:
+	case config.ScenarioUnicast, config.ScenarioResume:
 		dst = append(append(dst, "user."...), e.cfg.UserPrefix...)
 		return strconv.AppendInt(dst, int64(g), 10)
 	}
@@ -414,7 +438,9 @@ type Progress struct {
 	Failed      int64 `json:"failed"`
 	Reconnects  int64 `json:"reconnects"`
 	Delivered   int64 `json:"delivered"`
-	P99US       int64 `json:"p99_us"` // delivery latency p99 so far, µs
+	P99US       int64 `json:"p99_us"`   // delivery latency p99 so far, µs
+	Resumed     int64 `json:"resumed"`  // resume: resumed answers read
+	Complete    int64 `json:"complete"` // resume: connections that applied every expected notification
 }
 
 // Progress returns the engine's state now.
@@ -427,6 +453,8 @@ func (e *Engine) Progress() Progress {
 		Reconnects:  e.reconnects.Load(),
 		Delivered:   delivered,
 		P99US:       p99,
+		Resumed:     e.resumedN.Load(),
+		Complete:    e.complete.Load(),
 	}
 }
 
@@ -453,6 +481,7 @@ type Totals struct {
 	LastWelcomeNS   int64            `json:"last_welcome_ns"`
 	LastDeliveryNS  int64            `json:"last_delivery_ns"`
 	PollErrors      int64            `json:"poll_errors"`
+	Resume          *ResumeTotals    `json:"resume,omitempty"`
 }
 
 func (e *Engine) totals(t SeqTotals) Totals {

@@ -114,6 +114,7 @@ const (
 	kindWelcome                   // {"type":"welcome",...}
 	kindSubscribed                // {"type":"subscribed",...}
 	kindError                     // {"type":"error",...}
+	kindResumed                   // {"type":"resumed",...}
 )
 
 var (
@@ -121,6 +122,10 @@ var (
 	typeWelcome    = []byte(`{"type":"welcome"`)
 	typeSubscribed = []byte(`{"type":"subscribed"`)
 	typeError      = []byte(`{"type":"error"`)
+	typeResumed    = []byte(`{"type":"resumed"`)
+	keyPrev        = []byte(`"prev":`)
+	keyEpoch       = []byte(`"epoch":`)
+	recoveredTrue  = []byte(`"recovered":true`)
 	keyData        = []byte(`"data":`)
 	keySeq         = []byte(`"seq":`)
 	keyTS          = []byte(`"ts":`)
@@ -132,6 +137,19 @@ type message struct {
 	channel []byte // aliases the frame; nil when not found
 	seq     uint32 // 0 when the payload has none
 	ts      int64  // unix nanoseconds of the publish; 0 when none
+
+	// pos is a durable message frame's position (the frame's own "seq",
+	// "prev" and "epoch", before "data"), or a resumed answer's "seq"
+	// and "epoch"; zero for a volatile frame.
+	pos position
+	// recovered is a resumed answer's "recovered".
+	recovered bool
+}
+
+// position is a durable frame's place in the stream (docs/protocol.md,
+// "Durable message frames").
+type position struct {
+	seq, prev, epoch uint64
 }
 
 // parseMessage reads a gateway text frame. The fast path relies on the
@@ -150,6 +168,9 @@ func parseMessage(p []byte) message {
 			rest = rest[j:]
 		}
 		if i := bytes.Index(rest, keyData); i >= 0 {
+			if head := rest[:i]; len(head) > 3 { // more than `",`: a durable frame's position
+				m.pos = positionIn(head)
+			}
 			rest = rest[i+len(keyData):]
 			seq, ok1 := numberAfter(rest, keySeq)
 			ts, ok2 := numberAfter(rest, keyTS)
@@ -165,8 +186,26 @@ func parseMessage(p []byte) message {
 		return message{kind: kindSubscribed}
 	case bytes.HasPrefix(p, typeError):
 		return message{kind: kindError}
+	case bytes.HasPrefix(p, typeResumed):
+		return message{kind: kindResumed, pos: positionIn(p), recovered: bytes.Contains(p, recoveredTrue)}
 	}
 	return parseMessageJSON(p)
+}
+
+// positionIn reads "seq", "prev" and "epoch" in b, a frame's envelope
+// without its data; a missing one is 0.
+func positionIn(b []byte) position {
+	var pos position
+	if v, ok := numberAfter(b, keySeq); ok {
+		pos.seq = uint64(v)
+	}
+	if v, ok := numberAfter(b, keyPrev); ok {
+		pos.prev = uint64(v)
+	}
+	if v, ok := numberAfter(b, keyEpoch); ok {
+		pos.epoch = uint64(v)
+	}
+	return pos
 }
 
 // numberAfter returns the non-negative integer right after key in b.
@@ -193,9 +232,13 @@ func numberAfter(b, key []byte) (int64, bool) {
 
 func parseMessageJSON(p []byte) message {
 	var env struct {
-		Type    string          `json:"type"`
-		Channel *string         `json:"channel"`
-		Data    json.RawMessage `json:"data"`
+		Type      string          `json:"type"`
+		Channel   *string         `json:"channel"`
+		Seq       uint64          `json:"seq"`
+		Prev      uint64          `json:"prev"`
+		Epoch     uint64          `json:"epoch"`
+		Recovered bool            `json:"recovered"`
+		Data      json.RawMessage `json:"data"`
 	}
 	if json.Unmarshal(p, &env) != nil {
 		return message{}
@@ -207,11 +250,13 @@ func parseMessageJSON(p []byte) message {
 		return message{kind: kindSubscribed}
 	case "error":
 		return message{kind: kindError}
+	case "resumed":
+		return message{kind: kindResumed, pos: position{seq: env.Seq, epoch: env.Epoch}, recovered: env.Recovered}
 	case "message":
 	default:
 		return message{}
 	}
-	m := message{kind: kindMessage}
+	m := message{kind: kindMessage, pos: position{seq: env.Seq, prev: env.Prev, epoch: env.Epoch}}
 	if env.Channel != nil {
 		m.channel = []byte(*env.Channel)
 	}

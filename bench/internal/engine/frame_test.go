@@ -116,7 +116,16 @@ func TestParseMessage(t *testing.T) {
 	}{
 		{"fast", `{"type":"message","channel":"topic.t3","data":{"seq":7,"ts":123,"pad":"xx"}}`, message{kind: kindMessage, channel: []byte("topic.t3"), seq: 7, ts: 123}},
 		{"spaces fall back to json", `{ "type": "message", "channel": "user.u1", "data": {"ts": 5, "seq": 9} }`, message{kind: kindMessage, channel: []byte("user.u1"), seq: 9, ts: 5}},
-		{"durable: the payload's seq, not the stream's", `{"type":"message","channel":"user.u1","seq":999,"prev":998,"epoch":1764650000000,"data":{"seq":7,"ts":123}}`, message{kind: kindMessage, channel: []byte("user.u1"), seq: 7, ts: 123}},
+		{"durable: the payload's seq, not the stream's", `{"type":"message","channel":"user.u1","seq":999,"prev":998,"epoch":1764650000000,"data":{"seq":7,"ts":123}}`,
+			message{kind: kindMessage, channel: []byte("user.u1"), seq: 7, ts: 123, pos: position{999, 998, 1764650000000}}},
+		{"durable, first on its channel", `{"type":"message","channel":"user.u1","seq":5,"prev":0,"epoch":17,"data":{"seq":1,"ts":2}}`,
+			message{kind: kindMessage, channel: []byte("user.u1"), seq: 1, ts: 2, pos: position{5, 0, 17}}},
+		{"durable, json fallback", `{"type":"message", "channel":"user.u1","seq":9,"prev":5,"epoch":17,"data":{"ts":2,"seq":1}}`,
+			message{kind: kindMessage, channel: []byte("user.u1"), seq: 1, ts: 2, pos: position{9, 5, 17}}},
+		{"resumed", `{"type":"resumed","channel":"user.u1","ref":1,"recovered":true,"seq":17,"epoch":1764650000000}`,
+			message{kind: kindResumed, pos: position{seq: 17, epoch: 1764650000000}, recovered: true}},
+		{"resumed, not recovered", `{"type":"resumed","channel":"user.u1","ref":1,"recovered":false,"seq":0,"epoch":3,"reason":"epoch"}`,
+			message{kind: kindResumed, pos: position{epoch: 3}}},
 		{"no seq", `{"type":"message","channel":"broadcast","data":"hello"}`, message{kind: kindMessage, channel: []byte("broadcast")}},
 		{"welcome", `{"type":"welcome","conn":"x","user":"u1","ping_interval":25}`, message{kind: kindWelcome}},
 		{"subscribed", `{"type":"subscribed","channel":"topic.t1","ref":1}`, message{kind: kindSubscribed}},
@@ -125,7 +134,8 @@ func TestParseMessage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := parseMessage([]byte(tc.in))
-			if got.kind != tc.want.kind || got.seq != tc.want.seq || got.ts != tc.want.ts || string(got.channel) != string(tc.want.channel) {
+			if got.kind != tc.want.kind || got.seq != tc.want.seq || got.ts != tc.want.ts || string(got.channel) != string(tc.want.channel) ||
+				got.pos != tc.want.pos || got.recovered != tc.want.recovered {
 				t.Errorf("got %+v (channel %q), want %+v", got, got.channel, tc.want)
 			}
 		})

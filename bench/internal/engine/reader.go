@@ -169,6 +169,9 @@ func (r *reader) inflateText(c *conn, k int32, z []byte, frameLen int, now int64
 // bytes, compressed or not.
 func (r *reader) onText(c *conn, k int32, p []byte, frameLen int, compressed bool, now int64) {
 	m := parseMessage(p)
+	if c.dur != nil && !r.durable(c, &m, now) {
+		return
+	}
 	if m.kind != kindMessage {
 		return
 	}

@@ -114,6 +114,10 @@ type Expectation struct {
 	Broadcast uint32   `json:"broadcast,omitempty"`
 	Topics    []uint32 `json:"topics,omitempty"` // by topic index
 	Users     []uint32 `json:"users,omitempty"`  // by connection index
+	// Durable is, by connection index, the stream sequences the
+	// publisher got acked for the connection's user while it was cut
+	// (resume), in order.
+	Durable [][]uint64 `json:"durable,omitempty"`
 }
 
 // of returns the number of messages published to the channel of conn g.
@@ -124,7 +128,7 @@ func (x *Expectation) of(cfg *config.Config, g int) uint32 {
 			return x.Topics[t]
 		}
 		return 0
-	case config.ScenarioUnicast:
+	case config.ScenarioUnicast, config.ScenarioResume:
 		if g < len(x.Users) {
 			return x.Users[g]
 		}
