@@ -19,6 +19,7 @@ const (
 	ScenarioUnicast   = config.ScenarioUnicast
 	ScenarioChurn     = config.ScenarioChurn
 	ScenarioFloor     = config.ScenarioFloor
+	ScenarioResume    = config.ScenarioResume
 )
 
 // Scenarios lists every scenario name.

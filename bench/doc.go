@@ -54,6 +54,17 @@
 //     write(2) calls at MsgRate, of a real server frame as large as the
 //     gateway's for the same payload, one writer goroutine per CPU. Their
 //     CPU (getrusage) per million writes is the kernel's floor.
+//   - resume: durable-aware clients (engine, resume.go) get one durable
+//     notification each, are all cut at once from the client side, miss
+//     Missed durable notifications each (published Publishers at once,
+//     the acked sequences kept), reconnect and resume from their seq. Each
+//     connection's replay is checked against its user's acked sequences;
+//     the report has the time to full recovery and, from ServerMetrics,
+//     the gateway's history requests and CPU per resume.
+//
+// With Durable, broadcast, topic and unicast publish through JetStream
+// and wait for each ack; the frames carry seq, prev and epoch before
+// data, and the accounting reads the payload's seq in data.
 //
 // # Payloads and permessage-deflate
 //

@@ -37,11 +37,45 @@ type gatewayEnv struct {
 // newGateway starts a gateway; opts change its Config.
 func newGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
 	t.Helper()
-	b, err := bus.New(bus.Config{EmbeddedListen: "127.0.0.1:0"})
+	return startGateway(t, bus.Config{EmbeddedListen: "127.0.0.1:0"}, opts)
+}
+
+// newDurableGateway starts a gateway with durable notifications: JetStream
+// in its embedded NATS server, the stream and the ack bucket applied and
+// tracked, as wsgate does with --durable.
+func newDurableGateway(t testing.TB, opts ...func(*gateway.Config)) *gatewayEnv {
+	t.Helper()
+	return startGateway(t, bus.Config{EmbeddedListen: "127.0.0.1:0", StoreDir: t.TempDir()}, opts)
+}
+
+func startGateway(t testing.TB, bcfg bus.Config, opts []func(*gateway.Config)) *gatewayEnv {
+	t.Helper()
+	b, err := bus.New(bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := gateway.Config{Bus: b, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()}
+	if bcfg.StoreDir != "" {
+		ctx := context.Background()
+		if _, err := bus.ApplyStream(ctx, b.Conn(), bus.StreamConfig{}); err != nil {
+			b.Close()
+			t.Fatal(err)
+		}
+		if _, err := bus.ApplyAckBucket(ctx, b.Conn(), bus.AckBucketConfig{}); err != nil {
+			b.Close()
+			t.Fatal(err)
+		}
+		if _, err := b.TrackStream(ctx, ""); err != nil {
+			b.Close()
+			t.Fatal(err)
+		}
+		h, err := b.History(bus.HistoryConfig{})
+		if err != nil {
+			b.Close()
+			t.Fatal(err)
+		}
+		cfg.History = h
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}

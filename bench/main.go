@@ -55,6 +55,32 @@ round-robin over the --url values, the --source-addrs and the --workers):
              size of the gateway's frame, one writer goroutine per CPU). Reports
              their CPU per million writes: the denominator of "server CPU per
              million delivered ≤ 1.1 × floor" (see compare).
+  resume     a reconnect storm with durable notifications missed (the gateway needs
+             --durable and a NATS with JetStream). Every connection is a distinct
+             user and a durable-aware client: it keeps the seq and epoch of the
+             last durable frame it applied on its user channel, applies a frame
+             only when its prev is that seq, and between its resume and the
+             answer drops the channel's frames (docs/protocol.md, "Resume and
+             acks"). After the ramp: one durable notification to every user (the
+             positions); the cut: every connection closed at once from the client
+             side, without a close frame; --missed durable notifications to every
+             user (bus.Publisher.DurableUser with a message id, --publishers at
+             once, each waiting for its ack); then every connection reconnects at
+             --rate and sends resume with its seq and epoch. Waits until each has
+             applied every sequence the publisher got acked for its user, or
+             --timeout. Reports time to full recovery (cut → the last connection
+             complete) and per connection, replayed/s, lost (acked sequences never
+             applied), stray, duplicates left after de-duplication, and from
+             --server-metrics the gateway's history requests by kind
+             (wsgate_history_requests_total) per resumed connection and its CPU
+             per resume (reconnect included). --missed 0: nothing missed, the
+             cost of the resumes alone.
+
+--durable (broadcast, topic, unicast): publish through JetStream with
+DurableBroadcast, DurableTopic or DurableUser, each publish waiting for its ack;
+the payload's ts is taken before the publish, so the delivery latency includes
+storing the notification and the stream's republish. The frames carry the
+stream's seq, prev and epoch before data; the accounting reads the payload's.
 
 Payloads (--payload-kind): pad, {"seq":N,"ts":T,"pad":"xx…"} padded to
 --payload-size (default 200 bytes); json1k, a realistic notification of about

@@ -212,3 +212,61 @@ func machine() report.Machine {
 	}
 	return m
 }
+
+// series returns, summed over every --server-metrics URL, the samples of
+// the metrics named (labeled or not), keyed as exposed: `name{labels}` or
+// `name`. It is nil, with no error, without --server-metrics.
+func (p *serverProbe) series(ctx context.Context, names ...string) (map[string]float64, error) {
+	if len(p.metrics) == 0 {
+		return nil, nil
+	}
+	out := map[string]float64{}
+	for _, u := range p.metrics {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			for _, name := range names {
+				rest, ok := strings.CutPrefix(line, name)
+				if !ok || rest == "" || rest[0] != ' ' && rest[0] != '{' {
+					continue
+				}
+				i := strings.LastIndexByte(line, ' ')
+				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+					out[line[:i]] += v
+				}
+			}
+		}
+		err = sc.Err()
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// byLabel returns the growth from before to after of the samples of name,
+// keyed by the value of its one label: wsgate_history_requests_total
+// {kind="read"} is "read".
+func byLabel(before, after map[string]float64, name string) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		rest, ok := strings.CutPrefix(k, name+"{")
+		if !ok {
+			continue
+		}
+		_, val, _ := strings.Cut(rest, `="`)
+		val, _, _ = strings.Cut(val, `"`)
+		out[val] += v - before[k]
+	}
+	return out
+}

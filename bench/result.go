@@ -29,6 +29,9 @@ func (r *runner) result(msgs []workerMsg, w window, end serverSample, clientCPU 
 	r.merge(res, msgs, w.start)
 	res.Delivery.Published = w.published
 	res.Server = r.serverFigures(res, w, end)
+	if w.resume != nil {
+		res.Resume = r.resumeFigures(msgs, w.resume, res.Server)
+	}
 	if w.floor != nil {
 		f := &report.Floor{Writes: w.floor.Writes, ShortWrites: w.floor.ShortWrites, CPUSeconds: w.floor.CPUSeconds,
 			FrameBytes: w.floor.FrameBytes, ServerRSSPerConnByte: res.Server.RSSPerConn}
@@ -187,6 +190,65 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 	if cfg.Scenario == ScenarioChurn {
 		res.Churn = &report.Churn{Reconnects: reconnects, ReconnectFailed: reconnFail, ReconnectLatency: report.PercentilesOf(rc)}
 	}
+}
+
+// resumeFigures puts the resume scenario's figures together from the
+// workers' totals, what the scenario measured (rw) and the server's CPU
+// over the resumes (s.CPUSeconds, from the window's start).
+func (r *runner) resumeFigures(msgs []workerMsg, rw *resumeWindow, s report.Server) *report.Resume {
+	var t engine.ResumeTotals
+	rec, res := hist.New(), hist.New()
+	for _, m := range msgs {
+		if m.Result == nil || m.Result.Resume == nil {
+			continue
+		}
+		t.Merge(*m.Result.Resume)
+		if err := hist.MergeEncoded(rec, m.Result.Resume.Recovery); err != nil {
+			r.warn("a worker's recovery histogram could not be decoded: %v", err)
+		}
+		if err := hist.MergeEncoded(res, m.Result.Resume.ResumeLatency); err != nil {
+			r.warn("a worker's resume histogram could not be decoded: %v", err)
+		}
+	}
+	out := &report.Resume{
+		Cut: "client", CutConnections: rw.cut, Missed: r.cfg.Missed,
+		Published: rw.published, PublishS: rw.publishS,
+		Reconnected: rw.reconnected, ReconnectFail: rw.cut - rw.reconnected,
+		Resumed: t.Resumed, Unrecovered: t.Unrecovered, ResumeErrors: t.ResumeErrors, Complete: t.Complete,
+		Expected: t.Expected, Applied: t.Applied, Lost: t.Lost, Stray: t.Stray, DupApplied: t.DupApplied,
+		DupDropped: t.DupDropped, GapDropped: t.GapDropped, DroppedInResume: t.DroppedInResume,
+		RecoveryLatency: report.PercentilesOf(rec), ResumeLatency: report.PercentilesOf(res),
+		RequestsPerResume: -1, ServerReplayed: -1, ServerCPUSeconds: s.CPUSeconds, CPUPerResumeUs: -1,
+	}
+	if rw.publishS > 0 {
+		out.PublishPerS = float64(rw.published) / rw.publishS
+	}
+	if t.LastCompleteNS > 0 && t.CutNS > 0 {
+		out.RecoveryS = float64(t.LastCompleteNS-t.CutNS) / 1e9
+	}
+	if t.LastCompleteNS > t.FirstResumeNS && t.FirstResumeNS > 0 {
+		out.StormS = float64(t.LastCompleteNS-t.FirstResumeNS) / 1e9
+		out.ReplayedPerS = float64(t.Applied) / out.StormS
+	}
+	if rw.before != nil && rw.after != nil {
+		out.HistoryRequests = byLabel(rw.before, rw.after, historyRequestsMetric)
+		out.ServerResumes = byLabel(rw.before, rw.after, resumesMetric)
+		out.ServerReplayed = rw.after[replayedMetric] - rw.before[replayedMetric]
+		if t.Resumed > 0 {
+			var sum float64
+			for _, v := range out.HistoryRequests {
+				sum += v
+			}
+			out.RequestsPerResume = sum / float64(t.Resumed)
+		}
+	}
+	if s.CPUSeconds >= 0 && t.Resumed > 0 {
+		out.CPUPerResumeUs = s.CPUSeconds / float64(t.Resumed) * 1e6
+	}
+	if out.Complete < out.CutConnections {
+		r.warn("%d of %d cut connections did not get every notification published while they were away", out.CutConnections-out.Complete, out.CutConnections)
+	}
+	return out
 }
 
 // checks adds warnings about figures that should not be trusted. r.mu

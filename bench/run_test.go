@@ -280,3 +280,80 @@ func TestDeflateContextTakeover(t *testing.T) {
 		}
 	}
 }
+
+// TestResume cuts every connection, publishes durable notifications to
+// every user meanwhile, and checks that every connection gets each of
+// them once after its resume, and what that cost the gateway in history
+// requests: one batched lookup for many resumes, one read per connection
+// that missed something.
+func TestResume(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		conns, missed int
+		workers       int
+	}{
+		{"missed 5", 200, 5, 1},
+		{"nothing missed", 300, 0, 1},
+		{"two workers", 100, 3, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newDurableGateway(t)
+			cfg := fastConfig(g, ScenarioResume)
+			cfg.Conns, cfg.Missed, cfg.Workers = tc.conns, tc.missed, tc.workers
+			cfg.ServerMetrics = []string{g.metrics}
+			res := runOK(t, cfg)
+			// Before the cut each connection got its position; then every
+			// user got missed more: each connection counts 1+missed seqs.
+			checkDelivery(t, res, tc.conns, int64(tc.conns*(1+tc.missed)))
+			rs := res.Resume
+			if rs == nil {
+				t.Fatal("no resume figures")
+			}
+			n, want := int64(tc.conns), int64(tc.conns*tc.missed)
+			if rs.CutConnections != n || rs.Reconnected != n || rs.Resumed != n || rs.Complete != n {
+				t.Errorf("cut %d reconnected %d resumed %d complete %d, want %d each", rs.CutConnections, rs.Reconnected, rs.Resumed, rs.Complete, n)
+			}
+			if rs.Published != want || rs.Expected != want || rs.Applied != want {
+				t.Errorf("published %d expected %d applied %d, want %d each", rs.Published, rs.Expected, rs.Applied, want)
+			}
+			if rs.Lost != 0 || rs.Stray != 0 || rs.DupApplied != 0 || rs.GapDropped != 0 || rs.Unrecovered != 0 || rs.ResumeErrors != 0 {
+				t.Errorf("resume %+v: want nothing lost, stray, duplicated, gapped, unrecovered or failed", rs)
+			}
+			if rs.RecoveryLatency.Count != n || rs.RecoveryS <= 0 || rs.RecoveryS < rs.StormS {
+				t.Errorf("recovery %+v, %.3f s after the cut, storm %.3f s", rs.RecoveryLatency, rs.RecoveryS, rs.StormS)
+			}
+			h := rs.HistoryRequests
+			if h["last"] < 1 || h["last"] > float64(n) || h["marks"] != 0 {
+				t.Errorf("history requests %v: want batched lookups, no marks (every resume had a position)", h)
+			}
+			if wantReads := float64(n); tc.missed > 0 && h["read"] != wantReads || tc.missed == 0 && h["read"] != 0 {
+				t.Errorf("history reads %v, want one per connection that missed something", h["read"])
+			}
+			if rs.ServerResumes["recovered"] != float64(n) || rs.ServerReplayed != float64(want) {
+				t.Errorf("server resumes %v replayed %v", rs.ServerResumes, rs.ServerReplayed)
+			}
+			if rs.RequestsPerResume <= 0 || rs.CPUPerResumeUs <= 0 {
+				t.Errorf("requests per resume %v, CPU per resume %v µs", rs.RequestsPerResume, rs.CPUPerResumeUs)
+			}
+		})
+	}
+}
+
+// TestDurableDelivery publishes unicast and broadcast notifications
+// durably: the frames carry the stream's seq, prev and epoch before data,
+// and the accounting still reads the payload's seq.
+func TestDurableDelivery(t *testing.T) {
+	for _, sc := range []string{ScenarioUnicast, ScenarioBroadcast} {
+		t.Run(sc, func(t *testing.T) {
+			g := newDurableGateway(t)
+			cfg := fastConfig(g, sc)
+			cfg.Conns, cfg.Messages, cfg.MsgRate, cfg.Durable = 100, 20, 200, true
+			res := runOK(t, cfg)
+			want := int64(20)
+			if sc == ScenarioBroadcast {
+				want = 100 * 20
+			}
+			checkDelivery(t, res, 100, want)
+		})
+	}
+}

@@ -35,6 +35,7 @@ type window struct {
 	server    serverSample // the servers at start, for their CPU and bytes written over the window
 	clientCPU float64      // wsbench's CPU seconds at start
 	floor     *floorReport // floor: what the floor servers measured
+	resume    *resumeWindow
 }
 
 func newScenario(name string) scenario {
@@ -49,6 +50,8 @@ func newScenario(name string) scenario {
 		return &churnScenario{}
 	case ScenarioFloor:
 		return &floorScenario{}
+	case ScenarioResume:
+		return &resumeScenario{}
 	}
 	return connectScenario{}
 }
@@ -159,10 +162,19 @@ func (p *publisher) stop() {
 // and counts it in x.
 type channels func(p *publisher, x *engine.Expectation) (n int, send func(i int) error)
 
-// toBroadcast publishes --messages to <prefix>.broadcast.
+// toBroadcast publishes --messages to <prefix>.broadcast. With --durable
+// the channels publish through JetStream and wait for each ack (within
+// the bus's 5 seconds): the payload's ts is taken before the publish, so
+// the latency includes storing it and the stream's republish.
 func toBroadcast(p *publisher, x *engine.Expectation) (int, func(int) error) {
 	return p.cfg.Messages, func(int) error {
 		x.Broadcast++
+		if p.cfg.Durable {
+			return p.send(x.Broadcast, func(b []byte) error {
+				_, err := p.pub.DurableBroadcast(context.Background(), b)
+				return err
+			})
+		}
 		return p.send(x.Broadcast, p.pub.Broadcast)
 	}
 }
@@ -175,7 +187,13 @@ func toTopics(p *publisher, x *engine.Expectation) (int, func(int) error) {
 	return cfg.Messages * cfg.Topics, func(i int) error {
 		t := i % cfg.Topics
 		x.Topics[t]++
-		return p.send(x.Topics[t], func(b []byte) error { return p.pub.Topic("t"+strconv.Itoa(t), b) })
+		return p.send(x.Topics[t], func(b []byte) error {
+			if p.cfg.Durable {
+				_, err := p.pub.DurableTopic(context.Background(), "t"+strconv.Itoa(t), b)
+				return err
+			}
+			return p.pub.Topic("t"+strconv.Itoa(t), b)
+		})
 	}
 }
 
@@ -187,7 +205,13 @@ func toUsers(p *publisher, x *engine.Expectation) (int, func(int) error) {
 	return cfg.Messages, func(int) error {
 		u := rng.IntN(cfg.Conns)
 		x.Users[u]++
-		return p.send(x.Users[u], func(b []byte) error { return p.pub.User(cfg.UserPrefix+strconv.Itoa(u), b) })
+		return p.send(x.Users[u], func(b []byte) error {
+			if cfg.Durable {
+				_, err := p.pub.DurableUser(context.Background(), cfg.UserPrefix+strconv.Itoa(u), b)
+				return err
+			}
+			return p.pub.User(cfg.UserPrefix+strconv.Itoa(u), b)
+		})
 	}
 }
 

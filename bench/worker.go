@@ -21,9 +21,10 @@ import (
 //
 //	coordinator → worker: {"cmd":"spec","spec":{…}}  {"cmd":"connect"}
 //	                      {"cmd":"churn","churn":"10s"}  {"cmd":"expect","expect":{…}}
-//	                      {"cmd":"finish","expect":{…}}
+//	                      {"cmd":"cut"}  {"cmd":"resume","expect":{…}}  {"cmd":"finish","expect":{…}}
 //	worker → coordinator: {"event":"progress","progress":{…}} every 250 ms
 //	                      {"event":"connected"} {"event":"churned"} {"event":"expected","n":…}
+//	                      {"event":"cut","n":…} {"event":"resumed","n":…}
 //	                      {"event":"result","result":{…}}  {"event":"error","error":"…"}
 
 // ChildEnv is set in the environment of the worker and floor-server
@@ -130,6 +131,10 @@ func serveWorker(in io.Reader, out io.Writer) error {
 			emit(workerMsg{Event: "churned", Progress: progress(e)})
 		case "expect":
 			emit(workerMsg{Event: "expected", N: e.SetExpect(cmd.Expect)})
+		case "cut":
+			emit(workerMsg{Event: "cut", N: e.Cut()})
+		case "resume":
+			emit(workerMsg{Event: "resumed", N: e.SetResume(cmd.Expect), Progress: progress(e)})
 		case "finish":
 			res := finish(cmd.Expect)
 			emit(workerMsg{Event: "result", Result: &res})

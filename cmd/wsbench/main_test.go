@@ -10,7 +10,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"Scenarios", "connect", "broadcast", "topic", "unicast", "churn", "floor", "compare", "-msg-rate", "-deflate", "-payload-kind"} {
+	for _, want := range []string{"Scenarios", "connect", "broadcast", "topic", "unicast", "churn", "floor", "compare", "-msg-rate", "-deflate", "-payload-kind", "resume", "-missed", "-durable", "-publishers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q", want)
 		}

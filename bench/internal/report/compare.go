@@ -60,6 +60,19 @@ var figures = []figure{
 	{"client cpu-s / million", func(r *Result) float64 {
 		return orNaN(r.Client.CPUPerMillionDeliv, r.Client.CPUPerMillionDeliv > 0)
 	}, fmtCPU, true},
+	{"resume: full recovery s", func(r *Result) float64 {
+		return orNaN(resumeOf(r).RecoveryS, r.Resume != nil && r.Resume.RecoveryS > 0)
+	}, fmtCPU, true},
+	{"resume: replayed /s", func(r *Result) float64 {
+		return orNaN(resumeOf(r).ReplayedPerS, r.Resume != nil && r.Resume.ReplayedPerS > 0)
+	}, fmtNum, false},
+	{"resume: lost", func(r *Result) float64 { return orNaN(float64(resumeOf(r).Lost), r.Resume != nil) }, fmtNum, true},
+	{"resume: requests / resume", func(r *Result) float64 {
+		return orNaN(resumeOf(r).RequestsPerResume, r.Resume != nil && r.Resume.RequestsPerResume >= 0)
+	}, fmtFrac, true},
+	{"resume: server µs / resume", func(r *Result) float64 {
+		return orNaN(resumeOf(r).CPUPerResumeUs, r.Resume != nil && r.Resume.CPUPerResumeUs > 0)
+	}, fmtCPU, true},
 	{"client heap / conn", func(r *Result) float64 { return orNaN(r.Client.HeapPerConn, r.Client.HeapPerConn > 0) }, fmtBytes, true},
 }
 
@@ -128,6 +141,14 @@ func Compare(w io.Writer, names []string, results []*Result) error {
 			r.StartedAt.Format("2006-01-02 15:04"), name)
 	}
 	return nil
+}
+
+// resumeOf returns r's resume figures, or zero ones for another scenario.
+func resumeOf(r *Result) *Resume {
+	if r.Resume == nil {
+		return &Resume{}
+	}
+	return r.Resume
 }
 
 // letter names the i-th result column: a, b, c, …

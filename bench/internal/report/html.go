@@ -52,6 +52,14 @@ svg text{font:12px system-ui,sans-serif;fill:#333}
 	if p := r.Delivery.Latency; p.Count > 0 {
 		groups = append(groups, barGroup{"delivery", p})
 	}
+	if rs := r.Resume; rs != nil {
+		if rs.ResumeLatency.Count > 0 {
+			groups = append(groups, barGroup{"resume → complete", rs.ResumeLatency})
+		}
+		if rs.RecoveryLatency.Count > 0 {
+			groups = append(groups, barGroup{"cut → complete", rs.RecoveryLatency})
+		}
+	}
 	b.WriteString(percentileChart(groups))
 
 	if len(r.Timeline) > 1 {

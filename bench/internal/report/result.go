@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -31,6 +32,7 @@ type Result struct {
 	Client    Client        `json:"client"`
 	Floor     *Floor        `json:"floor,omitempty"`
 	Churn     *Churn        `json:"churn,omitempty"`
+	Resume    *Resume       `json:"resume,omitempty"`
 	Timeline  []Sample      `json:"timeline"`
 	Machine   Machine       `json:"machine"`
 	Warnings  []string      `json:"warnings,omitempty"`
@@ -134,6 +136,68 @@ type Churn struct {
 	ReconnectLatency Percentiles `json:"reconnect_latency_us"` // close → welcome
 }
 
+// Resume is the resume scenario: every connection cut at once, Missed
+// durable notifications published to each user meanwhile, then every
+// connection reconnected and resumed from its last seq.
+type Resume struct {
+	// Cut is how the connections were cut: "client" (every connection
+	// closed at once from the client side, without a close frame).
+	Cut            string `json:"cut"`
+	CutConnections int64  `json:"cut_connections"`
+	Missed         int    `json:"missed"` // durable notifications published to each user while cut
+
+	// The durable publishes while cut: how many the stream acked, how long
+	// they took, and their rate (--publishers at once, each waiting for
+	// its ack).
+	Published     int64   `json:"published"`
+	PublishS      float64 `json:"publish_s"`
+	PublishPerS   float64 `json:"publish_per_s"`
+	Reconnected   int64   `json:"reconnected"`
+	ReconnectFail int64   `json:"reconnect_failed"`
+	Resumed       int64   `json:"resumed"`     // resumed answers read
+	Unrecovered   int64   `json:"unrecovered"` // answered recovered:false
+	ResumeErrors  int64   `json:"resume_errors"`
+	Complete      int64   `json:"complete"` // connections that applied every notification published to their user while cut
+
+	// Checked per connection against the stream sequences the publisher
+	// got acked for its user: Lost is acked sequences never applied,
+	// Stray applied ones that were not the next acked one, DupApplied
+	// duplicates left after the client's de-duplication (the prev rule).
+	Expected        int64 `json:"expected"`
+	Applied         int64 `json:"applied"`
+	Lost            int64 `json:"lost"`
+	Stray           int64 `json:"stray"`
+	DupApplied      int64 `json:"dup_applied"`
+	DupDropped      int64 `json:"dup_dropped"` // duplicates the rule removed
+	GapDropped      int64 `json:"gap_dropped"`
+	DroppedInResume int64 `json:"dropped_in_resume"` // frames between a resume and its answer, dropped as the protocol says
+
+	// RecoveryS is cut → the last connection complete: the publishes while
+	// cut, the reconnects and the replays. StormS is the first resume op →
+	// the last connection complete; ReplayedPerS divides Applied by it.
+	RecoveryS       float64     `json:"recovery_s"`
+	StormS          float64     `json:"storm_s"`
+	ReplayedPerS    float64     `json:"replayed_per_s"`
+	RecoveryLatency Percentiles `json:"recovery_latency_us"` // per connection, cut → complete
+	ResumeLatency   Percentiles `json:"resume_latency_us"`   // per connection, resume op → complete
+
+	// From --server-metrics, growth over the reconnects and replays:
+	// wsgate_history_requests_total by kind, their sum per resumed
+	// answer, wsgate_resumes_total by outcome and wsgate_replayed_total.
+	// Nil, or -1, without --server-metrics.
+	HistoryRequests   map[string]float64 `json:"history_requests,omitempty"`
+	RequestsPerResume float64            `json:"requests_per_resume"`
+	ServerResumes     map[string]float64 `json:"server_resumes,omitempty"`
+	ServerReplayed    float64            `json:"server_replayed"`
+
+	// ServerCPUSeconds is the gateway's CPU over the reconnects and
+	// replays (Server.CPUSeconds); CPUPerResumeUs divides it by the
+	// resumed answers. It includes each reconnect's upgrade: compare with
+	// Server.CPUPerConnectUs of the first ramp.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	CPUPerResumeUs   float64 `json:"cpu_us_per_resume"`
+}
+
 // Sample is one point of the timeline, taken every second.
 type Sample struct {
 	T           float64 `json:"t_s"`
@@ -228,6 +292,27 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if d.Delivered > 0 {
 			p("message frames\t%s read = %.0f B per delivered message (%s payload %d B)", Bytes(d.FrameBytes), d.FrameBytesPerMsg,
 				r.Config.PayloadKind, r.Config.PayloadSize)
+		}
+	}
+	if rs := r.Resume; rs != nil {
+		p("")
+		p("cut\t%d connections (%s side, all at once), %d durable notifications per user meanwhile", rs.CutConnections, rs.Cut, rs.Missed)
+		p("published while cut\t%d acked in %.2f s (%s/s)", rs.Published, rs.PublishS, Num(rs.PublishPerS))
+		p("reconnected\t%d, %d failed; %d resumed (%d not recovered, %d errors); %d of %d complete",
+			rs.Reconnected, rs.ReconnectFail, rs.Resumed, rs.Unrecovered, rs.ResumeErrors, rs.Complete, rs.CutConnections)
+		p("replayed\t%d applied of %d acked: lost %d, stray %d, duplicates after de-duplication %d (removed %d, gaps %d, during resume %d)",
+			rs.Applied, rs.Expected, rs.Lost, rs.Stray, rs.DupApplied, rs.DupDropped, rs.GapDropped, rs.DroppedInResume)
+		p("full recovery\t%.2f s after the cut; resume storm %.2f s (first resume → last complete), %s replayed/s", rs.RecoveryS, rs.StormS, Num(rs.ReplayedPerS))
+		p("recovery µs\t%s", pct(rs.RecoveryLatency))
+		p("resume µs\t%s", pct(rs.ResumeLatency))
+		if rs.HistoryRequests != nil {
+			p("history requests\t%s = %.4f per resumed connection", strings.TrimPrefix(reasonsF(rs.HistoryRequests), ": "), rs.RequestsPerResume)
+			p("server resumes\t%s; %.0f replayed", strings.TrimPrefix(reasonsF(rs.ServerResumes), ": "), rs.ServerReplayed)
+		} else {
+			p("history requests\tn/a (needs --server-metrics)")
+		}
+		if rs.CPUPerResumeUs >= 0 {
+			p("server resume CPU\t%.3f s = %.1f µs per resume (reconnect and upgrade included)", rs.ServerCPUSeconds, rs.CPUPerResumeUs)
 		}
 	}
 	if r.Config.Deflate {
@@ -334,6 +419,15 @@ func reasons(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return ": " + strings.Join(parts, ", ")
+}
+
+// reasonsF is reasons for float counts: "a 1, b 2".
+func reasonsF(m map[string]float64) string {
+	n := make(map[string]int64, len(m))
+	for k, v := range m {
+		n[k] = int64(math.Round(v))
+	}
+	return reasons(n)
 }
 
 func misrouted(n int64) string {
