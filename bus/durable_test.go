@@ -251,6 +251,22 @@ func TestApplyStream(t *testing.T) {
 	if c := none.Config; c.MaxMsgsPerSubject != -1 || c.MaxAge != 0 {
 		t.Fatalf("no limits: per subject %d, age %v, want -1 and 0", c.MaxMsgsPerSubject, c.MaxAge)
 	}
+	// JetStream does not move a stream between storages: memory is for a
+	// stream made so from the start.
+	if _, err := ApplyStream(t.Context(), b.Conn(), StreamConfig{Memory: true}); err == nil {
+		t.Fatal("a file stream was changed to memory")
+	}
+	mem, err := ApplyStream(t.Context(), b.Conn(), StreamConfig{Name: "MEM", Prefix: "mem", Memory: true})
+	if err != nil || mem.Config.Storage != jetstream.MemoryStorage {
+		t.Fatalf("memory stream: %+v, %v", mem, err)
+	}
+	kv, err := ApplyAckBucket(t.Context(), b.Conn(), AckBucketConfig{Name: "MEM_ACKS", Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(t.Context()); err != nil || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage != jetstream.MemoryStorage {
+		t.Fatalf("memory bucket: %v", err)
+	}
 }
 
 func TestStreamConfigInvalid(t *testing.T) {

@@ -460,7 +460,7 @@ func (h *History) cause(ctx context.Context, stream string, err error) error {
 
 // AckBucketConfig describes the KV bucket of acked watermarks. The zero
 // value of every field means its default. The bucket keeps one value per
-// key, in file storage.
+// key, in file storage unless Memory.
 type AckBucketConfig struct {
 	// Name of the bucket. Empty means "NOTIFY_ACKS".
 	Name string
@@ -472,6 +472,9 @@ type AckBucketConfig struct {
 
 	// Replicas is the number of copies in a NATS cluster. Zero means 1.
 	Replicas int
+
+	// Memory keeps the bucket in memory, like StreamConfig.Memory.
+	Memory bool
 }
 
 // ApplyAckBucket creates the KV bucket of acked watermarks on the NATS
@@ -496,7 +499,7 @@ func ApplyAckBucket(ctx context.Context, nc *nats.Conn, cfg AckBucketConfig) (je
 		Description: "wsgate acked watermarks: <epoch>:<seq> per user and channel",
 		History:     1,
 		TTL:         orDefault(cfg.MaxAge, DefaultMaxAge),
-		Storage:     jetstream.FileStorage,
+		Storage:     storage(cfg.Memory),
 		Replicas:    cfg.Replicas,
 	}
 	if kc.TTL < 0 {

@@ -85,6 +85,11 @@ type StreamConfig struct {
 
 	// Replicas is the number of copies in a NATS cluster. Zero means 1.
 	Replicas int
+
+	// Memory keeps the stream in memory instead of files: faster, and
+	// lost when the NATS server stops (in a cluster, when every replica
+	// does). The zero value, file storage, survives restarts.
+	Memory bool
 }
 
 // JetStream returns the stream configuration for cfg, with the defaults
@@ -111,7 +116,7 @@ func (cfg StreamConfig) JetStream() (jetstream.StreamConfig, error) {
 		Name:              name,
 		Description:       "wsgate durable notifications",
 		Subjects:          []string{durable + ".>"},
-		Storage:           jetstream.FileStorage,
+		Storage:           storage(cfg.Memory),
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxMsgs:           -1,
@@ -151,6 +156,14 @@ func (cfg StreamConfig) JetStream() (jetstream.StreamConfig, error) {
 }
 
 // orDefault returns v, or def when v is zero.
+// storage returns the storage type of a stream or bucket.
+func storage(memory bool) jetstream.StorageType {
+	if memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
 func orDefault[T int64 | time.Duration](v, def T) T {
 	if v == 0 {
 		return def

@@ -224,6 +224,8 @@ func TestNumericFlags(t *testing.T) {
 			want: []string{"WSGATE_WRITE_TIMEOUT=0s: must be above 0"}},
 		{name: "zero ratio", args: append(quiet, "--ready-conns-ratio", "0"), code: 2,
 			want: []string{"--ready-conns-ratio 0: must be above 0"}},
+		{name: "unknown storage", args: append(quiet, "--durable-storage", "disk"), code: 2,
+			want: []string{"--durable-storage must be file or memory, not \"disk\""}},
 		{name: "GC off without a memory limit", args: append(quiet, "--gogc", "0"), env: []string{"GOMEMLIMIT="}, code: 1,
 			want: []string{"--gogc 0 turns the garbage collector off; without GOMEMLIMIT"}},
 	})

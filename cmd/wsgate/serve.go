@@ -136,6 +136,9 @@ func serve(args []string) error {
 	if err := parse(fs, args, 0, serveZeroRefused...); err != nil {
 		return err
 	}
+	if err := f.stream.checkStorage(); err != nil {
+		return err
+	}
 	if f.auth == "none" && !given(fs, "listen") {
 		f.listen = devListen
 	}

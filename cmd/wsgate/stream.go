@@ -27,6 +27,7 @@ type streamFlags struct {
 	maxBytes          int
 	duplicates        time.Duration
 	replicas          int
+	storage           string
 	ackBucket         string
 }
 
@@ -41,13 +42,14 @@ func (f *streamFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxBytes, "durable-max-bytes", 0, "bytes the stream may hold, the oldest notifications dropped beyond; 0 means no limit of its own")
 	fs.DurationVar(&f.duplicates, "durable-duplicates", bus.DefaultDuplicates, "window in which a publish repeating a message id (Nats-Msg-Id) is not stored again")
 	fs.IntVar(&f.replicas, "durable-replicas", bus.DefaultReplicas, "copies of the stream, and of the ack bucket, in a NATS cluster (3 in a cluster of 3 or more)")
+	fs.StringVar(&f.storage, "durable-storage", "file", "where the stream and the ack bucket keep notifications: file (survives restarts) or memory (faster; lost when the NATS server stops, or every replica of it)")
 	fs.StringVar(&f.ackBucket, "durable-ack-bucket", bus.DefaultAckBucket, "name of the JetStream KV bucket of acked watermarks, one per user and channel; kept as long as --durable-max-age")
 }
 
 // ackBucket is the bus.AckBucketConfig of the flags: its marks live as long
 // as the notifications they could skip.
 func (f *streamFlags) ackBucketConfig() bus.AckBucketConfig {
-	return bus.AckBucketConfig{Name: f.ackBucket, MaxAge: orNegative(f.maxAge), Replicas: f.replicas}
+	return bus.AckBucketConfig{Name: f.ackBucket, MaxAge: orNegative(f.maxAge), Replicas: f.replicas, Memory: f.storage == "memory"}
 }
 
 // history is the bus.HistoryConfig of the flags, for subject prefix prefix.
@@ -84,7 +86,16 @@ func (f *streamFlags) config(prefix string) bus.StreamConfig {
 		MaxBytes:          int64(f.maxBytes),
 		Duplicates:        dup,
 		Replicas:          f.replicas,
+		Memory:            f.storage == "memory",
 	}
+}
+
+// checkStorage refuses a --durable-storage other than file or memory.
+func (f *streamFlags) checkStorage() error {
+	if f.storage != "file" && f.storage != "memory" {
+		return usagef("--durable-storage must be file or memory, not %q", f.storage)
+	}
+	return nil
 }
 
 // stream runs `wsgate stream apply|info [flags]`: for operators who do not
@@ -114,6 +125,9 @@ func stream(args []string) error {
 	if action == "" {
 		fs.Usage()
 		return usagef("stream needs an action: apply or info")
+	}
+	if err := sf.checkStorage(); err != nil {
+		return err
 	}
 	nc, err := bus.Dial(*natsURL, "wsgate-stream")
 	if err != nil {
