@@ -70,6 +70,7 @@ FUZZ_TARGETS = \
 	./internal/wire:FuzzAppendJSONString \
 	./internal/wire:FuzzAppendMessage \
 	./bus:FuzzPosition \
+	./bus:FuzzMark \
 	./internal/wire:FuzzInflate \
 	./internal/channel:FuzzMatch \
 	./internal/channel:FuzzValid \
@@ -77,7 +78,7 @@ FUZZ_TARGETS = \
 FUZZMINTIME ?= 5s
 
 .PHONY: fuzz
-fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops, UTF-8, wire format, inflate, a durable message's stream headers, channel names, bench's frame reader
+fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops, UTF-8, wire format, inflate, a durable message's stream headers, acked marks, channel names, bench's frame reader
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) $${t%%:*}; \

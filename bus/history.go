@@ -214,10 +214,8 @@ func (h *History) mark(last lastMsg) Position {
 	if m == nil || m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
 		return Position{} // none, or a delete, purge or limit marker
 	}
-	epoch, seq, ok := strings.Cut(string(m.Data), ":")
-	e, err1 := strconv.ParseUint(epoch, 10, 64)
-	s, err2 := strconv.ParseUint(seq, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
+	p, ok := parseMark(m.Data)
+	if !ok {
 		h.badMarks.Add(1)
 		if ok, held := h.badMarksLog.Allow(); ok {
 			h.b.log.Warn("malformed ack mark read as none", zap.String("bucket", h.bucket),
@@ -226,8 +224,31 @@ func (h *History) mark(last lastMsg) Position {
 		}
 		return Position{}
 	}
-	return Position{Seq: s, Epoch: e}
+	return p
 }
+
+// appendMark appends the stored form of a mark, "<epoch>:<seq>" in
+// decimal, to b.
+func appendMark(b []byte, m Position) []byte {
+	b = strconv.AppendUint(b, m.Epoch, 10)
+	b = append(b, ':')
+	return strconv.AppendUint(b, m.Seq, 10)
+}
+
+// parseMark reads a mark's stored form; ok is false for anything
+// appendMark does not make (a sign, spaces, leading zeros included).
+func parseMark(data []byte) (m Position, ok bool) {
+	epoch, seq, found := strings.Cut(string(data), ":")
+	e, err1 := strconv.ParseUint(epoch, 10, 64)
+	s, err2 := strconv.ParseUint(seq, 10, 64)
+	if !found || err1 != nil || err2 != nil || !canonical(epoch) || !canonical(seq) {
+		return Position{}, false
+	}
+	return Position{Seq: s, Epoch: e}, true
+}
+
+// canonical reports whether a decimal number has no leading zero.
+func canonical(d string) bool { return d == "0" || d[0] != '0' }
 
 // PutMark stores m (its Epoch and Seq; Prev is ignored) as the acked
 // watermark of user on channel ch, as the value "<epoch>:<seq>" of key
@@ -241,9 +262,7 @@ func (h *History) PutMark(ctx context.Context, user, ch string, m Position) erro
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	value := strconv.AppendUint(nil, m.Epoch, 10)
-	value = append(value, ':')
-	value = strconv.AppendUint(value, m.Seq, 10)
+	value := appendMark(nil, m)
 	// A KV put is a publish on the key's subject; publishing directly
 	// spares binding the bucket, a stream info request.
 	if _, err := h.js.Publish(ctx, h.kvPre+key, value); err != nil {
