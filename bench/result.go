@@ -92,6 +92,10 @@ func (r *runner) serverFigures(res *Result, w window, end serverSample) report.S
 	if s.CPUSeconds >= 0 && delivered > 0 {
 		s.CPUPerMillionDeliv = s.CPUSeconds / delivered * 1e6
 	}
+	s.NATSCPUSeconds = -1
+	if !w.start.IsZero() && w.natsCPU >= 0 && w.natsEnd >= 0 {
+		s.NATSCPUSeconds = w.natsEnd - w.natsCPU
+	}
 	if w.floor == nil && !w.start.IsZero() && w.server.Written >= 0 && end.Written >= 0 {
 		s.WrittenBytes = end.Written - w.server.Written
 		if delivered > 0 {
@@ -244,6 +248,10 @@ func (r *runner) resumeFigures(msgs []workerMsg, rw *resumeWindow, s report.Serv
 	}
 	if s.CPUSeconds >= 0 && t.Resumed > 0 {
 		out.CPUPerResumeUs = s.CPUSeconds / float64(t.Resumed) * 1e6
+	}
+	out.NATSCPUSeconds, out.NATSCPUPerResumeUs = s.NATSCPUSeconds, -1
+	if s.NATSCPUSeconds >= 0 && t.Resumed > 0 {
+		out.NATSCPUPerResumeUs = s.NATSCPUSeconds / float64(t.Resumed) * 1e6
 	}
 	if out.Complete < out.CutConnections {
 		r.warn("%d of %d cut connections did not get every notification published while they were away", out.CutConnections-out.Complete, out.CutConnections)

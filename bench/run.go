@@ -90,6 +90,7 @@ func (r *runner) run(ctx context.Context, sc scenario) (*Result, error) {
 	}
 	end, _ := r.probe.sample(ctx)
 	clientCPU := r.clientCPU()
+	w.natsEnd = r.natsCPU()
 
 	// Finish: every worker closes its connections and reports.
 	r.phase.Store("finish")

@@ -301,6 +301,7 @@ func TestResume(t *testing.T) {
 			cfg := fastConfig(g, ScenarioResume)
 			cfg.Conns, cfg.Missed, cfg.Workers = tc.conns, tc.missed, tc.workers
 			cfg.ServerMetrics = []string{g.metrics}
+			cfg.NATSPID = os.Getpid() // the embedded server runs in this process
 			res := runOK(t, cfg)
 			// Before the cut each connection got its position; then every
 			// user got missed more: each connection counts 1+missed seqs.
@@ -331,6 +332,9 @@ func TestResume(t *testing.T) {
 			}
 			if rs.ServerResumes["recovered"] != float64(n) || rs.ServerReplayed != float64(want) {
 				t.Errorf("server resumes %v replayed %v", rs.ServerResumes, rs.ServerReplayed)
+			}
+			if rs.NATSCPUSeconds < 0 || rs.NATSCPUPerResumeUs < 0 {
+				t.Errorf("NATS CPU %v s, %v µs per resume: want measured", rs.NATSCPUSeconds, rs.NATSCPUPerResumeUs)
 			}
 			if rs.RequestsPerResume <= 0 || rs.CPUPerResumeUs <= 0 {
 				t.Errorf("requests per resume %v, CPU per resume %v µs", rs.RequestsPerResume, rs.CPUPerResumeUs)

@@ -34,6 +34,8 @@ type window struct {
 	start     time.Time    // the first publish; zero when the scenario measures no window (connect)
 	server    serverSample // the servers at start, for their CPU and bytes written over the window
 	clientCPU float64      // wsbench's CPU seconds at start
+	natsCPU   float64      // the NATS server's CPU seconds at start (--nats-pid), -1 without
+	natsEnd   float64      // and at the end
 	floor     *floorReport // floor: what the floor servers measured
 	resume    *resumeWindow
 }
@@ -65,8 +67,21 @@ func (r *runner) measure(ctx context.Context) window {
 		w.server = s
 	}
 	w.clientCPU = r.clientCPU()
+	w.natsCPU = r.natsCPU()
 	w.start = time.Now()
 	return w
+}
+
+// natsCPU is the CPU seconds of the --nats-pid process, -1 without one.
+func (r *runner) natsCPU() float64 {
+	if r.cfg.NATSPID == 0 {
+		return -1
+	}
+	_, cpu, err := procUsage(r.cfg.NATSPID)
+	if err != nil {
+		return -1
+	}
+	return cpu
 }
 
 // connectScenario holds the connections for --hold; the ramp is the

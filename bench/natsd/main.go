@@ -3,6 +3,7 @@
 // bus out of the measured gateway's memory and CPU.
 //
 //	go run ./bench/natsd -listen 127.0.0.1:14222
+//	go run ./bench/natsd -listen 127.0.0.1:14222 -store-dir /tmp/js   # with JetStream, for durable notifications
 package main
 
 import (
@@ -20,6 +21,8 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:4222", "host:port to listen on")
+	storeDir := flag.String("store-dir", "", "enable JetStream, keeping its files in this directory (empty: no JetStream)")
+	profPort := flag.Int("prof-port", 0, "serve Go's pprof on 127.0.0.1:`port` (0: off), to profile the server under a benchmark")
 	flag.Parse()
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil {
@@ -31,7 +34,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "natsd: port:", err)
 		os.Exit(2)
 	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: p, NoSigs: true, NoLog: true, MaxPayload: 1 << 20})
+	opts := &server.Options{Host: host, Port: p, NoSigs: true, NoLog: true, MaxPayload: 1 << 20}
+	if *profPort != 0 {
+		opts.ProfPort = *profPort
+	}
+	if *storeDir != "" {
+		opts.JetStream, opts.StoreDir = true, *storeDir
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsd:", err)
 		os.Exit(1)

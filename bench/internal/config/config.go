@@ -52,35 +52,36 @@ const connsPerSource = 25000
 // FlagSet); zero values mean the defaults applied by Normalize.
 type Config struct {
 	Scenario         string   `json:"scenario"`
-	URLs             []string `json:"urls"`              // --url, repeatable or comma-separated; clients round-robin
-	NATS             string   `json:"nats"`              // --nats; default nats://127.0.0.1:4222
-	SubjectPrefix    string   `json:"subject_prefix"`    // --subject-prefix; default notify
-	Conns            int      `json:"conns"`             // --conns; default 1000 (topic: topics × subs-per-topic)
-	Rate             float64  `json:"rate"`              // --rate, connects per second over all workers; default 5000
-	Hold             Duration `json:"hold"`              // --hold; churn: default 10s
-	SourceAddrs      string   `json:"source_addrs"`      // --source-addrs: "127.0.0.1-127.0.0.50,10.0.0.7"
-	Workers          int      `json:"workers"`           // --workers; 0 = ceil(conns / 15000)
-	PayloadSize      int      `json:"payload_size"`      // --payload-size bytes; default 200; with a template its size with a 1-digit seq
-	PayloadKind      string   `json:"payload_kind"`      // --payload-kind: pad (default), json1k, file (set by --payload-file)
-	PayloadFile      string   `json:"payload_file"`      // --payload-file: a JSON object published with seq and ts put in front
-	Deflate          bool     `json:"deflate"`           // --deflate: offer permessage-deflate as Chromium does
-	InflateOnce      bool     `json:"inflate_once"`      // --inflate-once: a reader inflates a repeated compressed frame once
-	Messages         int      `json:"messages"`          // --messages; default 20
-	MsgRate          float64  `json:"msg_rate"`          // --msg-rate, messages per second in total; default 2
-	Topics           int      `json:"topics"`            // --topics; default 10
-	SubsPerTopic     int      `json:"subs_per_topic"`    // --subs-per-topic; default 100
-	ChurnShare       float64  `json:"churn_share"`       // --churn-share of the connections reconnected each second; default 0.05
-	Timeout          Duration `json:"timeout"`           // --timeout: wait for deliveries after the last publish; default 15s
-	HandshakeTimeout Duration `json:"handshake_timeout"` // --handshake-timeout per connection; default 10s
-	Settle           Duration `json:"settle"`            // --settle before the server is sampled after the ramp; default 2s
-	Dialers          int      `json:"dialers"`           // --dialers per worker; default 64
-	UserPrefix       string   `json:"user_prefix"`       // --user-prefix; users are <prefix><i>; default u
-	Auth             string   `json:"auth"`              // "user" (?user=) or "jwt" (?token=, when --jwt-secret is set)
-	JWTSecret        string   `json:"-"`                 // --jwt-secret; never written to reports
-	ServerPIDs       []int    `json:"server_pids"`       // --server-pid, repeatable
-	ServerMetrics    []string `json:"server_metrics"`    // --server-metrics, repeatable
-	Label            string   `json:"label"`             // --label; default the scenario and connection count
-	Seed             int64    `json:"seed"`              // --seed for unicast targets and churn picks; default 1
+	URLs             []string `json:"urls"`               // --url, repeatable or comma-separated; clients round-robin
+	NATS             string   `json:"nats"`               // --nats; default nats://127.0.0.1:4222
+	SubjectPrefix    string   `json:"subject_prefix"`     // --subject-prefix; default notify
+	Conns            int      `json:"conns"`              // --conns; default 1000 (topic: topics × subs-per-topic)
+	Rate             float64  `json:"rate"`               // --rate, connects per second over all workers; default 5000
+	Hold             Duration `json:"hold"`               // --hold; churn: default 10s
+	SourceAddrs      string   `json:"source_addrs"`       // --source-addrs: "127.0.0.1-127.0.0.50,10.0.0.7"
+	Workers          int      `json:"workers"`            // --workers; 0 = ceil(conns / 15000)
+	PayloadSize      int      `json:"payload_size"`       // --payload-size bytes; default 200; with a template its size with a 1-digit seq
+	PayloadKind      string   `json:"payload_kind"`       // --payload-kind: pad (default), json1k, file (set by --payload-file)
+	PayloadFile      string   `json:"payload_file"`       // --payload-file: a JSON object published with seq and ts put in front
+	Deflate          bool     `json:"deflate"`            // --deflate: offer permessage-deflate as Chromium does
+	InflateOnce      bool     `json:"inflate_once"`       // --inflate-once: a reader inflates a repeated compressed frame once
+	Messages         int      `json:"messages"`           // --messages; default 20
+	MsgRate          float64  `json:"msg_rate"`           // --msg-rate, messages per second in total; default 2
+	Topics           int      `json:"topics"`             // --topics; default 10
+	SubsPerTopic     int      `json:"subs_per_topic"`     // --subs-per-topic; default 100
+	ChurnShare       float64  `json:"churn_share"`        // --churn-share of the connections reconnected each second; default 0.05
+	Timeout          Duration `json:"timeout"`            // --timeout: wait for deliveries after the last publish; default 15s
+	HandshakeTimeout Duration `json:"handshake_timeout"`  // --handshake-timeout per connection; default 10s
+	Settle           Duration `json:"settle"`             // --settle before the server is sampled after the ramp; default 2s
+	Dialers          int      `json:"dialers"`            // --dialers per worker; default 64
+	UserPrefix       string   `json:"user_prefix"`        // --user-prefix; users are <prefix><i>; default u
+	Auth             string   `json:"auth"`               // "user" (?user=) or "jwt" (?token=, when --jwt-secret is set)
+	JWTSecret        string   `json:"-"`                  // --jwt-secret; never written to reports
+	ServerPIDs       []int    `json:"server_pids"`        // --server-pid, repeatable
+	ServerMetrics    []string `json:"server_metrics"`     // --server-metrics, repeatable
+	NATSPID          int      `json:"nats_pid,omitempty"` // --nats-pid: the NATS server's process, for its CPU over the measured window
+	Label            string   `json:"label"`              // --label; default the scenario and connection count
+	Seed             int64    `json:"seed"`               // --seed for unicast targets and churn picks; default 1
 	JSONFile         string   `json:"json_file,omitempty"`
 	HTMLFile         string   `json:"html_file,omitempty"`
 	FloorServers     int      `json:"floor_servers,omitempty"` // floor: server processes, ceil(conns / 15000)
@@ -199,6 +200,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.UserPrefix, "user-prefix", "", "user ids are <prefix><i>, i = 0..conns-1 (default u)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "sign an HS256 token per user (sub=<user>, channels [topic.>], 24h) sent as ?token= instead of ?user=")
 	fs.Var(intListFlag{&c.ServerPIDs}, "server-pid", "gateway process `id` for RSS and CPU from /proc; repeatable, summed")
+	fs.IntVar(&c.NATSPID, "nats-pid", 0, "NATS server process `id` on this host: its CPU over the publish and drain window (resume: over the resumes) is reported beside the gateway's")
 	fs.Var(listFlag{&c.ServerMetrics}, "server-metrics", "gateway Prometheus `URL` (http://host:9090/metrics); repeatable, summed; also the source of goroutines")
 	fs.BoolVar(&c.Durable, "durable", false, "broadcast, topic, unicast: publish durable notifications (JetStream, each publish waits for its ack) instead of volatile ones; the frames then carry seq, prev and epoch (the gateway needs --durable and a NATS with JetStream)")
 	fs.IntVar(&c.Missed, "missed", 10, "resume: durable notifications published to each user while its connection is cut; 0: nothing missed")

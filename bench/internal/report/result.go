@@ -101,6 +101,9 @@ type Server struct {
 	// metric). WrittenPerDeliv divides it by the delivered messages.
 	WrittenBytes    int64   `json:"written_bytes"`
 	WrittenPerDeliv float64 `json:"written_bytes_per_delivered"`
+	// NATSCPUSeconds is the NATS server's CPU over the same window
+	// (--nats-pid), -1 without it: JetStream's share of durable work.
+	NATSCPUSeconds float64 `json:"nats_cpu_seconds"`
 }
 
 // Client is wsbench itself: its workers and the publishing coordinator.
@@ -196,6 +199,10 @@ type Resume struct {
 	// Server.CPUPerConnectUs of the first ramp.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	CPUPerResumeUs   float64 `json:"cpu_us_per_resume"`
+	// NATSCPUSeconds is the NATS server's (--nats-pid) over the same
+	// window: the direct gets of the lookups and the replays.
+	NATSCPUSeconds     float64 `json:"nats_cpu_seconds"`
+	NATSCPUPerResumeUs float64 `json:"nats_cpu_us_per_resume"`
 }
 
 // Sample is one point of the timeline, taken every second.
@@ -314,6 +321,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if rs.CPUPerResumeUs >= 0 {
 			p("server resume CPU\t%.3f s = %.1f µs per resume (reconnect and upgrade included)", rs.ServerCPUSeconds, rs.CPUPerResumeUs)
 		}
+		if rs.NATSCPUPerResumeUs >= 0 {
+			p("NATS resume CPU\t%.3f s = %.1f µs per resume", rs.NATSCPUSeconds, rs.NATSCPUPerResumeUs)
+		}
 	}
 	if r.Config.Deflate {
 		p("permessage-deflate\toffered; accepted by %d of %d established; %d of %d delivered messages came compressed (%.1f%%)",
@@ -341,6 +351,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if s.CPUSeconds >= 0 && r.Delivery.Delivered > 0 {
 		p("server CPU\t%.3f s = %.2f CPU-s per million delivered", s.CPUSeconds, s.CPUPerMillionDeliv)
+	}
+	if s.NATSCPUSeconds >= 0 && r.Resume == nil {
+		p("NATS CPU\t%.3f s over publish and drain", s.NATSCPUSeconds)
 	}
 	if s.WrittenBytes >= 0 && r.Delivery.Delivered > 0 {
 		p("server wrote\t%s over publish and drain = %.0f B per delivered message", Bytes(s.WrittenBytes), s.WrittenPerDeliv)
