@@ -1,0 +1,988 @@
+import { backoffDelay } from "./backoff.js";
+import {
+  CancelledError,
+  ClosedError,
+  HandlerError,
+  ProtocolError,
+  ServerError,
+  StorageError,
+  TokenError,
+  WsgateError,
+} from "./errors.js";
+import { defaultStorage, isCount, type Position, type PositionStorage } from "./storage.js";
+import type {
+  ClientEvents,
+  Handler,
+  Message,
+  Options,
+  State,
+  StateDetail,
+  TokenContext,
+  WebSocketConstructor,
+  WebSocketLike,
+  Welcome,
+} from "./types.js";
+
+/** A connection that ends within this many ms of its welcome counts as a failed attempt: the backoff is not reset. */
+const STABLE_AFTER = 5000;
+
+/** The client's own close code when it gives up on a socket (connect or ping timeout). */
+const CLIENT_TIMEOUT = 4000;
+
+/** How long a channel whose replay was cut at the gateway's limit stays quiet before the client resumes it again. */
+const CONTINUE_AFTER = 300;
+
+const OPEN = 1;
+
+type Timer = ReturnType<typeof setTimeout>;
+
+interface Waiter {
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/** Topic is a topic the application wants, subscribed or not yet. */
+interface Topic {
+  subscribed: boolean; // the gateway answered "subscribed" on this connection
+  ref: number; // of the subscribe op in flight, 0 for none
+  waiters: Waiter[]; // subscribe() calls waiting for the answer
+  retries: number; // consecutive "unavailable" answers
+  retry?: Timer;
+}
+
+/** Request is an op in flight, by ref. */
+interface Request {
+  op: "subscribe" | "unsubscribe" | "resume";
+  channel: string;
+  waiter?: Waiter; // unsubscribe
+}
+
+/** Resuming is a channel between its resume op and the answer (or a retry of it). */
+interface Resuming {
+  ref: number; // 0 while a retry waits
+  tries: number;
+  retry?: Timer;
+}
+
+/** Entry is a durable notification, or a resume answer, on its way to being processed, in channel order. */
+interface Entry {
+  pos: Position;
+  done: boolean;
+  ack: boolean; // a notification (acked), not a resume answer (only stored)
+}
+
+type Listener = (...args: any[]) => unknown;
+
+/**
+ * WsgateClient is one logical connection to a wsgate gateway, kept up
+ * across network failures, gateway restarts and token expiry, as
+ * docs/protocol.md describes: reconnect with exponential backoff and full
+ * jitter, close codes honoured, liveness by the ping op, subscriptions
+ * restored, and for durable notifications positions kept, resumed, checked
+ * for gaps and duplicates, and acked.
+ *
+ * Nothing is sent until connect(). Every callback runs on the event loop;
+ * the client is not meant to be shared across workers.
+ */
+export class WsgateClient {
+  private readonly opts: Options;
+  private readonly WS: WebSocketConstructor;
+  private readonly storage: PositionStorage;
+  private readonly prefix: string;
+  private readonly min: number;
+  private readonly max: number;
+  private readonly autoAck: boolean;
+  private readonly ackInterval: number;
+
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly channelHandlers = new Map<string, Set<Handler>>();
+
+  private st: State = "disconnected";
+  private started = false;
+  private closed = false;
+  private stopped = false; // after 4002/4003, until reconnect()
+  private attempts = 0;
+  private tokenReason: TokenContext["reason"] = "connect";
+
+  private ws: WebSocketLike | null = null;
+  private gen = 0; // changes whenever the socket in use does
+  private welcomeInfo: Welcome | null = null;
+  private welcomedAt = 0;
+  private lastRx = 0;
+  private nextRef = 1;
+  private readonly requests = new Map<number, Request>();
+  private readonly topics = new Map<string, Topic>();
+  private readyWaiters: Array<{ resolve(w: Welcome): void; reject(e: unknown): void }> = [];
+
+  private reconnectTimer: Timer | undefined;
+  private connectTimer: Timer | undefined;
+  private pingTimer: Timer | undefined;
+  private pongTimer: Timer | undefined;
+  private ackTimer: Timer | undefined;
+
+  // Durable bookkeeping, all empty for a volatile-only application.
+  private user: string | null = null; // whose positions these are
+  private readonly positions = new Map<string, Position>(); // last applied, per channel
+  private readonly looked = new Set<string>(); // channels whose storage was read
+  private readonly stored = new Map<string, Position>(); // last written, per channel
+  private readonly resuming = new Map<string, Resuming>();
+  private readonly pending = new Map<string, Entry[]>();
+  private readonly acks = new Map<string, Position>();
+  private readonly continuing = new Map<string, Timer>();
+  private hold = 0; // position reads in flight; frames wait in inbox meanwhile
+  private inbox: any[] = [];
+
+  private readonly onOnline = (): void => {
+    if (this.reconnectTimer !== undefined && !this.closed && !this.stopped) {
+      this.log("online: reconnecting now");
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      void this.open();
+    }
+  };
+
+  constructor(options: Options) {
+    if (!options || typeof options.url !== "string") throw new TypeError("wsgate: options.url is required");
+    this.opts = options;
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) {
+      throw new TypeError('wsgate: no WebSocket implementation here: pass options.WebSocket (in Node 20, (await import("ws")).WebSocket)');
+    }
+    this.WS = WS;
+    this.storage = options.storage ?? defaultStorage();
+    this.prefix = options.storagePrefix ?? "wsgate:";
+    this.min = positive(options.backoff?.min, 1000);
+    this.max = Math.max(this.min, positive(options.backoff?.max, 30000));
+    this.autoAck = options.autoAck ?? true;
+    this.ackInterval = positive(options.ackInterval, 1000);
+  }
+
+  /** state is where the connection stands now. */
+  get state(): State {
+    return this.st;
+  }
+
+  /** welcome is the current connection's welcome, or null while not connected. */
+  get welcome(): Welcome | null {
+    return this.welcomeInfo;
+  }
+
+  /** position returns the client's position on a channel (the last durable notification applied), or undefined. */
+  position(channel: string): Position | undefined {
+    return this.positions.get(this.resolve(channel));
+  }
+
+  /**
+   * connect starts connecting, and keeps the connection up until close().
+   * Calling it again does nothing.
+   */
+  connect(): void {
+    if (this.closed) throw new ClosedError();
+    if (this.started) return;
+    this.started = true;
+    const g = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
+    if (typeof g.addEventListener === "function") g.addEventListener("online", this.onOnline);
+    void this.open();
+  }
+
+  /**
+   * reconnect connects again now: after the client stopped on 4002 or 4003
+   * (on a user action, say), or to replace a connection that works. The
+   * backoff starts over.
+   */
+  reconnect(): void {
+    if (this.closed) throw new ClosedError();
+    this.stopped = false;
+    this.started = true;
+    this.attempts = 0;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.ws;
+    this.teardown();
+    if (ws) closeQuietly(ws, 1000);
+    void this.open();
+  }
+
+  /**
+   * ready resolves with the welcome of the current connection, or of the
+   * next one. It rejects with ClosedError when the client is closed, or
+   * stops on 4002 or 4003.
+   */
+  ready(): Promise<Welcome> {
+    if (this.welcomeInfo) return Promise.resolve(this.welcomeInfo);
+    if (this.closed) return Promise.reject(new ClosedError());
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * close ends the client for good: pending acks are sent, the socket is
+   * closed with 1000, and every promise still waiting is rejected with
+   * ClosedError.
+   */
+  close(): void {
+    if (this.closed) return;
+    if (this.welcomeInfo) this.flushAcks();
+    this.closed = true;
+    const g = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
+    if (typeof g.removeEventListener === "function") g.removeEventListener("online", this.onOnline);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const ws = this.ws;
+    this.teardown();
+    if (ws) closeQuietly(ws, 1000);
+    const err = new ClosedError();
+    for (const t of this.topics.values()) {
+      clearTimeout(t.retry);
+      for (const w of t.waiters) w.reject(err);
+    }
+    this.topics.clear();
+    this.rejectReady(err);
+    this.setState("closed", { attempt: this.attempts });
+  }
+
+  /**
+   * subscribe subscribes a topic ("topic.<name>") and resolves once the
+   * gateway answered "subscribed"; it is restored after every reconnect
+   * until unsubscribe(). It rejects with a ServerError carrying the
+   * gateway's code (`forbidden`, `invalid_channel`,
+   * `too_many_subscriptions`); on `unavailable` the client retries with
+   * backoff and the promise waits. Called while disconnected, it waits for
+   * the connection.
+   */
+  subscribe(topic: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    let t = this.topics.get(topic);
+    if (!t) {
+      t = { subscribed: false, ref: 0, waiters: [], retries: 0 };
+      this.topics.set(topic, t);
+    }
+    if (t.subscribed) return Promise.resolve();
+    const tp = t;
+    const p = new Promise<void>((resolve, reject) => tp.waiters.push({ resolve, reject }));
+    if (this.welcomeInfo && !t.ref && t.retry === undefined) this.sendSubscribe(topic, t);
+    return p;
+  }
+
+  /**
+   * unsubscribe leaves a topic; it resolves once the gateway answered, or at
+   * once while disconnected. A subscribe() still waiting is rejected with
+   * CancelledError. The topic's durable position is kept: subscribing again
+   * later resumes from it.
+   */
+  unsubscribe(topic: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    const t = this.topics.get(topic);
+    this.topics.delete(topic);
+    if (t) {
+      clearTimeout(t.retry);
+      const err = new CancelledError(`wsgate: unsubscribe ${topic} came before the gateway answered the subscribe`);
+      for (const w of t.waiters) w.reject(err);
+    }
+    this.stopResuming(topic);
+    if (!this.welcomeInfo) return Promise.resolve();
+    const ack = this.acks.get(topic);
+    if (ack && t?.subscribed) {
+      this.send({ op: "ack", channel: topic, seq: ack.seq, epoch: ack.epoch });
+      this.acks.delete(topic);
+    }
+    const ref = this.ref();
+    const p = new Promise<void>((resolve, reject) => this.requests.set(ref, { op: "unsubscribe", channel: topic, waiter: { resolve, reject } }));
+    this.send({ op: "unsubscribe", channel: topic, ref });
+    return p;
+  }
+
+  /** topicList returns the topics subscribed or being subscribed. */
+  topicList(): string[] {
+    return [...this.topics.keys()];
+  }
+
+  /**
+   * onChannel calls handler with the notifications of one channel ("user"
+   * stands for the user channel, whose id is known only from the welcome).
+   * It returns a function that removes the handler.
+   */
+  onChannel(channel: string, handler: Handler): () => void {
+    let set = this.channelHandlers.get(channel);
+    if (!set) this.channelHandlers.set(channel, (set = new Set()));
+    set.add(handler);
+    return () => {
+      set.delete(handler);
+      if (set.size === 0 && this.channelHandlers.get(channel) === set) this.channelHandlers.delete(channel);
+    };
+  }
+
+  /** on adds a listener of an event and returns a function that removes it. */
+  on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as Listener);
+    return () => this.off(event, listener);
+  }
+
+  /** off removes a listener added with on. */
+  off<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): void {
+    this.listeners.get(event)?.delete(listener as Listener);
+  }
+
+  // --- connection ---
+
+  private async open(): Promise<void> {
+    if (this.closed || this.stopped) return;
+    const gen = ++this.gen;
+    this.setState("connecting", { attempt: this.attempts });
+    let url = this.opts.url;
+    if (this.opts.token) {
+      let token: string;
+      try {
+        token = await this.opts.token({ reason: this.tokenReason });
+      } catch (e) {
+        if (gen !== this.gen || this.closed) return;
+        this.fail(new TokenError(e));
+        this.ended(CLIENT_TIMEOUT, "token provider failed", false);
+        return;
+      }
+      if (gen !== this.gen || this.closed) return;
+      url = withToken(url, String(token));
+    }
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(url);
+    } catch (e) {
+      this.fail(new WsgateError(`wsgate: cannot open ${this.opts.url}`, { cause: e }));
+      this.ended(CLIENT_TIMEOUT, "cannot open", false);
+      return;
+    }
+    this.ws = ws;
+    this.log("connecting, attempt", this.attempts);
+    ws.onopen = null;
+    ws.onmessage = (e) => this.onFrame(ws, e.data);
+    ws.onclose = (e) => this.onSocketClose(ws, e.code, e.reason);
+    ws.onerror = () => this.log("socket error");
+    this.connectTimer = setTimeout(() => this.giveUp(ws, "connect timeout"), positive(this.opts.connectTimeout, 10000));
+  }
+
+  /** giveUp drops a socket that stopped answering and reconnects. */
+  private giveUp(ws: WebSocketLike, reason: string): void {
+    if (ws !== this.ws) return;
+    this.log(reason);
+    const welcomed = this.welcomeInfo !== null;
+    this.teardown();
+    closeQuietly(ws, CLIENT_TIMEOUT, reason);
+    this.ended(CLIENT_TIMEOUT, reason, welcomed);
+  }
+
+  private onSocketClose(ws: WebSocketLike, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    this.log("closed", code, reason);
+    const welcomed = this.welcomeInfo !== null;
+    this.teardown();
+    this.ended(code, reason, welcomed);
+  }
+
+  /**
+   * ended decides what follows a connection's end, by its close code, as
+   * docs/protocol.md's "Reconnecting" says.
+   */
+  private ended(code: number, reason: string, welcomed: boolean): void {
+    if (this.closed) return;
+    if (welcomed && Date.now() - this.welcomedAt >= STABLE_AFTER) this.attempts = 0;
+    let delay: number;
+    let stop = false;
+    switch (true) {
+      case code === 4003:
+        stop = !this.opts.reconnectOnReplaced;
+        delay = this.backoff();
+        break;
+      case code === 4002:
+        stop = !this.opts.reconnectOnTooManyConnections;
+        delay = Math.floor(this.max / 2 + Math.random() * (this.max / 2));
+        this.attempts++;
+        break;
+      case code === 1008 && reason === "token expired":
+        this.tokenReason = "expired";
+        delay = this.attempts === 0 ? 0 : this.backoff();
+        if (this.attempts === 0) this.attempts++;
+        break;
+      case code === 1002 || code === 1003 || code === 1007 || code === 1008 || code === 1009:
+        // A client bug (or a rate limit): come back, but not soon.
+        this.attempts = Math.max(this.attempts, 3);
+        delay = this.backoff();
+        break;
+      default:
+        delay = this.backoff();
+    }
+    if (stop) {
+      this.stopped = true;
+      this.rejectReady(new ClosedError(`wsgate: stopped reconnecting after close ${code} ${reason}`, code));
+      this.setState("disconnected", { code, reason, willReconnect: false, attempt: this.attempts });
+      return;
+    }
+    this.setState("disconnected", { code, reason, willReconnect: true, delay, attempt: this.attempts });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  /** backoff returns the next attempt's delay and counts the attempt. */
+  private backoff(): number {
+    return backoffDelay(this.attempts++, this.min, this.max);
+  }
+
+  /** teardown forgets the current socket and everything tied to it; positions, topics and acks stay. */
+  private teardown(): void {
+    this.gen++;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onmessage = null;
+      ws.onclose = null;
+      ws.onerror = noop; // the ws package throws on an error event nobody listens to
+    }
+    this.welcomeInfo = null;
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    this.connectTimer = this.pingTimer = this.pongTimer = undefined;
+    for (const req of this.requests.values()) req.waiter?.resolve(); // an unsubscribe: the connection's subscriptions are gone
+    this.requests.clear();
+    for (const t of this.topics.values()) {
+      t.subscribed = false;
+      t.ref = 0;
+      clearTimeout(t.retry);
+      t.retry = undefined;
+    }
+    for (const r of this.resuming.values()) clearTimeout(r.retry);
+    this.resuming.clear();
+    for (const timer of this.continuing.values()) clearTimeout(timer);
+    this.continuing.clear();
+    this.hold = 0;
+    this.inbox = [];
+  }
+
+  // --- frames ---
+
+  private onFrame(ws: WebSocketLike, raw: unknown): void {
+    if (ws !== this.ws) return;
+    this.lastRx = Date.now();
+    if (this.pongTimer !== undefined) {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = undefined;
+    }
+    let m: any;
+    try {
+      m = JSON.parse(typeof raw === "string" ? raw : String(raw));
+    } catch {
+      this.fail(new ProtocolError("a frame that is not JSON"));
+      return;
+    }
+    if (m === null || typeof m !== "object") return;
+    if (this.hold > 0) {
+      this.inbox.push(m);
+      return;
+    }
+    this.dispatch(m);
+  }
+
+  private dispatch(m: any): void {
+    if (!this.welcomeInfo) {
+      if (m.type === "welcome") this.onWelcome(m);
+      else this.fail(new ProtocolError(`a ${String(m.type)} frame before the welcome`));
+      return;
+    }
+    switch (m.type) {
+      case "message":
+        return this.onMessage(m);
+      case "subscribed":
+        return this.onSubscribed(m);
+      case "unsubscribed": {
+        const req = this.take(m.ref, "unsubscribe");
+        req?.waiter?.resolve();
+        return;
+      }
+      case "resumed":
+        return this.onResumed(m);
+      case "error":
+        return this.onError(m);
+      case "pong":
+        return;
+      default:
+        this.log("unknown frame type", m.type);
+    }
+  }
+
+  private onWelcome(m: any): void {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    const w: Welcome = { conn: String(m.conn), user: String(m.user), pingInterval: isCount(m.ping_interval) ? m.ping_interval : 0 };
+    this.welcomeInfo = w;
+    this.welcomedAt = Date.now();
+    this.tokenReason = "reconnect";
+    if (this.user !== w.user) {
+      // Another user's positions are not ours.
+      this.user = w.user;
+      this.positions.clear();
+      this.looked.clear();
+      this.stored.clear();
+      this.pending.clear();
+      this.acks.clear();
+    }
+    this.log("welcome", w.conn, "user", w.user);
+    this.setState("connected", { attempt: this.attempts });
+    const ready = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const r of ready) r.resolve(w);
+    this.emit("welcome", w);
+    if (this.ws === null || this.welcomeInfo !== w) return; // a listener closed it
+    this.armPing();
+    for (const [name, t] of this.topics) this.sendSubscribe(name, t);
+    this.resumeChannels(["user." + w.user, "broadcast"]);
+    if (this.acks.size > 0 && this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
+  }
+
+  private onSubscribed(m: any): void {
+    const req = this.take(m.ref, "subscribe");
+    const t = req && this.topics.get(req.channel);
+    if (!req || !t || t.ref !== m.ref) return;
+    t.ref = 0;
+    t.retries = 0;
+    t.subscribed = true;
+    const waiters = t.waiters;
+    t.waiters = [];
+    for (const w of waiters) w.resolve();
+    this.resumeChannels([req.channel]);
+  }
+
+  private onError(m: any): void {
+    const ref = typeof m.ref === "number" ? m.ref : 0;
+    const req = ref ? this.requests.get(ref) : undefined;
+    if (req) this.requests.delete(ref);
+    const code = String(m.code);
+    const err = new ServerError(code, String(m.message ?? ""), req?.op ?? "", req?.channel, ref);
+    if (!req) {
+      this.fail(err); // a refused ack, or an op the client did not send
+      return;
+    }
+    switch (req.op) {
+      case "subscribe": {
+        const t = this.topics.get(req.channel);
+        if (!t || t.ref !== ref) return;
+        t.ref = 0;
+        if (code === "unavailable") {
+          const delay = backoffDelay(t.retries++, this.min, this.max);
+          this.log("subscribe", req.channel, "unavailable; again in", delay, "ms");
+          t.retry = setTimeout(() => {
+            t.retry = undefined;
+            if (this.welcomeInfo && this.topics.get(req.channel) === t) this.sendSubscribe(req.channel, t);
+          }, delay);
+          return;
+        }
+        this.topics.delete(req.channel);
+        if (t.waiters.length === 0) this.fail(err);
+        for (const w of t.waiters) w.reject(err);
+        return;
+      }
+      case "unsubscribe":
+        req.waiter?.reject(err);
+        return;
+      case "resume": {
+        const r = this.resuming.get(req.channel);
+        if (!r || r.ref !== ref) return;
+        if (code === "unavailable" || code === "resume_pending") {
+          // Frames stay dropped until the retry is answered: its replay covers them.
+          const delay = backoffDelay(r.tries++, this.min, this.max);
+          this.log("resume", req.channel, code, "; again in", delay, "ms");
+          r.ref = 0;
+          r.retry = setTimeout(() => {
+            r.retry = undefined;
+            if (this.welcomeInfo && this.resuming.get(req.channel) === r) this.sendResume(req.channel, this.positions.get(req.channel), r.tries);
+          }, delay);
+          return;
+        }
+        this.resuming.delete(req.channel);
+        this.fail(err);
+      }
+    }
+  }
+
+  private onMessage(m: any): void {
+    const ch = String(m.channel);
+    if (m.seq === undefined) {
+      this.deliver(ch, m, undefined);
+      return;
+    }
+    if (!isCount(m.seq) || !isCount(m.prev) || !isCount(m.epoch)) {
+      this.fail(new ProtocolError(`a durable frame of ${ch} with a malformed position`));
+      return;
+    }
+    if (this.resuming.has(ch)) return; // the replay that follows the answer covers it
+    const last = this.positions.get(ch);
+    if (last) {
+      const sameEpoch = m.epoch === last.epoch || m.epoch === 0 || last.epoch === 0;
+      if (sameEpoch && m.seq <= last.seq) {
+        this.log(ch, "duplicate seq", m.seq);
+        return;
+      }
+      if (!sameEpoch || m.prev !== last.seq) {
+        this.log(ch, "gap: prev", m.prev, "after seq", last.seq, "; resuming");
+        this.sendResume(ch, last, 0);
+        return;
+      }
+    }
+    const pos = { seq: m.seq as number, epoch: (m.epoch as number) || last?.epoch || 0 };
+    this.positions.set(ch, pos);
+    const cont = this.continuing.get(ch);
+    if (cont !== undefined) this.continueLater(ch, cont);
+    this.deliver(ch, m, pos);
+  }
+
+  /** deliver calls the handlers; a durable notification then counts as processed once they are done. */
+  private deliver(ch: string, m: any, pos: Position | undefined): void {
+    const durable = pos !== undefined;
+    const msg: Message = {
+      channel: ch,
+      data: m.data,
+      durable,
+      ...(durable ? { seq: m.seq, prev: m.prev, epoch: m.epoch } : {}),
+      ack: durable ? () => this.queueAck(ch, pos) : noop,
+    };
+    let entry: Entry | undefined;
+    if (durable) {
+      entry = { pos, done: false, ack: true };
+      let q = this.pending.get(ch);
+      if (!q) this.pending.set(ch, (q = []));
+      q.push(entry);
+    }
+    const waits: Array<Promise<unknown>> = [];
+    const call = (h: Listener): void => {
+      try {
+        const r = h(msg) as { then?: unknown } | undefined;
+        if (r && typeof r.then === "function") {
+          waits.push(Promise.resolve(r).catch((e) => this.fail(new HandlerError(ch, msg.seq, e))));
+        }
+      } catch (e) {
+        this.fail(new HandlerError(ch, msg.seq, e));
+      }
+    };
+    for (const h of this.channelHandlers.get(ch) ?? []) call(h);
+    if (this.welcomeInfo && ch === "user." + this.welcomeInfo.user) for (const h of this.channelHandlers.get("user") ?? []) call(h);
+    for (const h of this.listeners.get("message") ?? []) call(h);
+    if (!entry) return;
+    const e = entry;
+    if (waits.length === 0) this.processed(ch, e);
+    else void Promise.all(waits).then(() => this.processed(ch, e));
+  }
+
+  /** processed marks an entry done and moves the channel's stored position, and ack, over the done prefix. */
+  private processed(ch: string, entry: Entry): void {
+    entry.done = true;
+    const q = this.pending.get(ch);
+    if (!q) return;
+    let top: Entry | undefined;
+    let acked: Entry | undefined;
+    while (q.length > 0 && q[0]!.done) {
+      top = q.shift()!;
+      if (top.ack) acked = top;
+    }
+    if (q.length === 0) this.pending.delete(ch);
+    if (top) this.store(ch, top.pos);
+    if (acked && this.autoAck) this.queueAck(ch, acked.pos);
+  }
+
+  private onResumed(m: any): void {
+    const req = this.take(m.ref, "resume");
+    if (!req) return;
+    const ch = req.channel;
+    const r = this.resuming.get(ch);
+    if (!r || r.ref !== m.ref) return;
+    this.resuming.delete(ch);
+    if (!isCount(m.seq) || !isCount(m.epoch)) {
+      this.fail(new ProtocolError(`a resumed answer of ${ch} with a malformed position`));
+      return;
+    }
+    const pos = { seq: m.seq as number, epoch: m.epoch as number };
+    const prev = this.positions.get(ch);
+    this.positions.set(ch, pos);
+    if (!prev || prev.seq !== pos.seq || prev.epoch !== pos.epoch) {
+      const entry: Entry = { pos, done: false, ack: false };
+      let q = this.pending.get(ch);
+      if (!q) this.pending.set(ch, (q = []));
+      q.push(entry);
+      this.processed(ch, entry);
+    }
+    const recovered = m.recovered === true;
+    const reason = typeof m.reason === "string" ? m.reason : undefined;
+    this.log("resumed", ch, "from", pos.seq, recovered ? "recovered" : "not recovered: " + reason);
+    this.emit("resumed", { channel: ch, recovered, seq: pos.seq, epoch: pos.epoch, ...(reason ? { reason } : {}) });
+    if (recovered) return;
+    if (reason === "limit") this.continueLater(ch, undefined);
+    else this.emit("lost", { channel: ch, reason: reason ?? "", seq: pos.seq, epoch: pos.epoch });
+  }
+
+  /**
+   * continueLater resumes ch again once its replay, cut at the gateway's
+   * replay limit, has been quiet for a moment: the rest follows the last
+   * notification replayed.
+   */
+  private continueLater(ch: string, old: Timer | undefined): void {
+    clearTimeout(old);
+    this.continuing.set(
+      ch,
+      setTimeout(() => {
+        this.continuing.delete(ch);
+        if (this.welcomeInfo && this.isIn(ch) && !this.resuming.has(ch)) this.sendResume(ch, this.positions.get(ch), 0);
+      }, CONTINUE_AFTER),
+    );
+  }
+
+  // --- ops ---
+
+  private send(op: object): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    try {
+      ws.send(JSON.stringify(op));
+    } catch (e) {
+      this.log("send failed", e);
+    }
+  }
+
+  private ref(): number {
+    return this.nextRef++;
+  }
+
+  private take(ref: unknown, op: Request["op"]): Request | undefined {
+    if (typeof ref !== "number") return undefined;
+    const req = this.requests.get(ref);
+    if (!req || req.op !== op) return undefined;
+    this.requests.delete(ref);
+    return req;
+  }
+
+  private sendSubscribe(topic: string, t: Topic): void {
+    t.ref = this.ref();
+    this.requests.set(t.ref, { op: "subscribe", channel: topic });
+    this.send({ op: "subscribe", channel: topic, ref: t.ref });
+  }
+
+  private sendResume(ch: string, pos: Position | undefined, tries: number): void {
+    const ref = this.ref();
+    const old = this.resuming.get(ch);
+    clearTimeout(old?.retry);
+    this.resuming.set(ch, { ref, tries });
+    this.requests.set(ref, { op: "resume", channel: ch });
+    // A seq needs its epoch: a position of an unknown epoch resumes from the user's acked watermark instead.
+    if (pos && pos.seq > 0 && pos.epoch > 0) this.send({ op: "resume", channel: ch, seq: pos.seq, epoch: pos.epoch, ref });
+    else this.send({ op: "resume", channel: ch, ref });
+  }
+
+  private stopResuming(ch: string): void {
+    const r = this.resuming.get(ch);
+    if (r) {
+      clearTimeout(r.retry);
+      this.resuming.delete(ch);
+    }
+    const c = this.continuing.get(ch);
+    if (c !== undefined) {
+      clearTimeout(c);
+      this.continuing.delete(ch);
+    }
+  }
+
+  /**
+   * resumeChannels resumes each channel that has a position (in memory, or
+   * in storage: read once per user), or that catchUp names.
+   */
+  private resumeChannels(channels: string[]): void {
+    const gen = this.gen;
+    const user = this.user;
+    const reads: Array<Promise<void>> = [];
+    for (const ch of channels) {
+      if (this.positions.has(ch) || this.looked.has(ch)) continue;
+      const key = this.prefix + this.user + ":" + ch;
+      let v: ReturnType<PositionStorage["get"]>;
+      try {
+        v = this.storage.get(key);
+      } catch (e) {
+        this.fail(new StorageError("get", key, e));
+        this.looked.add(ch);
+        continue;
+      }
+      if (v && typeof (v as Promise<unknown>).then === "function") {
+        reads.push(
+          (v as Promise<Position | null | undefined>).then(
+            (p) => this.found(user, ch, p),
+            (e) => this.fail(new StorageError("get", key, e)),
+          ),
+        );
+      } else {
+        this.found(user, ch, v as Position | null | undefined);
+      }
+    }
+    const go = (): void => {
+      for (const ch of channels) {
+        if (this.resuming.has(ch) || !this.isIn(ch)) continue;
+        const p = this.positions.get(ch);
+        if (p || this.wantsCatchUp(ch)) this.sendResume(ch, p, 0);
+      }
+    };
+    if (reads.length === 0) {
+      go();
+      return;
+    }
+    this.hold++; // frames wait: a durable one must meet its channel's position
+    void Promise.all(reads).then(() => {
+      if (gen !== this.gen) return;
+      go();
+      this.hold--;
+      while (this.hold === 0 && this.inbox.length > 0 && gen === this.gen) this.dispatch(this.inbox.shift());
+    });
+  }
+
+  private found(user: string | null, ch: string, p: Position | null | undefined): void {
+    if (user !== this.user) return; // read for a user that is gone
+    this.looked.add(ch);
+    if (p && isCount(p.seq) && isCount(p.epoch) && !this.positions.has(ch)) {
+      this.positions.set(ch, { seq: p.seq, epoch: p.epoch });
+      this.stored.set(ch, { seq: p.seq, epoch: p.epoch });
+    }
+  }
+
+  private wantsCatchUp(ch: string): boolean {
+    const c = this.opts.catchUp;
+    if (!c) return false;
+    const userCh = "user." + this.user;
+    if (c === true) return ch === userCh;
+    return c.some((name) => name === ch || (name === "user" && ch === userCh));
+  }
+
+  /** isIn reports whether the current connection is in ch. */
+  private isIn(ch: string): boolean {
+    if (!this.welcomeInfo) return false;
+    if (ch === "broadcast" || ch === "user." + this.welcomeInfo.user) return true;
+    return this.topics.get(ch)?.subscribed === true;
+  }
+
+  private store(ch: string, pos: Position): void {
+    const s = this.stored.get(ch);
+    if (s && s.seq === pos.seq && s.epoch === pos.epoch) return;
+    this.stored.set(ch, pos);
+    const key = this.prefix + this.user + ":" + ch;
+    try {
+      const r = this.storage.set(key, pos);
+      if (r && typeof (r as Promise<void>).then === "function") (r as Promise<void>).catch((e) => this.fail(new StorageError("set", key, e)));
+    } catch (e) {
+      this.fail(new StorageError("set", key, e));
+    }
+  }
+
+  private queueAck(ch: string, pos: Position): void {
+    if (this.closed) return;
+    const cur = this.acks.get(ch);
+    if (!cur || cur.epoch !== pos.epoch || pos.seq > cur.seq) this.acks.set(ch, pos);
+    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
+  }
+
+  /** flushAcks sends the acks queued for the channels this connection is in; the others wait for theirs. */
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.welcomeInfo) return; // the welcome arms the timer again
+    for (const [ch, pos] of this.acks) {
+      if (!this.isIn(ch)) continue;
+      this.acks.delete(ch);
+      if (pos.epoch > 0 && pos.seq > 0) this.send({ op: "ack", channel: ch, seq: pos.seq, epoch: pos.epoch });
+    }
+  }
+
+  // --- liveness ---
+
+  /** armPing sends the ping op once nothing has been read for the ping interval, and gives up if nothing answers. */
+  private armPing(): void {
+    const w = this.welcomeInfo;
+    if (!w) return;
+    const interval = positive(this.opts.pingInterval, w.pingInterval > 0 ? w.pingInterval * 1000 : 25000);
+    const ws = this.ws;
+    const tick = (): void => {
+      if (ws !== this.ws || !ws) return;
+      const idle = Date.now() - this.lastRx;
+      if (idle < interval) {
+        this.pingTimer = setTimeout(tick, interval - idle);
+        return;
+      }
+      this.send({ op: "ping", ref: this.ref() });
+      this.pongTimer = setTimeout(() => this.giveUp(ws, "ping timeout"), positive(this.opts.pongTimeout, 5000));
+      this.pingTimer = setTimeout(tick, interval);
+    };
+    this.pingTimer = setTimeout(tick, interval);
+  }
+
+  // --- events ---
+
+  private setState(s: State, detail: StateDetail): void {
+    if (s === this.st && s !== "disconnected") return;
+    this.st = s;
+    this.emit("state", s, detail);
+  }
+
+  private emit(event: keyof ClientEvents, ...args: unknown[]): void {
+    const set = this.listeners.get(event);
+    if (!set) return;
+    for (const l of [...set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        if (event !== "error") this.fail(new HandlerError(`"${event}" event`, undefined, e));
+        else this.log("an error listener threw", e);
+      }
+    }
+  }
+
+  /** fail reports an error that belongs to no promise: to the error listeners, or to the debug log. */
+  private fail(err: WsgateError): void {
+    if ((this.listeners.get("error")?.size ?? 0) > 0) this.emit("error", err);
+    else this.log(err);
+  }
+
+  private rejectReady(err: ClosedError): void {
+    const ready = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const r of ready) r.reject(err);
+  }
+
+  private resolve(channel: string): string {
+    return channel === "user" && this.user !== null ? "user." + this.user : channel;
+  }
+
+  private log(...args: unknown[]): void {
+    const d = this.opts.debug;
+    if (!d) return;
+    if (typeof d === "function") d(...args);
+    else console.debug("[wsgate]", ...args);
+  }
+}
+
+function noop(): void {}
+
+function positive(v: number | undefined, dflt: number): number {
+  return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : dflt;
+}
+
+function withToken(url: string, token: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  const u = base ? new URL(url, base) : new URL(url);
+  u.searchParams.set("token", token);
+  return u.toString();
+}
+
+function closeQuietly(ws: WebSocketLike, code: number, reason?: string): void {
+  ws.onmessage = null;
+  ws.onclose = null;
+  ws.onerror = noop;
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closing
+  }
+}
