@@ -124,3 +124,7 @@ bench-drain: ## a graceful drain of 10,000 connections: its duration and how rec
 .PHONY: bench-compare
 bench-compare: ## the standard broadcast scenario against wsgate and the gorilla baseline, plus the kernel floor; prints the ratios
 	bash bench/compare.sh
+
+.PHONY: bench-durable
+bench-durable: ## durable vs volatile, same run: idle RSS and connect rate (--durable on/off), live unicast and broadcast p99, resume storms of 10,000 with 10 missed and none (history requests, CPU per resume); JSON in OUT
+	bash bench/durable.sh

@@ -52,6 +52,7 @@ var figures = []figure{
 	{"delivered /s", func(r *Result) float64 { return orNaN(r.Delivery.PerS, r.Delivery.PerS > 0) }, fmtNum, false},
 	{"lost", func(r *Result) float64 { return orNaN(float64(r.Delivery.Lost), r.Delivery.Published > 0) }, fmtNum, true},
 	{"cpu-s / million", cpuPerMillion, fmtCPU, true},
+	{"NATS cpu-s (window)", func(r *Result) float64 { return orNaN(r.Server.NATSCPUSeconds, r.Server.NATSCPUSeconds > 0) }, fmtCPU, true},
 	{"server bytes / msg", func(r *Result) float64 { return orNaN(r.Server.WrittenPerDeliv, r.Server.WrittenPerDeliv > 0) }, fmtNum, true},
 	{"frame bytes / msg", func(r *Result) float64 { return orNaN(r.Delivery.FrameBytesPerMsg, r.Delivery.FrameBytesPerMsg > 0) }, fmtNum, true},
 	{"compressed share", func(r *Result) float64 {
