@@ -100,7 +100,7 @@ export class WsgateClient {
   private st: State = "disconnected";
   private started = false;
   private closed = false;
-  private stopped = false; // after 4002/4003, until reconnect()
+  private stopped: ClosedError | null = null; // after 4002/4003, until reconnect()
   private attempts = 0;
   private tokenReason: TokenContext["reason"] = "connect";
 
@@ -192,7 +192,7 @@ export class WsgateClient {
    */
   reconnect(): void {
     if (this.closed) throw new ClosedError();
-    this.stopped = false;
+    this.stopped = null;
     this.started = true;
     this.attempts = 0;
     clearTimeout(this.reconnectTimer);
@@ -211,6 +211,7 @@ export class WsgateClient {
   ready(): Promise<Welcome> {
     if (this.welcomeInfo) return Promise.resolve(this.welcomeInfo);
     if (this.closed) return Promise.reject(new ClosedError());
+    if (this.stopped) return Promise.reject(this.stopped);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -413,8 +414,8 @@ export class WsgateClient {
         delay = this.backoff();
     }
     if (stop) {
-      this.stopped = true;
-      this.rejectReady(new ClosedError(`wsgate: stopped reconnecting after close ${code} ${reason}`, code));
+      this.stopped = new ClosedError(`wsgate: stopped reconnecting after close ${code} ${reason}`, code);
+      this.rejectReady(this.stopped);
       this.setState("disconnected", { code, reason, willReconnect: false, attempt: this.attempts });
       return;
     }

@@ -2,16 +2,18 @@
 // tokens, publishes through the binary, and polling.
 import { spawn, execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 
 export { WebSocket };
 
-export const bin = process.env.WSGATE_BIN;
-if (!bin) throw new Error("WSGATE_BIN is not set: run the tests with `npm test`");
+/** bin is the wsgate binary: WSGATE_BIN, or the one test/run.js built. */
+export const bin = process.env.WSGATE_BIN || fileURLToPath(new URL("../.cache/wsgate", import.meta.url));
+if (!existsSync(bin)) throw new Error(`no wsgate binary at ${bin}: run the tests with \`npm test\`, or set WSGATE_BIN`);
 
 /** SECRET is the HS256 key of every gateway the tests start. */
 export const SECRET = "wsgate-js-client-test-secret-0123456789";
@@ -133,6 +135,9 @@ export function publish(natsURL, target, payload, { durable = false, id, timeout
   });
 }
 
+/** publishRetries counts the publishes publishUntilStored retried. */
+export let publishRetries = 0;
+
 /** publishUntilStored publishes a durable notification, retrying with the same id until it is stored (or a duplicate of one that was). */
 export async function publishUntilStored(natsURL, target, payload, id, ms = 30000) {
   const deadline = Date.now() + ms;
@@ -140,6 +145,7 @@ export async function publishUntilStored(natsURL, target, payload, id, ms = 3000
     try {
       return await publish(natsURL, target, payload, { durable: true, id, timeout: "1s" });
     } catch (e) {
+      publishRetries++;
       if (Date.now() > deadline) throw e;
       await sleep(100);
     }
@@ -181,4 +187,43 @@ export function record(client) {
 /** seqs returns the seqs of the durable messages of channel ch that r recorded. */
 export function seqs(r, ch) {
   return r.messages.filter((m) => m.channel === ch && m.durable).map((m) => m.seq);
+}
+
+/**
+ * forge publishes payload on a volatile subject with stream headers of
+ * our own, as the stream's republish would: a durable frame with any
+ * position (docs/protocol.md: publishers on the volatile subjects are
+ * trusted like the stream). It speaks the NATS text protocol itself.
+ */
+export async function forge(natsURL, subject, { seq, prev }, payload) {
+  const { hostname, port } = new URL(natsURL);
+  const sock = connect(Number(port), hostname);
+  sock.setEncoding("utf8");
+  let got = "";
+  const wait = (word) =>
+    new Promise((res, rej) => {
+      const check = () => {
+        if (got.includes(word)) {
+          sock.off("data", onData);
+          res();
+        }
+      };
+      const onData = (d) => {
+        got += d;
+        check();
+      };
+      sock.on("data", onData);
+      sock.once("error", rej);
+      check();
+    });
+  try {
+    await wait("INFO ");
+    const hdr = `NATS/1.0\r\nNats-Stream: NOTIFY\r\nNats-Subject: durable.${subject}\r\nNats-Sequence: ${seq}\r\nNats-Last-Sequence: ${prev}\r\n\r\n`;
+    const body = JSON.stringify(payload);
+    sock.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n`);
+    sock.write(`HPUB ${subject} ${hdr.length} ${hdr.length + Buffer.byteLength(body)}\r\n${hdr}${body}\r\nPING\r\n`);
+    await wait("PONG");
+  } finally {
+    sock.destroy();
+  }
 }

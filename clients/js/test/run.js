@@ -26,6 +26,6 @@ const files = readdirSync(here)
   .map((f) => join(here, f));
 // One file at a time: each starts its own gateways, and the machines that
 // run this are small.
-const args = ["--test", "--test-reporter=spec", "--test-concurrency=1", ...process.argv.slice(2), ...files];
+const args = ["--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=60000", ...process.argv.slice(2), ...files];
 const r = spawnSync(process.execPath, args, { cwd: pkg, env, stdio: "inherit" });
 process.exit(r.status ?? 1);

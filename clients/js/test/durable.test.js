@@ -1,0 +1,147 @@
+// Durable notifications: positions in storage, resume, gaps, duplicates
+// and acks, against a real gateway.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { WsgateClient, MemoryStorage } from "../dist/index.js";
+import { WebSocket, forge, publish, record, seqs, sleep, startGateway, token, waitFor } from "./helpers.js";
+
+function client(g, user, opts = {}) {
+  return new WsgateClient({
+    url: g.url,
+    WebSocket,
+    token: () => token(user),
+    storage: new MemoryStorage(),
+    backoff: { min: 50, max: 500 },
+    ackInterval: 100,
+    ...opts,
+  });
+}
+
+const durable = (g, target, n) => publish(g.natsURL, target, { n }, { durable: true });
+
+test("a new client with the same storage resumes from the stored position and gets only what it missed", async (t) => {
+  const g = await startGateway(t);
+  const storage = new MemoryStorage();
+  const a = client(g, "s1", { storage });
+  const ra = record(a);
+  a.connect();
+  await a.subscribe("topic.t");
+  const first = [await durable(g, { user: "s1" }, 1), await durable(g, { topic: "t" }, 1)];
+  await waitFor(() => ra.messages.length === 2, 5000, "two notifications");
+  a.close();
+
+  const missed = [];
+  for (let i = 2; i <= 4; i++) missed.push(await durable(g, { user: "s1" }, i));
+  const topicMissed = await durable(g, { topic: "t" }, 2);
+  await publish(g.natsURL, { user: "s1" }, "volatile, lost while away");
+
+  const b = client(g, "s1", { storage });
+  t.after(() => b.close());
+  const rb = record(b);
+  b.connect();
+  await b.subscribe("topic.t");
+  await waitFor(() => rb.messages.length === 4, 5000, "the missed notifications");
+  assert.deepEqual(seqs(rb, "user.s1"), missed);
+  assert.deepEqual(seqs(rb, "topic.t"), [topicMissed]);
+  assert.deepEqual(
+    rb.resumed.map((r) => [r.channel, r.seq, r.recovered]).sort(),
+    [["topic.t", first[1], true], ["user.s1", first[0], true]],
+  );
+  // The replay's first frame chains from the stored position.
+  assert.equal(rb.messages.find((m) => m.channel === "user.s1").prev, first[0]);
+  await sleep(100);
+  assert.equal(rb.messages.length, 4, "nothing twice");
+  assert.deepEqual(rb.lost, []);
+});
+
+test("a gap in prev makes the client drop the frame and resume; a repeated seq is dropped", async (t) => {
+  const g = await startGateway(t);
+  const c = client(g, "g1");
+  t.after(() => c.close());
+  const r = record(c);
+  c.connect();
+  await c.ready();
+  const s1 = await durable(g, { user: "g1" }, 1);
+  await waitFor(() => r.messages.length === 1, 5000, "the first notification");
+
+  // A frame that says something came between: dropped, and a resume from s1
+  // finds nothing missing.
+  await forge(g.natsURL, "notify.user.g1", { seq: s1 + 1000, prev: s1 + 999 }, { forged: "gap" });
+  await waitFor(() => r.resumed.length === 1, 5000, "the resume after the gap");
+  assert.deepEqual([r.resumed[0].seq, r.resumed[0].recovered], [s1, true]);
+  // A frame whose seq the client has seen: a duplicate, dropped without a resume.
+  await forge(g.natsURL, "notify.user.g1", { seq: s1, prev: 0 }, { forged: "duplicate" });
+
+  const s2 = await durable(g, { user: "g1" }, 2);
+  await waitFor(() => r.messages.length === 2, 5000, "the next notification");
+  assert.deepEqual(seqs(r, "user.g1"), [s1, s2]);
+  assert.equal(r.resumed.length, 1);
+  assert.deepEqual(r.errors, []);
+});
+
+test("a client without a position resumes from what the user acked, automatically or by hand", async (t) => {
+  const g = await startGateway(t);
+
+  // Automatic acks: all three processed, acked (close() sends what is queued).
+  const a = client(g, "k1");
+  const ra = record(a);
+  a.connect();
+  await a.ready();
+  for (let i = 1; i <= 3; i++) await durable(g, { user: "k1" }, i);
+  await waitFor(() => ra.messages.length === 3, 5000, "three notifications");
+  a.close();
+  const later = [await durable(g, { user: "k1" }, 4), await durable(g, { user: "k1" }, 5)];
+
+  const b = client(g, "k1", { catchUp: true }); // a new device: empty storage
+  const rb = record(b);
+  b.connect();
+  await waitFor(() => rb.messages.length === 2, 5000, "what k1 had not acked");
+  assert.deepEqual(seqs(rb, "user.k1"), later);
+  assert.equal(rb.resumed[0].recovered, true);
+  b.close();
+
+  // Manual acks: of three, the second acked (and with it the first).
+  const got = [];
+  for (let i = 1; i <= 3; i++) got.push(await durable(g, { user: "k2" }, i));
+  const m = client(g, "k2", { autoAck: false, catchUp: true });
+  const rm = record(m);
+  m.onChannel("user", (msg) => {
+    if (msg.seq === got[1]) msg.ack();
+  });
+  m.connect();
+  await waitFor(() => rm.messages.length === 3, 5000, "k2's three, replayed from the oldest");
+  m.close();
+  const s4 = await durable(g, { user: "k2" }, 4);
+  const n = client(g, "k2", { catchUp: ["user"] });
+  t.after(() => n.close());
+  const rn = record(n);
+  n.connect();
+  await waitFor(() => rn.messages.length === 2, 5000, "what k2 had not acked");
+  assert.deepEqual(seqs(rn, "user.k2"), [got[2], s4]);
+  await sleep(100);
+  assert.equal(rn.messages.length, 2);
+});
+
+test("a volatile-only client never resumes, acks or writes a position", async (t) => {
+  const g = await startGateway(t);
+  const writes = [];
+  const storage = { get: () => undefined, set: (k, p) => writes.push([k, p]) };
+  const sent = [];
+  class Spy extends WebSocket {
+    send(data) {
+      sent.push(JSON.parse(data).op);
+      super.send(data);
+    }
+  }
+  const c = new WsgateClient({ url: g.url, WebSocket: Spy, token: () => token("v1"), storage, ackInterval: 50 });
+  t.after(() => c.close());
+  const r = record(c);
+  c.connect();
+  await c.subscribe("topic.v");
+  await publish(g.natsURL, { user: "v1" }, { v: 1 });
+  await publish(g.natsURL, { topic: "v" }, { v: 2 });
+  await waitFor(() => r.messages.length === 2, 5000, "two volatile notifications");
+  await sleep(150);
+  assert.deepEqual(sent, ["subscribe"]);
+  assert.deepEqual(writes, []);
+});
