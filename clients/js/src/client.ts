@@ -332,6 +332,8 @@ export class WsgateClient {
     if (this.closed || this.stopped) return;
     const gen = ++this.gen;
     this.setState("connecting", { attempt: this.attempts });
+    // The timeout covers the token provider too: one that never answers must not stall the client.
+    this.connectTimer = setTimeout(() => this.attemptTimedOut(gen), positive(this.opts.connectTimeout, 10000));
     let url = this.opts.url;
     if (this.opts.token) {
       let token: string;
@@ -340,6 +342,7 @@ export class WsgateClient {
       } catch (e) {
         if (gen !== this.gen || this.closed) return;
         this.fail(new TokenError(e));
+        this.teardown();
         this.ended(CLIENT_TIMEOUT, "token provider failed", false);
         return;
       }
@@ -351,6 +354,7 @@ export class WsgateClient {
       ws = new this.WS(url);
     } catch (e) {
       this.fail(new WsgateError(`wsgate: cannot open ${this.opts.url}`, { cause: e }));
+      this.teardown();
       this.ended(CLIENT_TIMEOUT, "cannot open", false);
       return;
     }
@@ -360,17 +364,25 @@ export class WsgateClient {
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onSocketClose(ws, e.code, e.reason);
     ws.onerror = () => this.log("socket error");
-    this.connectTimer = setTimeout(() => this.giveUp(ws, "connect timeout"), positive(this.opts.connectTimeout, 10000));
   }
 
-  /** giveUp drops a socket that stopped answering and reconnects. */
+  /** attemptTimedOut gives up on an attempt that has not been welcomed within connectTimeout. */
+  private attemptTimedOut(gen: number): void {
+    if (gen !== this.gen || this.welcomeInfo) return;
+    this.log("connect timeout");
+    const ws = this.ws;
+    this.teardown();
+    if (ws) closeQuietly(ws, CLIENT_TIMEOUT, "connect timeout");
+    this.ended(CLIENT_TIMEOUT, "connect timeout", false);
+  }
+
+  /** giveUp drops a connection whose gateway stopped answering, and reconnects. */
   private giveUp(ws: WebSocketLike, reason: string): void {
     if (ws !== this.ws) return;
     this.log(reason);
-    const welcomed = this.welcomeInfo !== null;
     this.teardown();
     closeQuietly(ws, CLIENT_TIMEOUT, reason);
-    this.ended(CLIENT_TIMEOUT, reason, welcomed);
+    this.ended(CLIENT_TIMEOUT, reason, true);
   }
 
   private onSocketClose(ws: WebSocketLike, code: number, reason: string): void {

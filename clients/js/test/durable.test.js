@@ -145,3 +145,35 @@ test("a volatile-only client never resumes, acks or writes a position", async (t
   assert.deepEqual(sent, ["subscribe"]);
   assert.deepEqual(writes, []);
 });
+
+test("a storage that answers with a promise: frames wait for the position, then the resume", async (t) => {
+  const g = await startGateway(t);
+  const a = client(g, "as1");
+  const ra = record(a);
+  a.connect();
+  await a.ready();
+  const s1 = await durable(g, { user: "as1" }, 1);
+  await waitFor(() => ra.messages.length === 1, 5000, "the first notification");
+  const epoch = ra.messages[0].epoch;
+  a.close();
+  const s2 = await durable(g, { user: "as1" }, 2);
+
+  const reads = [];
+  const storage = {
+    get: async (key) => {
+      reads.push(key);
+      await sleep(200);
+      return key === "wsgate:as1:user.as1" ? { seq: s1, epoch } : undefined;
+    },
+    set: async () => {},
+  };
+  const b = client(g, "as1", { storage });
+  t.after(() => b.close());
+  const rb = record(b);
+  b.connect();
+  await b.ready();
+  const s3 = await durable(g, { user: "as1" }, 3); // live, while the position is read
+  await waitFor(() => rb.messages.length === 2, 5000, "the missed one and the live one");
+  assert.deepEqual(seqs(rb, "user.as1"), [s2, s3]);
+  assert.deepEqual(reads.sort(), ["wsgate:as1:broadcast", "wsgate:as1:user.as1"]);
+});

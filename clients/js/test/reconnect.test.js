@@ -143,3 +143,54 @@ test("401 on every attempt: the client backs off to its maximum instead of hamme
     assert.ok(s.delay < Math.min(400, 50 * 2 ** i), `delay ${s.delay} at attempt ${i}`);
   });
 });
+
+test("a token provider that fails or never answers costs an attempt, not the client", async (t) => {
+  const g = await startGateway(t);
+  let calls = 0;
+  const c = client(g, {
+    connectTimeout: 300,
+    token: () => {
+      calls++;
+      if (calls === 1) throw new Error("auth service down");
+      if (calls === 2) return new Promise(() => {}); // never answers
+      return token("t1");
+    },
+  });
+  t.after(() => c.close());
+  const r = record(c);
+  c.connect();
+  await c.ready();
+  assert.equal(calls, 3);
+  assert.deepEqual(r.errors.map((e) => e.name), ["TokenError"]);
+  assert.match(r.errors[0].message, /auth service down/);
+  assert.deepEqual(
+    r.states.filter((s) => s.state === "disconnected").map((s) => s.reason),
+    ["token provider failed", "connect timeout"],
+  );
+});
+
+test("the browser's online event brings a waiting client back at once", async (t) => {
+  // A browser's window, as far as the client looks: addEventListener.
+  const win = new EventTarget();
+  globalThis.addEventListener = win.addEventListener.bind(win);
+  globalThis.removeEventListener = win.removeEventListener.bind(win);
+  const random = Math.random;
+  Math.random = () => 0.99; // every backoff at the top of its window
+  t.after(() => {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+    Math.random = random;
+  });
+  const listen = await freeAddr();
+  const c = new WsgateClient({ url: `ws://${listen}/ws`, WebSocket, token: () => token("o1"), backoff: { min: 20000, max: 20000 } });
+  t.after(() => c.close());
+  const r = record(c);
+  c.connect(); // nothing listens there yet
+  const failed = await waitFor(() => r.states.find((s) => s.state === "disconnected"), 5000, "the failed attempt");
+  assert.ok(failed.delay > 15000, `next attempt in ${failed.delay}ms`);
+  await startGateway(t, { listen });
+  const online = Date.now();
+  win.dispatchEvent(new Event("online"));
+  await c.ready();
+  assert.ok(Date.now() - online < 2000, `connected ${Date.now() - online}ms after online`);
+});
