@@ -16,7 +16,8 @@
 #   resume-k0                 the same with nothing missed: the requests of
 #                             RESUME_CONNS simultaneous resumes
 #
-# then the ratios (wsbench compare) in $OUT/compare.txt.
+# then the ratios (wsbench compare) in $OUT/compare.txt; the load average
+# before each run is in $OUT/load.txt.
 #
 # Environment: ROUNDS (1), IDLE_CONNS (10000), DELIVERY_CONNS (5000),
 # UNICAST_MESSAGES (2000 at 200/s), BROADCASTS (20 at 2/s), RESUME_CONNS (10000),
@@ -56,6 +57,8 @@ run() {
   local srv=$!; pids+=("$srv")
   wait_http "http://127.0.0.1:19090/readyz"
   sleep 3 # idle first, as make idle-rss does: the start's garbage is collected
+  # The host is shared: the load before each run says what else ran.
+  echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$OUT/load.txt"
   "$BIN/wsbench" "$scenario" --label "$name" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
     --rate "$RATE" --dialers "$DIALERS" --server-pid "$srv" --nats-pid "$nats" \
     --server-metrics http://127.0.0.1:19090/metrics --json "$OUT/$name.json" "$@"

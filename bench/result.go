@@ -227,6 +227,9 @@ func (r *runner) resumeFigures(msgs []workerMsg, rw *resumeWindow, s report.Serv
 	if rw.publishS > 0 {
 		out.PublishPerS = float64(rw.published) / rw.publishS
 	}
+	if t.LastReconnNS > t.FirstReconnNS && t.FirstReconnNS > 0 {
+		out.ReconnectRatePerS = float64(rw.reconnected) / (float64(t.LastReconnNS-t.FirstReconnNS) / 1e9)
+	}
 	if t.LastCompleteNS > 0 && t.CutNS > 0 {
 		out.RecoveryS = float64(t.LastCompleteNS-t.CutNS) / 1e9
 	}

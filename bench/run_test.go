@@ -320,6 +320,9 @@ func TestResume(t *testing.T) {
 			if rs.Lost != 0 || rs.Stray != 0 || rs.DupApplied != 0 || rs.GapDropped != 0 || rs.Unrecovered != 0 || rs.ResumeErrors != 0 {
 				t.Errorf("resume %+v: want nothing lost, stray, duplicated, gapped, unrecovered or failed", rs)
 			}
+			if rs.ReconnectRatePerS <= 0 {
+				t.Errorf("reconnect rate %v", rs.ReconnectRatePerS)
+			}
 			if rs.RecoveryLatency.Count != n || rs.RecoveryS <= 0 || rs.RecoveryS < rs.StormS {
 				t.Errorf("recovery %+v, %.3f s after the cut, storm %.3f s", rs.RecoveryLatency, rs.RecoveryS, rs.StormS)
 			}

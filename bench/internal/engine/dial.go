@@ -42,6 +42,8 @@ func (d *dialer) connect(job dialJob) {
 	start := time.Now()
 	if !job.reconnect {
 		atomicMin(&e.firstDial, start.UnixNano())
+	} else {
+		atomicMin(&e.reconnFirst, start.UnixNano())
 	}
 	tcp, rest, deflate, reason := d.handshake(e.global(job.k), start)
 	if reason != "" {
@@ -94,6 +96,7 @@ func (d *dialer) connect(job dialJob) {
 	e.open.Add(1)
 	if job.reconnect {
 		e.reconnHist.Record(now.Sub(job.since).Microseconds())
+		atomicMax(&e.reconnLast, now.UnixNano())
 		e.reconnects.Add(1)
 		e.reconnWG.Done()
 	} else {

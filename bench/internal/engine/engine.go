@@ -115,6 +115,8 @@ type Engine struct {
 	complete     atomic.Int64
 	firstResume  atomic.Int64 // unix ns
 	lastComplete atomic.Int64 // unix ns
+	reconnFirst  atomic.Int64 // unix ns: the first reconnect's dial
+	reconnLast   atomic.Int64 // unix ns: the last reconnect's welcome
 }
 
 type dialJob struct {

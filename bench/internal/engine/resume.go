@@ -48,24 +48,26 @@ type durState struct {
 // ResumeTotals are the resume scenario's figures of one engine, or
 // several summed.
 type ResumeTotals struct {
-	Cut             int64  `json:"cut"`               // connections closed by the cut
-	Resumed         int64  `json:"resumed"`           // resumed answers read
-	Unrecovered     int64  `json:"unrecovered"`       // answered recovered:false
-	ResumeErrors    int64  `json:"resume_errors"`     // answered with an error frame (unavailable, ...)
-	Complete        int64  `json:"complete"`          // connections that applied every expected notification
-	Expected        int64  `json:"expected"`          // acked sequences published while cut, over the resumed connections' users
-	Applied         int64  `json:"applied"`           // durable frames applied after the resume
-	Lost            int64  `json:"lost"`              // expected sequences never applied
-	Stray           int64  `json:"stray"`             // applied sequences that were not the next expected one
-	DupApplied      int64  `json:"dup_applied"`       // duplicates left after de-duplication: must be 0
-	DupDropped      int64  `json:"dup_dropped"`       // duplicates removed by the prev rule
-	GapDropped      int64  `json:"gap_dropped"`       // frames dropped because their prev showed a gap
-	DroppedInResume int64  `json:"dropped_in_resume"` // frames dropped between a resume and its answer
-	CutNS           int64  `json:"cut_ns"`            // when the cut began, unix ns
-	FirstResumeNS   int64  `json:"first_resume_ns"`   // the first resume op sent
-	LastCompleteNS  int64  `json:"last_complete_ns"`  // the last connection complete
-	Recovery        string `json:"recovery"`          // per connection, cut → complete, µs (hist.Encode)
-	ResumeLatency   string `json:"resume_latency"`    // per connection, resume op → complete, µs
+	Cut             int64  `json:"cut"`                // connections closed by the cut
+	Resumed         int64  `json:"resumed"`            // resumed answers read
+	Unrecovered     int64  `json:"unrecovered"`        // answered recovered:false
+	ResumeErrors    int64  `json:"resume_errors"`      // answered with an error frame (unavailable, ...)
+	Complete        int64  `json:"complete"`           // connections that applied every expected notification
+	Expected        int64  `json:"expected"`           // acked sequences published while cut, over the resumed connections' users
+	Applied         int64  `json:"applied"`            // durable frames applied after the resume
+	Lost            int64  `json:"lost"`               // expected sequences never applied
+	Stray           int64  `json:"stray"`              // applied sequences that were not the next expected one
+	DupApplied      int64  `json:"dup_applied"`        // duplicates left after de-duplication: must be 0
+	DupDropped      int64  `json:"dup_dropped"`        // duplicates removed by the prev rule
+	GapDropped      int64  `json:"gap_dropped"`        // frames dropped because their prev showed a gap
+	DroppedInResume int64  `json:"dropped_in_resume"`  // frames dropped between a resume and its answer
+	CutNS           int64  `json:"cut_ns"`             // when the cut began, unix ns
+	FirstResumeNS   int64  `json:"first_resume_ns"`    // the first resume op sent
+	LastCompleteNS  int64  `json:"last_complete_ns"`   // the last connection complete
+	FirstReconnNS   int64  `json:"first_reconnect_ns"` // the first reconnect's dial
+	LastReconnNS    int64  `json:"last_reconnect_ns"`  // the last reconnect's welcome
+	Recovery        string `json:"recovery"`           // per connection, cut → complete, µs (hist.Encode)
+	ResumeLatency   string `json:"resume_latency"`     // per connection, resume op → complete, µs
 }
 
 // Merge adds o to t: counts summed, the earliest cut and first resume, the
@@ -91,6 +93,10 @@ func (t *ResumeTotals) Merge(o ResumeTotals) {
 		t.FirstResumeNS = o.FirstResumeNS
 	}
 	t.LastCompleteNS = max(t.LastCompleteNS, o.LastCompleteNS)
+	if o.FirstReconnNS != 0 && (t.FirstReconnNS == 0 || o.FirstReconnNS < t.FirstReconnNS) {
+		t.FirstReconnNS = o.FirstReconnNS
+	}
+	t.LastReconnNS = max(t.LastReconnNS, o.LastReconnNS)
 }
 
 // Cut closes every open connection at once, from the client side and
@@ -246,6 +252,7 @@ func (e *Engine) resumeTotals() *ResumeTotals {
 	t := &ResumeTotals{
 		Cut: e.cutConns.Load(), Resumed: e.resumedN.Load(), Complete: e.complete.Load(),
 		CutNS: e.cutNS.Load(), FirstResumeNS: e.firstResume.Load(), LastCompleteNS: e.lastComplete.Load(),
+		FirstReconnNS: e.reconnFirst.Load(), LastReconnNS: e.reconnLast.Load(),
 		Recovery: hist.Encode(e.recoveryHist.Snapshot()), ResumeLatency: hist.Encode(e.resumeHist.Snapshot()),
 	}
 	for k := range e.conns {

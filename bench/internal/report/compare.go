@@ -61,6 +61,9 @@ var figures = []figure{
 	{"client cpu-s / million", func(r *Result) float64 {
 		return orNaN(r.Client.CPUPerMillionDeliv, r.Client.CPUPerMillionDeliv > 0)
 	}, fmtCPU, true},
+	{"resume: reconnect rate /s", func(r *Result) float64 {
+		return orNaN(resumeOf(r).ReconnectRatePerS, r.Resume != nil && r.Resume.ReconnectRatePerS > 0)
+	}, fmtNum, false},
 	{"resume: full recovery s", func(r *Result) float64 {
 		return orNaN(resumeOf(r).RecoveryS, r.Resume != nil && r.Resume.RecoveryS > 0)
 	}, fmtCPU, true},

@@ -152,15 +152,19 @@ type Resume struct {
 	// The durable publishes while cut: how many the stream acked, how long
 	// they took, and their rate (--publishers at once, each waiting for
 	// its ack).
-	Published     int64   `json:"published"`
-	PublishS      float64 `json:"publish_s"`
-	PublishPerS   float64 `json:"publish_per_s"`
-	Reconnected   int64   `json:"reconnected"`
-	ReconnectFail int64   `json:"reconnect_failed"`
-	Resumed       int64   `json:"resumed"`     // resumed answers read
-	Unrecovered   int64   `json:"unrecovered"` // answered recovered:false
-	ResumeErrors  int64   `json:"resume_errors"`
-	Complete      int64   `json:"complete"` // connections that applied every notification published to their user while cut
+	Published   int64   `json:"published"`
+	PublishS    float64 `json:"publish_s"`
+	PublishPerS float64 `json:"publish_per_s"`
+	Reconnected int64   `json:"reconnected"`
+	// ReconnectRatePerS is Reconnected / (first reconnect dial → last
+	// reconnect welcome): the connect rate of the storm, to set beside
+	// Connections.ConnectRatePerS of the first ramp (same run, no resume).
+	ReconnectRatePerS float64 `json:"reconnect_rate_per_s"`
+	ReconnectFail     int64   `json:"reconnect_failed"`
+	Resumed           int64   `json:"resumed"`     // resumed answers read
+	Unrecovered       int64   `json:"unrecovered"` // answered recovered:false
+	ResumeErrors      int64   `json:"resume_errors"`
+	Complete          int64   `json:"complete"` // connections that applied every notification published to their user while cut
 
 	// Checked per connection against the stream sequences the publisher
 	// got acked for its user: Lost is acked sequences never applied,
@@ -305,6 +309,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("")
 		p("cut\t%d connections (%s side, all at once), %d durable notifications per user meanwhile", rs.CutConnections, rs.Cut, rs.Missed)
 		p("published while cut\t%d acked in %.2f s (%s/s)", rs.Published, rs.PublishS, Num(rs.PublishPerS))
+		p("reconnect rate\t%s/s (first ramp %s/s)", Num(rs.ReconnectRatePerS), Num(c.ConnectRatePerS))
 		p("reconnected\t%d, %d failed; %d resumed (%d not recovered, %d errors); %d of %d complete",
 			rs.Reconnected, rs.ReconnectFail, rs.Resumed, rs.Unrecovered, rs.ResumeErrors, rs.Complete, rs.CutConnections)
 		p("replayed\t%d applied of %d acked: lost %d, stray %d, duplicates after de-duplication %d (removed %d, gaps %d, during resume %d)",
