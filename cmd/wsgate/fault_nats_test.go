@@ -46,10 +46,12 @@ func runJetStream(t *testing.T, addr, store string) *server.Server {
 
 // A gateway on an external NATS server that is shut down while durable
 // notifications flow, and started again on the same address and JetStream
-// files: publishes fail while it is down (the publisher learns that nothing
-// was stored), the gateway reconnects by itself, and each client ends up
-// with every notification the stream acknowledged for its user, once and
-// in order, those stored before the restart included.
+// files: a publish while it is down gets no ack and fails at its deadline
+// (nats.go may still send it from its reconnect buffer once NATS is back,
+// so the publisher retries with the same message id), the gateway
+// reconnects by itself, and each client ends up with every notification
+// the stream acknowledged for its user, once and in order, those stored
+// before the restart included.
 //
 // The clients stay connected to the gateway throughout: a client learns
 // that the gateway missed a notification during the outage from the next
