@@ -903,7 +903,11 @@ export class WsgateClient {
     this.ackTimer = undefined;
     if (!this.welcomeInfo) return; // the welcome arms the timer again
     for (const [ch, pos] of this.acks) {
-      if (!this.isIn(ch)) continue;
+      if (ch.startsWith("topic.") && !this.topics.has(ch)) {
+        this.acks.delete(ch); // left: the gateway would refuse it
+        continue;
+      }
+      if (!this.isIn(ch)) continue; // a topic not subscribed again yet
       this.acks.delete(ch);
       if (pos.epoch > 0 && pos.seq > 0) this.send({ op: "ack", channel: ch, seq: pos.seq, epoch: pos.epoch });
     }

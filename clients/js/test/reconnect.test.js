@@ -111,7 +111,7 @@ test("no pong: a gateway that stops answering is given up, and the client comes 
   const closed = await waitFor(() => r.states.find((s) => s.state === "disconnected"), 5000, "the ping timeout");
   assert.equal(closed.reason, "ping timeout");
   assert.equal(closed.code, 4000);
-  await sleep(800); // an attempt or two time out meanwhile
+  await sleep(1200); // an attempt or two time out meanwhile
   g.proc.kill("SIGCONT");
   await waitFor(() => r.welcomes.length >= 2 && c.state === "connected", 10000, "the reconnect");
   assert.ok(r.states.some((s) => s.reason === "connect timeout"), "attempts against the stopped gateway timed out");
