@@ -177,3 +177,49 @@ test("a storage that answers with a promise: frames wait for the position, then 
   assert.deepEqual(seqs(rb, "user.as1"), [s2, s3]);
   assert.deepEqual(reads.sort(), ["wsgate:as1:broadcast", "wsgate:as1:user.as1"]);
 });
+
+test("more missed than the gateway's replay limit: the client resumes again for the rest, and nothing is lost", async (t) => {
+  const g = await startGateway(t, { flags: ["--replay-limit", "5"] });
+  const storage = new MemoryStorage();
+  const a = client(g, "l1", { storage });
+  const ra = record(a);
+  a.connect();
+  await a.ready();
+  await durable(g, { user: "l1" }, 0);
+  await waitFor(() => ra.messages.length === 1, 5000, "the first notification");
+  a.close();
+  const missed = [];
+  for (let i = 1; i <= 12; i++) missed.push(await durable(g, { user: "l1" }, i));
+
+  const b = client(g, "l1", { storage });
+  t.after(() => b.close());
+  const rb = record(b);
+  b.connect();
+  await waitFor(() => rb.messages.length === 12, 10000, "all twelve");
+  assert.deepEqual(seqs(rb, "user.l1"), missed);
+  assert.deepEqual(rb.resumed.map((r) => [r.recovered, r.reason ?? ""]), [[false, "limit"], [false, "limit"], [true, ""]]);
+  assert.deepEqual(rb.lost, [], "a limit is not a loss");
+});
+
+test("a handler's promise holds back its notification's stored position and ack, in channel order", async (t) => {
+  const g = await startGateway(t);
+  const sets = [];
+  const storage = { get: () => undefined, set: (k, p) => sets.push(p.seq) };
+  const c = client(g, "h1", { storage });
+  t.after(() => c.close());
+  const r = record(c);
+  const release = [];
+  c.onChannel("user", () => new Promise((res) => release.push(res)));
+  c.connect();
+  await c.ready();
+  const s = [await durable(g, { user: "h1" }, 1), await durable(g, { user: "h1" }, 2)];
+  await waitFor(() => release.length === 2, 5000, "both handlers called");
+  assert.deepEqual(sets, [], "nothing processed yet");
+  release[1](); // the second finishes first: still waits for the first
+  await sleep(20);
+  assert.deepEqual(sets, []);
+  release[0]();
+  await waitFor(() => sets.length > 0, 1000, "the stored position");
+  assert.deepEqual(sets, [s[1]], "one write, for the last of the done prefix");
+  assert.deepEqual(r.errors, []);
+});

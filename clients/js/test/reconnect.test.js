@@ -194,3 +194,21 @@ test("the browser's online event brings a waiting client back at once", async (t
   await c.ready();
   assert.ok(Date.now() - online < 2000, `connected ${Date.now() - online}ms after online`);
 });
+
+test("4002 too many connections: the new client stops, the old one stays", async (t) => {
+  const g = await startGateway(t, { flags: ["--max-user-conns", "1"] }); // policy reject-new
+  const a = client(g, { token: () => token("m1") });
+  const b = client(g, { token: () => token("m1") });
+  t.after(() => (a.close(), b.close()));
+  const rb = record(b);
+  a.connect();
+  await a.ready();
+  b.connect();
+  const err = await b.ready().then(() => null, (e) => e);
+  assert.ok(err instanceof ClosedError && err.code === 4002, `ready() rejected with ${err}`);
+  const ended = rb.states.filter((s) => s.state === "disconnected");
+  assert.deepEqual(ended.map((s) => [s.code, s.willReconnect]), [[4002, false]]);
+  await sleep(600);
+  assert.equal(rb.states.filter((s) => s.state === "connecting").length, 1, "b did not try again");
+  assert.equal(a.state, "connected");
+});
