@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -48,13 +47,12 @@ func durableClient(ctx context.Context, url, ch string, pos *wstest.Positions) {
 			c.Close()
 			continue
 		}
+		// No read deadline: one that expired mid-frame would lose the rest
+		// of it. The context's end closes the socket instead.
+		stop := context.AfterFunc(ctx, func() { c.Close() })
 		for ctx.Err() == nil {
-			m, err := c.Read(time.Now().Add(200 * time.Millisecond))
+			m, err := c.Read(time.Time{})
 			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
 				break // the gateway went away: reconnect
 			}
 			if again, err := pos.Handle(m); err != nil {
@@ -66,6 +64,7 @@ func durableClient(ctx context.Context, url, ch string, pos *wstest.Positions) {
 				}
 			}
 		}
+		stop()
 		c.Close()
 	}
 }
