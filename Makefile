@@ -41,6 +41,17 @@ test: lint ## vet, staticcheck, gofmt, cross-build, every test with the race det
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m -tags '$(TEST_TAGS)' $(PKGS)
 	$(GO) test -count=1 -run Allocs $(PKGS)
 
+# The fault tests run once in make test; make fault runs them FAULT_COUNT
+# times more, shuffled, to catch what happens once in a while: a gateway
+# killed with SIGKILL, an external NATS restarted, a node of a three-node
+# cluster lost, slow consumers, replays merged with live traffic.
+FAULT_COUNT ?= 3
+FAULT_TESTS = TestDurableSurvives|TestDurableClusterNodeLoss|TestSlowDurableConsumerResumes|TestReplayIsPaced|TestResumeMergesLive|TestResumeFlood
+
+.PHONY: fault
+fault: ## the durable fault tests FAULT_COUNT (3) more times, with the race detector: SIGKILL, NATS restart, a cluster node lost, slow consumers
+	$(GO) test -race -shuffle=on -count=$(FAULT_COUNT) -timeout 20m -run '$(FAULT_TESTS)' ./gateway ./cmd/wsgate
+
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: lint
