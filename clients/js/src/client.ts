@@ -5,11 +5,11 @@ import {
   HandlerError,
   ProtocolError,
   ServerError,
-  StorageError,
   TokenError,
   WsgateError,
 } from "./errors.js";
-import { defaultStorage, isCount, type Position, type PositionStorage } from "./storage.js";
+import { Positions, type Entry } from "./positions.js";
+import { defaultStorage, isCount, type Position } from "./storage.js";
 import type {
   ClientEvents,
   Handler,
@@ -64,13 +64,6 @@ interface Resuming {
   retry?: Timer;
 }
 
-/** Entry is a durable notification, or a resume answer, on its way to being processed, in channel order. */
-interface Entry {
-  pos: Position;
-  done: boolean;
-  ack: boolean; // a notification (acked), not a resume answer (only stored)
-}
-
 type Listener = (...args: any[]) => unknown;
 
 /**
@@ -87,8 +80,6 @@ type Listener = (...args: any[]) => unknown;
 export class WsgateClient {
   private readonly opts: Options;
   private readonly WS: WebSocketConstructor;
-  private readonly storage: PositionStorage;
-  private readonly prefix: string;
   private readonly min: number;
   private readonly max: number;
   private readonly autoAck: boolean;
@@ -121,13 +112,8 @@ export class WsgateClient {
   private ackTimer: Timer | undefined;
 
   // Durable bookkeeping, all empty for a volatile-only application.
-  private user: string | null = null; // whose positions these are
-  private readonly positions = new Map<string, Position>(); // last applied, per channel
-  private readonly looked = new Set<string>(); // channels whose storage was read
-  private readonly stored = new Map<string, Position>(); // last written, per channel
+  private readonly durable: Positions;
   private readonly resuming = new Map<string, Resuming>();
-  private readonly pending = new Map<string, Entry[]>();
-  private readonly acks = new Map<string, Position>();
   private readonly continuing = new Map<string, Timer>();
   private hold = 0; // position reads in flight; frames wait in inbox meanwhile
   private inbox: any[] = [];
@@ -149,8 +135,7 @@ export class WsgateClient {
       throw new TypeError('wsgate: no WebSocket implementation here: pass options.WebSocket (in Node 20, (await import("ws")).WebSocket)');
     }
     this.WS = WS;
-    this.storage = options.storage ?? defaultStorage();
-    this.prefix = options.storagePrefix ?? "wsgate:";
+    this.durable = new Positions(options.storage ?? defaultStorage(), options.storagePrefix ?? "wsgate:", (e) => this.fail(e));
     this.min = positive(options.backoff?.min, 1000);
     this.max = Math.max(this.min, positive(options.backoff?.max, 30000));
     this.autoAck = options.autoAck ?? true;
@@ -169,7 +154,7 @@ export class WsgateClient {
 
   /** position returns the client's position on a channel (the last durable notification applied), or undefined. */
   position(channel: string): Position | undefined {
-    return this.positions.get(this.resolve(channel));
+    return this.durable.get(this.resolve(channel));
   }
 
   /**
@@ -282,10 +267,9 @@ export class WsgateClient {
     }
     this.stopResuming(topic);
     if (!this.welcomeInfo) return Promise.resolve();
-    const ack = this.acks.get(topic);
-    if (ack && t?.subscribed) {
-      this.send({ op: "ack", channel: topic, seq: ack.seq, epoch: ack.epoch });
-      this.acks.delete(topic);
+    // Its ack goes out before the gateway forgets that the connection was in it.
+    for (const [ch, pos] of this.durable.takeAcks((ch) => (ch !== topic ? "keep" : t?.subscribed ? "send" : "drop"))) {
+      this.send({ op: "ack", channel: ch, seq: pos.seq, epoch: pos.epoch });
     }
     const ref = this.ref();
     const p = new Promise<void>((resolve, reject) => this.requests.set(ref, { op: "unsubscribe", channel: topic, waiter: { resolve, reject } }));
@@ -532,15 +516,7 @@ export class WsgateClient {
     this.welcomeInfo = w;
     this.welcomedAt = Date.now();
     this.tokenReason = "reconnect";
-    if (this.user !== w.user) {
-      // Another user's positions are not ours.
-      this.user = w.user;
-      this.positions.clear();
-      this.looked.clear();
-      this.stored.clear();
-      this.pending.clear();
-      this.acks.clear();
-    }
+    this.durable.forUser(w.user); // another user's positions are not ours
     this.log("welcome", w.conn, "user", w.user);
     this.setState("connected", { attempt: this.attempts });
     const ready = this.readyWaiters;
@@ -551,7 +527,7 @@ export class WsgateClient {
     this.armPing();
     for (const [name, t] of this.topics) this.sendSubscribe(name, t);
     this.resumeChannels(["user." + w.user, "broadcast"]);
-    if (this.acks.size > 0 && this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
+    if (this.durable.hasAcks && this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
   }
 
   private onSubscribed(m: any): void {
@@ -609,7 +585,7 @@ export class WsgateClient {
           r.ref = 0;
           r.retry = setTimeout(() => {
             r.retry = undefined;
-            if (this.welcomeInfo && this.resuming.get(req.channel) === r) this.sendResume(req.channel, this.positions.get(req.channel), r.tries);
+            if (this.welcomeInfo && this.resuming.get(req.channel) === r) this.sendResume(req.channel, this.durable.get(req.channel), r.tries);
           }, delay);
           return;
         }
@@ -630,43 +606,31 @@ export class WsgateClient {
       return;
     }
     if (this.resuming.has(ch)) return; // the replay that follows the answer covers it
-    const last = this.positions.get(ch);
-    if (last) {
-      const sameEpoch = m.epoch === last.epoch || m.epoch === 0 || last.epoch === 0;
-      if (sameEpoch && m.seq <= last.seq) {
+    switch (this.durable.judge(ch, m.seq, m.prev, m.epoch)) {
+      case "duplicate":
         this.log(ch, "duplicate seq", m.seq);
         return;
-      }
-      if (!sameEpoch || m.prev !== last.seq) {
-        this.log(ch, "gap: prev", m.prev, "after seq", last.seq, "; resuming");
-        this.sendResume(ch, last, 0);
+      case "gap":
+        this.log(ch, "gap: prev", m.prev, "after seq", this.durable.get(ch)?.seq, "; resuming");
+        this.sendResume(ch, this.durable.get(ch), 0);
         return;
-      }
     }
-    const pos = { seq: m.seq as number, epoch: (m.epoch as number) || last?.epoch || 0 };
-    this.positions.set(ch, pos);
+    const entry = this.durable.apply(ch, m.seq, m.epoch);
     const cont = this.continuing.get(ch);
     if (cont !== undefined) this.continueLater(ch, cont);
-    this.deliver(ch, m, pos);
+    this.deliver(ch, m, entry);
   }
 
   /** deliver calls the handlers; a durable notification then counts as processed once they are done. */
-  private deliver(ch: string, m: any, pos: Position | undefined): void {
-    const durable = pos !== undefined;
+  private deliver(ch: string, m: any, entry: Entry | undefined): void {
+    const durable = entry !== undefined;
     const msg: Message = {
       channel: ch,
       data: m.data,
       durable,
       ...(durable ? { seq: m.seq, prev: m.prev, epoch: m.epoch } : {}),
-      ack: durable ? () => this.queueAck(ch, pos) : noop,
+      ack: durable ? () => this.queueAck(ch, entry.pos) : noop,
     };
-    let entry: Entry | undefined;
-    if (durable) {
-      entry = { pos, done: false, ack: true };
-      let q = this.pending.get(ch);
-      if (!q) this.pending.set(ch, (q = []));
-      q.push(entry);
-    }
     const waits: Array<Promise<unknown>> = [];
     const call = (h: Listener): void => {
       try {
@@ -687,20 +651,10 @@ export class WsgateClient {
     else void Promise.all(waits).then(() => this.processed(ch, e));
   }
 
-  /** processed marks an entry done and moves the channel's stored position, and ack, over the done prefix. */
+  /** processed marks a notification processed; with autoAck, what the channel has processed in order is acked. */
   private processed(ch: string, entry: Entry): void {
-    entry.done = true;
-    const q = this.pending.get(ch);
-    if (!q) return;
-    let top: Entry | undefined;
-    let acked: Entry | undefined;
-    while (q.length > 0 && q[0]!.done) {
-      top = q.shift()!;
-      if (top.ack) acked = top;
-    }
-    if (q.length === 0) this.pending.delete(ch);
-    if (top) this.store(ch, top.pos);
-    if (acked && this.autoAck) this.queueAck(ch, acked.pos);
+    const ack = this.durable.done(ch, entry);
+    if (ack && this.autoAck) this.queueAck(ch, ack);
   }
 
   private onResumed(m: any): void {
@@ -715,15 +669,7 @@ export class WsgateClient {
       return;
     }
     const pos = { seq: m.seq as number, epoch: m.epoch as number };
-    const prev = this.positions.get(ch);
-    this.positions.set(ch, pos);
-    if (!prev || prev.seq !== pos.seq || prev.epoch !== pos.epoch) {
-      const entry: Entry = { pos, done: false, ack: false };
-      let q = this.pending.get(ch);
-      if (!q) this.pending.set(ch, (q = []));
-      q.push(entry);
-      this.processed(ch, entry);
-    }
+    this.durable.resumed(ch, pos);
     const recovered = m.recovered === true;
     const reason = typeof m.reason === "string" ? m.reason : undefined;
     this.log("resumed", ch, "from", pos.seq, recovered ? "recovered" : "not recovered: " + reason);
@@ -744,7 +690,7 @@ export class WsgateClient {
       ch,
       setTimeout(() => {
         this.continuing.delete(ch);
-        if (this.welcomeInfo && this.isIn(ch) && !this.resuming.has(ch)) this.sendResume(ch, this.positions.get(ch), 0);
+        if (this.welcomeInfo && this.isIn(ch) && !this.resuming.has(ch)) this.sendResume(ch, this.durable.get(ch), 0);
       }, CONTINUE_AFTER),
     );
   }
@@ -808,44 +754,21 @@ export class WsgateClient {
    * in storage: read once per user), or that catchUp names.
    */
   private resumeChannels(channels: string[]): void {
-    const gen = this.gen;
-    const user = this.user;
-    const reads: Array<Promise<void>> = [];
-    for (const ch of channels) {
-      if (this.positions.has(ch) || this.looked.has(ch)) continue;
-      const key = this.prefix + this.user + ":" + ch;
-      let v: ReturnType<PositionStorage["get"]>;
-      try {
-        v = this.storage.get(key);
-      } catch (e) {
-        this.fail(new StorageError("get", key, e));
-        this.looked.add(ch);
-        continue;
-      }
-      if (v && typeof (v as Promise<unknown>).then === "function") {
-        reads.push(
-          (v as Promise<Position | null | undefined>).then(
-            (p) => this.found(user, ch, p),
-            (e) => this.fail(new StorageError("get", key, e)),
-          ),
-        );
-      } else {
-        this.found(user, ch, v as Position | null | undefined);
-      }
-    }
     const go = (): void => {
       for (const ch of channels) {
         if (this.resuming.has(ch) || !this.isIn(ch)) continue;
-        const p = this.positions.get(ch);
+        const p = this.durable.get(ch);
         if (p || this.wantsCatchUp(ch)) this.sendResume(ch, p, 0);
       }
     };
-    if (reads.length === 0) {
+    const reads = this.durable.load(channels);
+    if (!reads) {
       go();
       return;
     }
+    const gen = this.gen;
     this.hold++; // frames wait: a durable one must meet its channel's position
-    void Promise.all(reads).then(() => {
+    void reads.then(() => {
       if (gen !== this.gen) return;
       go();
       this.hold--;
@@ -853,19 +776,10 @@ export class WsgateClient {
     });
   }
 
-  private found(user: string | null, ch: string, p: Position | null | undefined): void {
-    if (user !== this.user) return; // read for a user that is gone
-    this.looked.add(ch);
-    if (p && isCount(p.seq) && isCount(p.epoch) && !this.positions.has(ch)) {
-      this.positions.set(ch, { seq: p.seq, epoch: p.epoch });
-      this.stored.set(ch, { seq: p.seq, epoch: p.epoch });
-    }
-  }
-
   private wantsCatchUp(ch: string): boolean {
     const c = this.opts.catchUp;
     if (!c) return false;
-    const userCh = "user." + this.user;
+    const userCh = "user." + this.durable.user;
     if (c === true) return ch === userCh;
     return c.some((name) => name === ch || (name === "user" && ch === userCh));
   }
@@ -877,23 +791,9 @@ export class WsgateClient {
     return this.topics.get(ch)?.subscribed === true;
   }
 
-  private store(ch: string, pos: Position): void {
-    const s = this.stored.get(ch);
-    if (s && s.seq === pos.seq && s.epoch === pos.epoch) return;
-    this.stored.set(ch, pos);
-    const key = this.prefix + this.user + ":" + ch;
-    try {
-      const r = this.storage.set(key, pos);
-      if (r && typeof (r as Promise<void>).then === "function") (r as Promise<void>).catch((e) => this.fail(new StorageError("set", key, e)));
-    } catch (e) {
-      this.fail(new StorageError("set", key, e));
-    }
-  }
-
   private queueAck(ch: string, pos: Position): void {
     if (this.closed) return;
-    const cur = this.acks.get(ch);
-    if (!cur || cur.epoch !== pos.epoch || pos.seq > cur.seq) this.acks.set(ch, pos);
+    this.durable.queueAck(ch, pos);
     if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
   }
 
@@ -902,15 +802,11 @@ export class WsgateClient {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     if (!this.welcomeInfo) return; // the welcome arms the timer again
-    for (const [ch, pos] of this.acks) {
-      if (ch.startsWith("topic.") && !this.topics.has(ch)) {
-        this.acks.delete(ch); // left: the gateway would refuse it
-        continue;
-      }
-      if (!this.isIn(ch)) continue; // a topic not subscribed again yet
-      this.acks.delete(ch);
-      if (pos.epoch > 0 && pos.seq > 0) this.send({ op: "ack", channel: ch, seq: pos.seq, epoch: pos.epoch });
-    }
+    const ready = (ch: string): "send" | "keep" | "drop" => {
+      if (ch.startsWith("topic.") && !this.topics.has(ch)) return "drop"; // left: the gateway would refuse it
+      return this.isIn(ch) ? "send" : "keep"; // a topic not subscribed again yet waits
+    };
+    for (const [ch, pos] of this.durable.takeAcks(ready)) this.send({ op: "ack", channel: ch, seq: pos.seq, epoch: pos.epoch });
   }
 
   // --- liveness ---
@@ -969,7 +865,8 @@ export class WsgateClient {
   }
 
   private resolve(channel: string): string {
-    return channel === "user" && this.user !== null ? "user." + this.user : channel;
+    const user = this.durable.user;
+    return channel === "user" && user !== null ? "user." + user : channel;
   }
 
   private log(...args: unknown[]): void {
