@@ -127,8 +127,11 @@ func (rs *resumer) step(r *replay) {
 	r.verify = false
 	if !r.firstRead {
 		r.firstRead = true
-		if uint64(len(frames))+more > uint64(s.cfg.ReplayLimit) && r.reason == "" {
-			r.reason = lostLimit
+		if uint64(len(frames))+more > uint64(s.cfg.ReplayLimit) {
+			r.cut = true
+			if r.reason == "" {
+				r.reason = lostLimit
+			}
 		}
 	}
 

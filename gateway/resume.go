@@ -89,8 +89,9 @@ type replay struct {
 	ref     int64
 	start   time.Time
 
-	// seq and epoch are the client's position; seq 0 means none (the
-	// replay starts at the user's acked watermark).
+	// seq and epoch are the client's position. Both 0: none, the replay
+	// starts at the user's acked watermark; seq 0 in an epoch: from the
+	// oldest notification stored.
 	seq, epoch uint64
 
 	// Set by the lookup, then owned by whoever runs the replay's step.
@@ -100,6 +101,7 @@ type replay struct {
 	curEpoch  uint64 // the stream's epoch at the lookup
 	verify    bool   // the next read must find anchor itself, proof that nothing after it was evicted
 	reason    string // why not recovered; "" while nothing is missing
+	cut       bool   // more is stored than ReplayLimit: the replay stops after it
 	sent      int
 	answered  bool
 	firstRead bool
@@ -417,14 +419,14 @@ func (rs *resumer) startFromMarks(batch []*replay, epoch uint64) error {
 	for _, r := range batch {
 		r.curEpoch = epoch
 		switch {
-		case r.seq == 0:
+		case r.seq == 0 && r.epoch == 0:
 			users = append(users, r.c.user)
 			channels = append(channels, r.channel)
 			need = append(need, r)
 		case r.epoch != epoch:
 			r.reason = lostEpoch
 		default:
-			r.anchor, r.verify = r.seq, true
+			r.anchor, r.verify = r.seq, r.seq > 0
 		}
 	}
 	if len(need) > 0 {
@@ -457,7 +459,8 @@ func (rs *resumer) startFromMarks(batch []*replay, epoch uint64) error {
 var errEpochUnknown = errors.New("gateway: the stream's epoch is not known yet")
 
 // fail answers r with unavailable and ends it; the client resumes again
-// later. The live frames held meanwhile are written.
+// later. The live frames held meanwhile are dropped: they would follow a
+// gap, and the next resume brings them.
 func (rs *resumer) fail(r *replay, err error) {
 	s := rs.s
 	s.metrics.resumes[resumeFailed].Inc()
@@ -471,11 +474,7 @@ func (rs *resumer) fail(r *replay, err error) {
 		return
 	}
 	werr := c.writeLocked(errorFrame(r.ref, codeUnavailable, "durable history is unavailable; resume again later"), false)
-	if werr == nil {
-		werr = c.endReplay(r, false)
-	} else {
-		c.endReplay(r, true)
-	}
+	c.endReplay(r, true)
 	c.wmu.Unlock()
 	c.closeOnWriteError(werr)
 }
@@ -508,12 +507,17 @@ func (rs *resumer) answerLocked(r *replay) error {
 	} else {
 		rs.s.metrics.resumes[resumeUnrecovered].Inc()
 	}
-	return r.c.writeLocked(resumedFrame(r.channel, r.ref, r.anchor, r.curEpoch, r.reason), false)
+	count := 0
+	if r.cut {
+		count = rs.s.cfg.ReplayLimit
+	}
+	return r.c.writeLocked(resumedFrame(r.channel, r.ref, r.anchor, r.curEpoch, r.reason, count), false)
 }
 
 // resumedFrame builds {"type":"resumed","channel":ch,"ref":ref,
-// "recovered":bool,"seq":from,"epoch":epoch[,"reason":why]}.
-func resumedFrame(ch string, ref int64, from, epoch uint64, reason string) []byte {
+// "recovered":bool,"seq":from,"epoch":epoch[,"reason":why][,"count":n]};
+// count, when not 0, is how many frames the replay stops after.
+func resumedFrame(ch string, ref int64, from, epoch uint64, reason string, count int) []byte {
 	return textFrame(160+len(ch), func(b []byte) []byte {
 		b = append(b, `{"type":"resumed","channel":"`...)
 		b = append(b, ch...)
@@ -533,6 +537,10 @@ func resumedFrame(ch string, ref int64, from, epoch uint64, reason string) []byt
 			b = append(b, `,"reason":"`...)
 			b = append(b, reason...)
 			b = append(b, '"')
+		}
+		if count > 0 {
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(count), 10)
 		}
 		return append(b, '}')
 	})

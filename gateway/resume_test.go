@@ -29,14 +29,18 @@ func storeFor(t testing.TB, e *env, id string, from, n int) []uint64 {
 	return seqs
 }
 
-// resumed reads the resume answer for ch and checks it.
-func (c *client) resumed(ch string, ref int, recovered bool, seq, epoch uint64, reason string) {
+// resumed reads the resume answer for ch and checks it; count, when
+// given, is the number of frames the replay is cut after.
+func (c *client) resumed(ch string, ref int, recovered bool, seq, epoch uint64, reason string, count ...int) {
 	c.t.Helper()
 	m := c.next()
 	want := map[string]any{"type": "resumed", "channel": ch, "ref": float64(ref), "recovered": recovered,
 		"seq": float64(seq), "epoch": float64(epoch)}
 	if reason != "" {
 		want["reason"] = reason
+	}
+	if len(count) > 0 {
+		want["count"] = float64(count[0])
 	}
 	if fmt.Sprint(m) != fmt.Sprint(want) {
 		c.t.Fatalf("got %v, want %v", m, want)
@@ -183,7 +187,7 @@ func TestResumeUnrecovered(t *testing.T) {
 	c := e.connect("42")
 
 	c.resume("user.42", seqs[1], epoch, 1)
-	c.resumed("user.42", 1, false, seqs[1], epoch, "evicted")
+	c.resumed("user.42", 1, false, seqs[1], epoch, "evicted", 4)
 	c.durableFrames("user.42", seqs[1], seqs[4:8]) // the limit cuts it too
 
 	c.resume("user.42", seqs[7], epoch, 2)
@@ -191,11 +195,11 @@ func TestResumeUnrecovered(t *testing.T) {
 	c.durableFrames("user.42", seqs[7], seqs[8:])
 
 	c.resume("user.42", seqs[8], epoch+1, 3) // another epoch: from the oldest stored
-	c.resumed("user.42", 3, false, 0, epoch, "epoch")
+	c.resumed("user.42", 3, false, 0, epoch, "epoch", 4)
 	c.durableFrames("user.42", 0, seqs[4:8])
 
 	c.resume("user.42", seqs[4], epoch, 4) // 5 missed, limit 4
-	c.resumed("user.42", 4, false, seqs[4], epoch, "limit")
+	c.resumed("user.42", 4, false, seqs[4], epoch, "limit", 4)
 	c.durableFrames("user.42", seqs[4], seqs[5:9])
 	c.resume("user.42", seqs[8], epoch, 5) // the rest
 	c.resumed("user.42", 5, true, seqs[8], epoch, "")
@@ -228,6 +232,12 @@ func TestAckOfflineDelivery(t *testing.T) {
 	laptop.resumed("user.42", 1, true, seqs[1], epoch, "")
 	laptop.durableFrames("user.42", seqs[1], seqs[2:])
 	laptop.silent(50 * time.Millisecond)
+
+	// Seq 0 in the stream's epoch is a position too: from the oldest
+	// stored, whatever the user acked.
+	laptop.send(map[string]any{"op": "resume", "channel": "user.42", "seq": 0, "epoch": epoch, "ref": 2})
+	laptop.resumed("user.42", 2, true, 0, epoch, "")
+	laptop.durableFrames("user.42", 0, seqs)
 
 	tablet := e.connect("43")
 	tablet.resume("user.43", 0, 0, 2)

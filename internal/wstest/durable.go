@@ -34,15 +34,15 @@ func NewPositions() *Positions {
 	return &Positions{last: map[string]uint64{}, resuming: map[string]bool{}, applied: map[string][]uint64{}}
 }
 
-// Resume returns the resume op for ch from its position, and marks ch as
-// resuming. A channel without a position resumes without one (from the
-// user's acked watermark).
+// Resume returns the resume op for ch from its position (seq 0 in a known
+// epoch included), and marks ch as resuming. A channel without a position
+// resumes without one (from the user's acked watermark).
 func (p *Positions) Resume(ch string, ref int) map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.resuming[ch] = true
 	op := map[string]any{"op": "resume", "channel": ch, "ref": ref}
-	if last := p.last[ch]; last > 0 {
+	if last, ok := p.last[ch]; ok && p.epoch != 0 {
 		op["seq"], op["epoch"] = last, p.epoch
 	}
 	return op
