@@ -29,9 +29,6 @@ const STABLE_AFTER = 5000;
 /** The client's own close code when it gives up on a socket (connect or ping timeout). */
 const CLIENT_TIMEOUT = 4000;
 
-/** How long a channel whose replay was cut at the gateway's limit stays quiet before the client resumes it again. */
-const CONTINUE_AFTER = 300;
-
 const OPEN = 1;
 
 type Timer = ReturnType<typeof setTimeout>;
@@ -114,7 +111,7 @@ export class WsgateClient {
   // Durable bookkeeping, all empty for a volatile-only application.
   private readonly durable: Positions;
   private readonly resuming = new Map<string, Resuming>();
-  private readonly continuing = new Map<string, Timer>();
+  private readonly continuing = new Map<string, number>(); // replayed frames still to come of a replay cut at the gateway's limit
   private hold = 0; // position reads in flight; frames wait in inbox meanwhile
   private inbox: any[] = [];
 
@@ -452,7 +449,6 @@ export class WsgateClient {
     }
     for (const r of this.resuming.values()) clearTimeout(r.retry);
     this.resuming.clear();
-    for (const timer of this.continuing.values()) clearTimeout(timer);
     this.continuing.clear();
     this.hold = 0;
     this.inbox = [];
@@ -606,19 +602,37 @@ export class WsgateClient {
       return;
     }
     if (this.resuming.has(ch)) return; // the replay that follows the answer covers it
+    const cut = this.countDown(ch);
     switch (this.durable.judge(ch, m.seq, m.prev, m.epoch)) {
       case "duplicate":
         this.log(ch, "duplicate seq", m.seq);
-        return;
+        break;
       case "gap":
         this.log(ch, "gap: prev", m.prev, "after seq", this.durable.get(ch)?.seq, "; resuming");
         this.sendResume(ch, this.durable.get(ch), 0);
         return;
+      default:
+        this.deliver(ch, m, this.durable.apply(ch, m.seq, m.epoch));
     }
-    const entry = this.durable.apply(ch, m.seq, m.epoch);
-    const cont = this.continuing.get(ch);
-    if (cont !== undefined) this.continueLater(ch, cont);
-    this.deliver(ch, m, entry);
+    // The last frame of a replay cut at the gateway's limit: the rest
+    // follows it, and the live frames held meanwhile were dropped.
+    if (cut && this.isIn(ch) && !this.resuming.has(ch)) this.sendResume(ch, this.durable.get(ch), 0);
+  }
+
+  /**
+   * countDown counts a frame of ch against the replay cut at the gateway's
+   * limit, if one runs, and reports whether it was its last (the
+   * answer's count-th).
+   */
+  private countDown(ch: string): boolean {
+    const left = this.continuing.get(ch);
+    if (left === undefined) return false;
+    if (left > 1) {
+      this.continuing.set(ch, left - 1);
+      return false;
+    }
+    this.continuing.delete(ch);
+    return true;
   }
 
   /** deliver calls the handlers; a durable notification then counts as processed once they are done. */
@@ -672,27 +686,14 @@ export class WsgateClient {
     this.durable.resumed(ch, pos);
     const recovered = m.recovered === true;
     const reason = typeof m.reason === "string" ? m.reason : undefined;
-    this.log("resumed", ch, "from", pos.seq, recovered ? "recovered" : "not recovered: " + reason);
-    this.emit("resumed", { channel: ch, recovered, seq: pos.seq, epoch: pos.epoch, ...(reason ? { reason } : {}) });
-    if (recovered) return;
-    if (reason === "limit") this.continueLater(ch, undefined);
-    else this.emit("lost", { channel: ch, reason: reason ?? "", seq: pos.seq, epoch: pos.epoch });
-  }
-
-  /**
-   * continueLater resumes ch again once its replay, cut at the gateway's
-   * replay limit, has been quiet for a moment: the rest follows the last
-   * notification replayed.
-   */
-  private continueLater(ch: string, old: Timer | undefined): void {
-    clearTimeout(old);
-    this.continuing.set(
-      ch,
-      setTimeout(() => {
-        this.continuing.delete(ch);
-        if (this.welcomeInfo && this.isIn(ch) && !this.resuming.has(ch)) this.sendResume(ch, this.durable.get(ch), 0);
-      }, CONTINUE_AFTER),
-    );
+    // With count, the replay stops after that many frames: onMessage
+    // resumes again after the last. (A gateway without count shows the cut
+    // by the gap of the channel's next live frame, which resumes too.)
+    const count = isCount(m.count) && m.count > 0 ? m.count : 0;
+    if (count > 0) this.continuing.set(ch, count);
+    this.log("resumed", ch, "from", pos.seq, recovered ? "recovered" : "not recovered: " + reason, count ? `, cut after ${count}` : "");
+    this.emit("resumed", { channel: ch, recovered, seq: pos.seq, epoch: pos.epoch, ...(reason ? { reason } : {}), ...(count ? { count } : {}) });
+    if (!recovered && reason !== "limit") this.emit("lost", { channel: ch, reason: reason ?? "", seq: pos.seq, epoch: pos.epoch });
   }
 
   // --- ops ---
@@ -729,10 +730,14 @@ export class WsgateClient {
     const ref = this.ref();
     const old = this.resuming.get(ch);
     clearTimeout(old?.retry);
+    this.continuing.delete(ch); // the new answer says where this replay stops
     this.resuming.set(ch, { ref, tries });
     this.requests.set(ref, { op: "resume", channel: ch });
-    // A seq needs its epoch: a position of an unknown epoch resumes from the user's acked watermark instead.
-    if (pos && pos.seq > 0 && pos.epoch > 0) this.send({ op: "resume", channel: ch, seq: pos.seq, epoch: pos.epoch, ref });
+    // A seq needs its epoch: a position of an unknown epoch resumes from the
+    // user's acked watermark instead. Seq 0 in a known epoch is a position
+    // too (from the oldest stored), not the watermark, which another device
+    // may have moved past what this one has.
+    if (pos && pos.epoch > 0) this.send({ op: "resume", channel: ch, seq: pos.seq, epoch: pos.epoch, ref });
     else this.send({ op: "resume", channel: ch, ref });
   }
 
@@ -742,11 +747,7 @@ export class WsgateClient {
       clearTimeout(r.retry);
       this.resuming.delete(ch);
     }
-    const c = this.continuing.get(ch);
-    if (c !== undefined) {
-      clearTimeout(c);
-      this.continuing.delete(ch);
-    }
+    this.continuing.delete(ch);
   }
 
   /**

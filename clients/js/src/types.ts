@@ -75,6 +75,12 @@ export interface Resumed {
   epoch: number;
   /** Why not recovered: "evicted", "epoch" or "limit". */
   reason?: string;
+  /**
+   * Present when more is stored than the gateway's --replay-limit: the
+   * replay stops after this many notifications, and the client resumes
+   * again from the last of them by itself.
+   */
+  count?: number;
 }
 
 /**

@@ -178,7 +178,7 @@ test("a storage that answers with a promise: frames wait for the position, then 
   assert.deepEqual(reads.sort(), ["wsgate:as1:broadcast", "wsgate:as1:user.as1"]);
 });
 
-test("more missed than the gateway's replay limit: the client resumes again for the rest, and nothing is lost", async (t) => {
+test("more missed than the gateway's replay limit: after the answer's count of frames the client resumes from the last, and nothing is lost", async (t) => {
   const g = await startGateway(t, { flags: ["--replay-limit", "5"] });
   const storage = new MemoryStorage();
   const a = client(g, "l1", { storage });
@@ -191,14 +191,62 @@ test("more missed than the gateway's replay limit: the client resumes again for 
   const missed = [];
   for (let i = 1; i <= 12; i++) missed.push(await durable(g, { user: "l1" }, i));
 
-  const b = client(g, "l1", { storage });
+  const sent = [];
+  class Spy extends WebSocket {
+    send(data) {
+      sent.push(JSON.parse(data));
+      super.send(data);
+    }
+  }
+  const b = client(g, "l1", { storage, WebSocket: Spy });
   t.after(() => b.close());
   const rb = record(b);
   b.connect();
   await waitFor(() => rb.messages.length === 12, 10000, "all twelve");
   assert.deepEqual(seqs(rb, "user.l1"), missed);
-  assert.deepEqual(rb.resumed.map((r) => [r.recovered, r.reason ?? ""]), [[false, "limit"], [false, "limit"], [true, ""]]);
+  assert.deepEqual(
+    rb.resumed.map((r) => [r.recovered, r.reason ?? "", r.count ?? 0]),
+    [[false, "limit", 5], [false, "limit", 5], [true, "", 0]],
+  );
+  // Each continuation starts from the count-th frame of the replay before it.
+  const resumes = sent.filter((op) => op.op === "resume" && op.channel === "user.l1").map((op) => op.seq);
+  assert.deepEqual(resumes, [ra.messages[0].seq, missed[4], missed[9]]);
   assert.deepEqual(rb.lost, [], "a limit is not a loss");
+});
+
+test("a position of seq 0 in a known epoch is sent as it is: the replay starts from the oldest stored, not from what the user acked", async (t) => {
+  const g = await startGateway(t, { flags: ["--ack-interval", "50ms"] });
+  const a = client(g, "z1");
+  const ra = record(a);
+  a.connect();
+  await a.ready();
+  const stored = [];
+  for (let i = 1; i <= 3; i++) stored.push(await durable(g, { user: "z1" }, i));
+  await waitFor(() => ra.messages.length === 3, 5000, "three notifications");
+  const epoch = ra.messages[0].epoch;
+  a.close(); // acks all three
+
+  // Another device whose position is seq 0 of this epoch (the answer to a
+  // resume that found nothing, say) has applied none of the three.
+  await sleep(300); // the gateway writes the watermark
+  const sent = [];
+  class Spy extends WebSocket {
+    send(data) {
+      sent.push(JSON.parse(data));
+      super.send(data);
+    }
+  }
+  const storage = new MemoryStorage();
+  storage.set("wsgate:z1:user.z1", { seq: 0, epoch });
+  const b = client(g, "z1", { storage, WebSocket: Spy });
+  t.after(() => b.close());
+  const rb = record(b);
+  b.connect();
+  await waitFor(() => rb.messages.length === 3, 5000, "the three, from the oldest");
+  assert.deepEqual(seqs(rb, "user.z1"), stored);
+  const resume = sent.find((op) => op.op === "resume" && op.channel === "user.z1");
+  assert.deepEqual([resume.seq, resume.epoch], [0, epoch]);
+  assert.deepEqual(rb.resumed.map((r) => [r.seq, r.recovered]), [[0, true]]);
 });
 
 test("a handler's promise holds back its notification's stored position and ack, in channel order", async (t) => {
