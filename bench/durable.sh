@@ -15,11 +15,15 @@
 #                             resume: recovery, history requests, CPU per resume
 #   resume-k0                 the same with nothing missed: the requests of
 #                             RESUME_CONNS simultaneous resumes
+#   reconnect-off             the same storm against --durable=false, clients
+#                             that do not resume (wsbench resume --no-resume):
+#                             the reconnect rate without durable
 #
 # then the ratios (wsbench compare) in $OUT/compare.txt; the load average
 # before each run is in $OUT/load.txt.
 #
-# Environment: ROUNDS (1), IDLE_CONNS (10000), DELIVERY_CONNS (5000),
+# ONLY (a space-separated list of the names above, without -r<n>) runs only
+# those. Environment: ROUNDS (1), IDLE_CONNS (10000), DELIVERY_CONNS (5000),
 # UNICAST_MESSAGES (2000 at 200/s), BROADCASTS (20 at 2/s), RESUME_CONNS (10000),
 # MISSED (10), RATE (30000 connects/s asked), DIALERS (256),
 # OUT (bench/results/latest). Everything listens on loopback.
@@ -49,6 +53,7 @@ check_ports 14222 18080 19090
 # gateway with --durable=DURABLE, let it idle, run the scenario, stop both.
 run() {
   local name=$1 durable=$2 scenario=$3; shift 3
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" ${name%-r[0-9]*} "* ]]; then return 0; fi
   rm -rf "$BIN/js"
   "$BIN/natsd" -listen 127.0.0.1:14222 -store-dir "$BIN/js" >/dev/null & local nats=$!; pids+=("$nats")
   sleep 0.5
@@ -75,16 +80,18 @@ for r in $(seq "$ROUNDS"); do
   run "broadcast-durable$s" true broadcast --conns "$DELIVERY_CONNS" --messages "$BROADCASTS" --msg-rate 2 --durable
   run "resume-k$MISSED$s" true resume --conns "$RESUME_CONNS" --missed "$MISSED" --timeout 4m
   run "resume-k0$s" true resume --conns "$RESUME_CONNS" --missed 0
+  run "reconnect-off$s" false resume --conns "$RESUME_CONNS" --missed 0 --no-resume
 done
 
 {
   for r in $(seq "$ROUNDS"); do
     s=""; [ "$ROUNDS" -gt 1 ] && s="-r$r"
-    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "resume-k0 resume-k$MISSED"; do
+    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "reconnect-off resume-k0" "resume-k0 resume-k$MISSED"; do
       set -- $pair
+      [ -f "$OUT/$1$s.json" ] && [ -f "$OUT/$2$s.json" ] || continue
       echo "== $1$s vs $2$s"
       "$BIN/wsbench" compare "$OUT/$1$s.json" "$OUT/$2$s.json"
       echo
     done
   done
-} | tee "$OUT/compare.txt"
+} | tee "$OUT/compare${ONLY:+-$(echo $ONLY | tr ' ' '+')}.txt"

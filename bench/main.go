@@ -73,8 +73,11 @@ round-robin over the --url values, the --source-addrs and the --workers):
              applied), stray, duplicates left after de-duplication, and from
              --server-metrics the gateway's history requests by kind
              (wsgate_history_requests_total) per resumed connection and its CPU
-             per resume (reconnect included). --missed 0: nothing missed, the
-             cost of the resumes alone.
+             per resume (reconnect included), and the storm's reconnect rate
+             beside the first ramp's. --missed 0: nothing missed, the cost of
+             the resumes alone; with --no-resume too, the clients reconnect
+             without resuming and nothing is published: the same storm against
+             a gateway with --durable=false, to compare reconnect rates.
 
 --durable (broadcast, topic, unicast): publish through JetStream with
 DurableBroadcast, DurableTopic or DurableUser, each publish waiting for its ack;

@@ -56,12 +56,14 @@ func (s *resumeScenario) run(ctx context.Context, r *runner) (window, error) {
 	cfg := &r.cfg
 	x := &engine.Expectation{Users: make([]uint32, cfg.Conns)}
 
-	r.phase.Store("prime")
-	if _, err := s.publishDurable(ctx, 1, x, nil); err != nil {
-		return window{}, err
-	}
-	if err := r.drain(ctx, x); err != nil {
-		return window{}, err
+	if !cfg.NoResume {
+		r.phase.Store("prime")
+		if _, err := s.publishDurable(ctx, 1, x, nil); err != nil {
+			return window{}, err
+		}
+		if err := r.drain(ctx, x); err != nil {
+			return window{}, err
+		}
 	}
 
 	r.phase.Store("cut")
@@ -87,7 +89,10 @@ func (s *resumeScenario) run(ctx context.Context, r *runner) (window, error) {
 		r.warn("server metrics before the resumes: %v", err)
 	}
 	w := r.measure(ctx)
-	w.published = int64(cfg.Conns) + rw.published
+	w.published = rw.published
+	if !cfg.NoResume {
+		w.published += int64(cfg.Conns) // the positions
+	}
 	w.expect = &engine.Expectation{Users: x.Users} // finish needs no sequences
 	w.resume = rw
 	if replies, err = r.all(ctx, workerCmd{Cmd: "resume", Expect: x}, "resumed"); err != nil {

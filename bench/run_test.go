@@ -346,6 +346,27 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// TestResumeControl is the storm without resumes, against a gateway
+// without durable notifications: everyone reconnects, nothing is asked
+// of the history.
+func TestResumeControl(t *testing.T) {
+	g := newGateway(t)
+	cfg := fastConfig(g, ScenarioResume)
+	cfg.Conns, cfg.NoResume = 200, true
+	cfg.ServerMetrics = []string{g.metrics}
+	res := runOK(t, cfg)
+	rs := res.Resume
+	if rs.CutConnections != 200 || rs.Reconnected != 200 || rs.Complete != 200 || rs.Resumed != 0 || rs.ReconnectRatePerS <= 0 {
+		t.Errorf("resume %+v", rs)
+	}
+	if h := rs.HistoryRequests; h["last"]+h["read"]+h["marks"] != 0 {
+		t.Errorf("history requests %v without resumes", h)
+	}
+	if res.Delivery.Published != 0 || res.Delivery.Delivered != 0 {
+		t.Errorf("delivery %+v: nothing is published", res.Delivery)
+	}
+}
+
 // TestDurableDelivery publishes unicast and broadcast notifications
 // durably: the frames carry the stream's seq, prev and epoch before data,
 // and the accounting still reads the payload's seq.

@@ -97,6 +97,11 @@ type Config struct {
 	// Publishers is how many goroutines publish durable notifications at
 	// once in resume (--publishers); default 64.
 	Publishers int `json:"publishers,omitempty"`
+	// NoResume makes resume's clients reconnect without resuming, as
+	// volatile clients do, with nothing published (--no-resume): the
+	// control for the storm's reconnect rate, against a gateway without
+	// durable notifications.
+	NoResume bool `json:"no_resume,omitempty"`
 
 	// template is the payload object after "seq" and "ts" without its
 	// opening brace (payload.Template); nil for pad. Set by Normalize.
@@ -204,6 +209,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var(listFlag{&c.ServerMetrics}, "server-metrics", "gateway Prometheus `URL` (http://host:9090/metrics); repeatable, summed; also the source of goroutines")
 	fs.BoolVar(&c.Durable, "durable", false, "broadcast, topic, unicast: publish durable notifications (JetStream, each publish waits for its ack) instead of volatile ones; the frames then carry seq, prev and epoch (the gateway needs --durable and a NATS with JetStream)")
 	fs.IntVar(&c.Missed, "missed", 10, "resume: durable notifications published to each user while its connection is cut; 0: nothing missed")
+	fs.BoolVar(&c.NoResume, "no-resume", false, "resume: reconnect without resuming and publish nothing, as volatile clients do (needs --missed 0): the same storm for a gateway with --durable=false, to compare reconnect rates")
 	fs.IntVar(&c.Publishers, "publishers", 0, "resume: goroutines publishing durable notifications at once, each waiting for its ack (default 64)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in reports (default <scenario>-<conns>)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed for unicast targets and churn picks (default 1)")
@@ -307,6 +313,8 @@ func (c *Config) Normalize() error {
 		bad("--inflate-once needs --deflate")
 	case c.Missed < 0:
 		bad("--missed must not be negative")
+	case c.NoResume && (c.Scenario != ScenarioResume || c.Missed != 0):
+		bad("--no-resume applies to resume with --missed 0")
 	case c.Publishers < 1:
 		bad("--publishers must be positive")
 	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect):

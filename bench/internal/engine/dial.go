@@ -62,7 +62,10 @@ func (d *dialer) connect(job dialJob) {
 	// c.seq is kept: churn resets it when it closes a connection, and a
 	// resumed connection goes on counting its channel's seqs.
 	c.tcp, c.rc, c.state, c.deflate = tcp, rc, stateOpen, deflate
-	if c.dur != nil && job.reconnect {
+	if c.dur != nil && job.reconnect && e.cfg.NoResume {
+		c.dur.cut, c.dur.resumed, c.dur.resumeAt = false, true, time.Now().UnixNano()
+		e.checkDone(c.dur, c.dur.resumeAt)
+	} else if c.dur != nil && job.reconnect {
 		if _, err := tcp.Write(e.appendResume(d.req[:0], k, c.dur)); err != nil {
 			c.state, c.tcp, c.rc = stateIdle, nil, nil
 			c.mu.Unlock()

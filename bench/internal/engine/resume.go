@@ -186,7 +186,7 @@ func (r *reader) durable(c *conn, m *message, now int64) bool {
 		d.last, d.epoch = m.pos.seq, m.pos.epoch
 		d.unrecovered = !m.recovered
 		e.resumedN.Add(1)
-		r.checkDone(d, now)
+		e.checkDone(d, now)
 		return false
 	case kindError:
 		if d.resuming {
@@ -224,18 +224,18 @@ func (r *reader) durable(c *conn, m *message, now int64) bool {
 		} else {
 			d.stray++
 		}
-		r.checkDone(d, now)
+		e.checkDone(d, now)
 	}
 	return true
 }
 
 // checkDone marks d complete once its resume was answered and every
-// expected notification applied.
-func (r *reader) checkDone(d *durState, now int64) {
+// expected notification applied (with NoResume, once it is welcomed).
+// The conn's mu must be held.
+func (e *Engine) checkDone(d *durState, now int64) {
 	if d.done || !d.resumed || !d.expectSet || d.matched < len(d.expect) {
 		return
 	}
-	e := r.e
 	d.done = true
 	e.complete.Add(1)
 	e.recoveryHist.Record((now - e.cutNS.Load()) / 1000)
