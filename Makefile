@@ -26,6 +26,15 @@ run: ## build and run the gateway on 127.0.0.1:8080 (admin 127.0.0.1:9090) with 
 	@$(GO) build -o $(WSGATE) ./cmd/wsgate
 	$(WSGATE) --auth=none --log-format=console --drain-delay=0 --drain-timeout=0 $(RUN_FLAGS)
 
+# js-bundle rebuilds the JavaScript client's single-file bundle with npm
+# and copies it where the demo page of make run embeds it: a fresh clone
+# runs the demo without Node, and TestDemoBundle fails while the copy
+# differs from what the sources build.
+.PHONY: js-bundle
+js-bundle: ## rebuild clients/js/dist/wsgate.min.js (npm) and copy it into cmd/wsgate/demo, which the demo page of make run embeds
+	cd clients/js && npm ci --no-audit --no-fund && npm run build
+	cp clients/js/dist/wsgate.min.js clients/js/dist/wsgate.min.js.map cmd/wsgate/demo/
+
 .PHONY: build
 build: ## build the wsgate binary into ./wsgate
 	$(GO) build -o wsgate ./cmd/wsgate

@@ -34,10 +34,10 @@ func TestLoopbackDefaults(t *testing.T) {
 		embeddedURL bool
 	}{
 		{name: "development", args: []string{"--auth=none"}, listen: "127.0.0.1:8080", admin: "127.0.0.1:9090",
-			try: `try: ws://127.0.0.1:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --user 42 '{"text":"hi"}'`},
+			try: `try: http://127.0.0.1:9090/demo/ · ws://127.0.0.1:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --user 42 '{"text":"hi"}'`},
 		{name: "development, listen from the environment", env: []string{"WSGATE_LISTEN=:8080"}, args: []string{"--auth=none", "--subject-prefix", "dev"},
 			listen: "[::]:8080", admin: "127.0.0.1:9090",
-			try: `try: ws://localhost:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --subject-prefix dev --user 42 '{"text":"hi"}'`},
+			try: `try: http://127.0.0.1:9090/demo/ · ws://localhost:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --subject-prefix dev --user 42 '{"text":"hi"}'`},
 		{name: "development, listen given, no admin", args: []string{"--auth=none", "--listen", ":8080", "--admin", "", "--embedded-nats-listen", "127.0.0.1:4223"},
 			listen: "[::]:8080",
 			try:    `try: ws://localhost:8080/ws?user=42 · wsgate publish --nats-url nats://127.0.0.1:4223 --user 42 '{"text":"hi"}'`},

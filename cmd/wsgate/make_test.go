@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -82,23 +83,26 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("make run's first line is %q, want %q", first, want)
 	}
 
-	// try: ws://127.0.0.1:N/ws?user=42 · admin http://127.0.0.1:M · wsgate publish --nats-url nats://127.0.0.1:K --user 42 '{"text":"hi"}'
+	// try: http://127.0.0.1:M/demo/ · ws://127.0.0.1:N/ws?user=42 · admin http://127.0.0.1:M · wsgate publish --nats-url nats://127.0.0.1:K --user 42 '{"text":"hi"}'
 	parts := strings.Split(strings.TrimPrefix(try, "try: "), " · ")
-	if len(parts) != 3 || !strings.HasPrefix(parts[0], "ws://127.0.0.1:") || !strings.HasPrefix(parts[1], "admin http://127.0.0.1:") {
+	if len(parts) != 4 || !strings.HasPrefix(parts[0], "http://127.0.0.1:") || !strings.HasPrefix(parts[1], "ws://127.0.0.1:") || !strings.HasPrefix(parts[2], "admin http://127.0.0.1:") {
 		t.Fatalf("try line %q", try)
 	}
-	c, err := dialWelcome(t.Context(), ws.DefaultDialer, parts[0], time.Now().Add(5*time.Second))
+	if code := httpStatus(t, parts[0]); code != http.StatusOK {
+		t.Errorf("GET %s from the try line: %d, want the demo page", parts[0], code)
+	}
+	c, err := dialWelcome(t.Context(), ws.DefaultDialer, parts[1], time.Now().Add(5*time.Second))
 	if err != nil {
-		t.Fatalf("dial %s from the try line: %v", parts[0], err)
+		t.Fatalf("dial %s from the try line: %v", parts[1], err)
 	}
 	defer c.Close()
-	args := strings.Fields(parts[2])
+	args := strings.Fields(parts[3])
 	if args[0] != "wsgate" || args[1] != "publish" {
-		t.Fatalf("try line's publish command %q", parts[2])
+		t.Fatalf("try line's publish command %q", parts[3])
 	}
 	args[len(args)-1] = strings.Trim(args[len(args)-1], "'") // the shell's quotes
 	if r := runBinary(t, bin, nil, args[1:]...); r.code != 0 {
-		t.Fatalf("%s: status %d\n%s", parts[2], r.code, r.stderr)
+		t.Fatalf("%s: status %d\n%s", parts[3], r.code, r.stderr)
 	}
 	m, err := c.Read(time.Now().Add(5 * time.Second))
 	if err != nil {

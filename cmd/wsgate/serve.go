@@ -302,7 +302,11 @@ func run(f serveFlags, log *zap.Logger) error {
 			return fmt.Errorf("admin: %w", err)
 		}
 		adminAddr = aln.Addr()
-		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		handler := s.AdminHandler()
+		if f.auth == "none" && !f.conformanceEcho {
+			handler = withDemo(handler, demoConfig{WS: "ws://" + dialable(ln.Addr()) + f.path, Publish: publishCommand(f, b.ClientURL())})
+		}
+		admin = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 		go admin.Serve(aln)
 		log.Info("admin listening", zap.Stringer("addr", adminAddr))
 	}
@@ -403,31 +407,43 @@ func trackStream(b *bus.Bus, f serveFlags, log *zap.Logger, applied bool) {
 	}
 }
 
-// tryLine is what a newcomer who ran `make run` can do next: connect a
-// WebSocket, look at the admin endpoints, and publish to that socket:
+// tryLine is what a newcomer who ran `make run` can do next: open the
+// demo page, connect a WebSocket, look at the admin endpoints, and publish
+// to that socket:
 //
-//	try: ws://127.0.0.1:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --user 42 '{"text":"hi"}'
+//	try: http://127.0.0.1:9090/demo/ · ws://127.0.0.1:8080/ws?user=42 · admin http://127.0.0.1:9090 · wsgate publish --user 42 '{"text":"hi"}'
 //
-// The publish command names --nats-url and --subject-prefix when they
-// differ from its defaults. admin is nil without an admin listener.
+// admin is nil without an admin listener, and then there is no demo page
+// either.
 func tryLine(f serveFlags, ws, admin net.Addr, natsURL string) string {
-	line := "try: ws://" + dialable(ws) + f.path + "?user=42"
+	line := "try: "
+	if admin != nil {
+		line += "http://" + dialable(admin) + "/demo/ · "
+	}
+	line += "ws://" + dialable(ws) + f.path + "?user=42"
 	if admin != nil {
 		line += " · admin http://" + dialable(admin)
 	}
+	return line + " · " + publishCommand(f, natsURL) + ` --user 42 '{"text":"hi"}'`
+}
+
+// publishCommand is the publish command that reaches this gateway, without
+// its target and payload: it names --nats-url and --subject-prefix when
+// they differ from its defaults.
+func publishCommand(f serveFlags, natsURL string) string {
 	// `make run` starts ./wsgate, which is not on PATH.
 	self := "wsgate"
 	if arg0 := os.Args[0]; strings.HasPrefix(arg0, "./") || strings.HasPrefix(arg0, "../") {
 		self = arg0
 	}
-	line += " · " + self + " publish"
+	cmd := self + " publish"
 	if natsURL != defaultPublishURL {
-		line += " --nats-url " + natsURL
+		cmd += " --nats-url " + natsURL
 	}
 	if f.prefix != bus.DefaultPrefix {
-		line += " --subject-prefix " + f.prefix
+		cmd += " --subject-prefix " + f.prefix
 	}
-	return line + ` --user 42 '{"text":"hi"}'`
+	return cmd
 }
 
 // dialable is addr as a client can dial it: a listener on every interface
