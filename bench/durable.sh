@@ -15,6 +15,9 @@
 #                             resume: recovery, history requests, CPU per resume
 #   resume-k0                 the same with nothing missed: the requests of
 #                             RESUME_CONNS simultaneous resumes
+#   resume-restart-k$MISSED   resume-k$MISSED cut by a gateway restart (SIGKILL, then
+#                             the same command line) instead of from the client
+#                             side; the gateway's figures come from /metrics only
 #   reconnect-off             the same storm against --durable=false, clients
 #                             that do not resume (wsbench resume --no-resume):
 #                             the reconnect rate without durable
@@ -70,6 +73,35 @@ run() {
   stop "$srv" "$nats"
 }
 
+# run_restart NAME WSBENCH-FLAGS...: resume cut by a gateway restart. The cut
+# command kills the gateway with SIGKILL and starts it again with the same
+# flags (not as a child of this script: its pid is in $BIN/gw.pid).
+run_restart() {
+  local name=$1; shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" ${name%-r[0-9]*} "* ]]; then return 0; fi
+  rm -rf "$BIN/js"
+  "$BIN/natsd" -listen 127.0.0.1:14222 -store-dir "$BIN/js" >/dev/null & local nats=$!; pids+=("$nats")
+  sleep 0.5
+  cat > "$BIN/gw.sh" <<EOS
+#!/bin/sh
+# start the gateway, or with "restart" kill it first; return once it is ready
+[ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
+"$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
+  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >/dev/null 2>&1 &
+echo \$! > $BIN/gw.pid
+for _ in \$(seq 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
+echo "the gateway did not come back" >&2; exit 1
+EOS
+  chmod +x "$BIN/gw.sh"
+  "$BIN/gw.sh"
+  sleep 3
+  echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$OUT/load.txt"
+  "$BIN/wsbench" resume --label "$name" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
+    --rate "$RATE" --dialers "$DIALERS" --nats-pid "$nats" --server-metrics http://127.0.0.1:19090/metrics \
+    --cut-cmd "$BIN/gw.sh restart" --json "$OUT/$name.json" "$@"
+  stop "$(cat "$BIN/gw.pid")" "$nats"
+}
+
 for r in $(seq "$ROUNDS"); do
   s=""; [ "$ROUNDS" -gt 1 ] && s="-r$r"
   run "connect-off$s" false connect --conns "$IDLE_CONNS" --user-prefix idle
@@ -80,13 +112,43 @@ for r in $(seq "$ROUNDS"); do
   run "broadcast-durable$s" true broadcast --conns "$DELIVERY_CONNS" --messages "$BROADCASTS" --msg-rate 2 --durable
   run "resume-k$MISSED$s" true resume --conns "$RESUME_CONNS" --missed "$MISSED" --timeout 4m
   run "resume-k0$s" true resume --conns "$RESUME_CONNS" --missed 0
+  run_restart "resume-restart-k$MISSED$s" --conns "$RESUME_CONNS" --missed "$MISSED" --timeout 4m
   run "reconnect-off$s" false resume --conns "$RESUME_CONNS" --missed 0 --no-resume
 done
 
 {
-  for r in $(seq "$ROUNDS"); do
+  # run_restart NAME WSBENCH-FLAGS...: resume cut by a gateway restart. The cut
+# command kills the gateway with SIGKILL and starts it again with the same
+# flags (not as a child of this script: its pid is in $BIN/gw.pid).
+run_restart() {
+  local name=$1; shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" ${name%-r[0-9]*} "* ]]; then return 0; fi
+  rm -rf "$BIN/js"
+  "$BIN/natsd" -listen 127.0.0.1:14222 -store-dir "$BIN/js" >/dev/null & local nats=$!; pids+=("$nats")
+  sleep 0.5
+  cat > "$BIN/gw.sh" <<EOS
+#!/bin/sh
+# start the gateway, or with "restart" kill it first; return once it is ready
+[ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
+"$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
+  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >/dev/null 2>&1 &
+echo \$! > $BIN/gw.pid
+for _ in \$(seq 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
+echo "the gateway did not come back" >&2; exit 1
+EOS
+  chmod +x "$BIN/gw.sh"
+  "$BIN/gw.sh"
+  sleep 3
+  echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$OUT/load.txt"
+  "$BIN/wsbench" resume --label "$name" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
+    --rate "$RATE" --dialers "$DIALERS" --nats-pid "$nats" --server-metrics http://127.0.0.1:19090/metrics \
+    --cut-cmd "$BIN/gw.sh restart" --json "$OUT/$name.json" "$@"
+  stop "$(cat "$BIN/gw.pid")" "$nats"
+}
+
+for r in $(seq "$ROUNDS"); do
     s=""; [ "$ROUNDS" -gt 1 ] && s="-r$r"
-    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "reconnect-off resume-k0" "resume-k0 resume-k$MISSED"; do
+    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "reconnect-off resume-k0" "resume-k0 resume-k$MISSED" "resume-k$MISSED resume-restart-k$MISSED"; do
       set -- $pair
       [ -f "$OUT/$1$s.json" ] && [ -f "$OUT/$2$s.json" ] || continue
       echo "== $1$s vs $2$s"

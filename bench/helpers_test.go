@@ -6,11 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -163,4 +167,128 @@ func fastConfig(g *gatewayEnv, scenario string) Config {
 func acceptValue(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// restartable is a durable gateway that a request to restartURL closes
+// and starts again on the same address, as a process restart would: its
+// NATS server, with the stream, runs apart and outlives it. metricsURL
+// always reaches the current gateway's /metrics.
+type restartable struct {
+	t          testing.TB
+	srv        *server.Server
+	addr       string
+	url        string
+	metricsURL string
+	restartURL string
+
+	mu     sync.Mutex // protects the fields below
+	b      *bus.Bus
+	s      *gateway.Server
+	served chan error
+	starts int
+}
+
+func newRestartable(t testing.TB) *restartable {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	g := &restartable{t: t, srv: srv}
+	t.Cleanup(func() {
+		g.stop()
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	nc, err := bus.Dial(srv.ClientURL(), "bench-setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := bus.ApplyStream(context.Background(), nc, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.ApplyAckBucket(context.Background(), nc, bus.AckBucketConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/restart" {
+			g.stop()
+			if err := g.start(g.addr); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+			return
+		}
+		g.mu.Lock()
+		h := g.s.AdminHandler()
+		g.mu.Unlock()
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(admin.Close)
+	g.url, g.metricsURL, g.restartURL = "ws://"+g.addr+"/ws", admin.URL+"/metrics", admin.URL+"/restart"
+	return g
+}
+
+// start starts a gateway on addr, with a bus of its own over the NATS
+// server.
+func (g *restartable) start(addr string) error {
+	b, err := bus.New(bus.Config{URL: g.srv.ClientURL()})
+	if err != nil {
+		return err
+	}
+	if _, err := b.TrackStream(context.Background(), ""); err != nil {
+		b.Close()
+		return err
+	}
+	h, err := b.History(bus.HistoryConfig{})
+	if err != nil {
+		b.Close()
+		return err
+	}
+	s, err := gateway.New(gateway.Config{Bus: b, History: h, Auth: gateway.InsecureAuth{}, Logger: zap.NewNop()})
+	if err != nil {
+		b.Close()
+		return err
+	}
+	if err := b.Start(s.Deliver); err != nil {
+		b.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.Close()
+		b.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	g.mu.Lock()
+	g.b, g.s, g.served, g.addr = b, s, served, ln.Addr().String()
+	g.starts++
+	g.mu.Unlock()
+	return nil
+}
+
+// stop closes the running gateway and its bus, if any.
+func (g *restartable) stop() {
+	g.mu.Lock()
+	b, s, served := g.b, g.s, g.served
+	g.b, g.s = nil, nil
+	g.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.Close()
+	if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
+		g.t.Errorf("Serve returned %v", err)
+	}
+	b.Close()
 }

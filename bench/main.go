@@ -63,10 +63,13 @@ round-robin over the --url values, the --source-addrs and the --workers):
              answer drops the channel's frames (docs/protocol.md, "Resume and
              acks"). After the ramp: one durable notification to every user (the
              positions); the cut: every connection closed at once from the client
-             side, without a close frame; --missed durable notifications to every
-             user (bus.Publisher.DurableUser with a message id, --publishers at
-             once, each waiting for its ack); then every connection reconnects at
-             --rate and sends resume with its seq and epoch. Waits until each has
+             side, without a close frame, or with --cut-cmd by the gateway (the
+             command restarts it, say; wsbench waits until every connection is
+             closed, and the report says which cut it measured); --missed durable
+             notifications to every user (bus.Publisher.DurableUser with a
+             message id, --publishers at once, each waiting for its ack); then
+             every connection reconnects at --rate and sends resume with its seq
+             and epoch. Waits until each has
              applied every sequence the publisher got acked for its user, or
              --timeout. Reports time to full recovery (cut → the last connection
              complete) and per connection, replayed/s, lost (acked sequences never

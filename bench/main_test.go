@@ -15,7 +15,7 @@ func TestHelp(t *testing.T) {
 	if code := runMain(t.Context(), []string{"broadcast", "-help"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"connect ", "broadcast ", "topic ", "unicast ", "churn ", "floor ", "-source-addrs", "-server-metrics", "-jwt-secret", "reordered", "-deflate", "-payload-kind", "-payload-file", "resume ", "-missed", "-durable", "-no-resume", "-nats-pid"} {
+	for _, want := range []string{"connect ", "broadcast ", "topic ", "unicast ", "churn ", "floor ", "-source-addrs", "-server-metrics", "-jwt-secret", "reordered", "-deflate", "-payload-kind", "-payload-file", "resume ", "-missed", "-durable", "-no-resume", "-nats-pid", "-cut-cmd"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -215,7 +215,7 @@ func (r *runner) resumeFigures(msgs []workerMsg, rw *resumeWindow, s report.Serv
 		}
 	}
 	out := &report.Resume{
-		Cut: "client", CutConnections: rw.cut, Missed: r.cfg.Missed,
+		Cut: "client", CutCmd: r.cfg.CutCmd, CutConnections: rw.cut, Missed: r.cfg.Missed,
 		Published: rw.published, PublishS: rw.publishS,
 		Reconnected: rw.reconnected, ReconnectFail: rw.cut - rw.reconnected,
 		Resumed: t.Resumed, Unrecovered: t.Unrecovered, ResumeErrors: t.ResumeErrors, Complete: t.Complete,
@@ -223,6 +223,9 @@ func (r *runner) resumeFigures(msgs []workerMsg, rw *resumeWindow, s report.Serv
 		DupDropped: t.DupDropped, GapDropped: t.GapDropped, DroppedInResume: t.DroppedInResume,
 		RecoveryLatency: report.PercentilesOf(rec), ResumeLatency: report.PercentilesOf(res),
 		RequestsPerResume: -1, ServerReplayed: -1, ServerCPUSeconds: s.CPUSeconds, CPUPerResumeUs: -1,
+	}
+	if r.cfg.CutCmd != "" {
+		out.Cut = "server"
 	}
 	if rw.publishS > 0 {
 		out.PublishPerS = float64(rw.published) / rw.publishS

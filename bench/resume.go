@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"time"
@@ -24,7 +26,9 @@ const (
 //  1. prime: one durable notification to every user, so that every
 //     connection has a position (the seq of its user channel);
 //  2. cut: every worker closes all its connections at once, from the
-//     client side, without a close frame;
+//     client side, without a close frame; or, with --cut-cmd, the command
+//     makes the gateway close them (a restart) and the workers wait until
+//     it has;
 //  3. publish: --missed durable notifications to every user, --publishers
 //     at once, each waiting for its ack; the acked sequences are kept;
 //  4. resume: every connection reconnects at --rate and sends resume with
@@ -68,7 +72,16 @@ func (s *resumeScenario) run(ctx context.Context, r *runner) (window, error) {
 
 	r.phase.Store("cut")
 	rw := &resumeWindow{}
-	replies, err := r.all(ctx, workerCmd{Cmd: "cut"}, "cut")
+	cut := workerCmd{Cmd: "cut"}
+	if cfg.CutCmd != "" {
+		cut.CutAt = time.Now().UnixNano()
+		cmd := exec.CommandContext(ctx, "sh", "-c", cfg.CutCmd)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return window{}, fmt.Errorf("--cut-cmd: %w", err)
+		}
+	}
+	replies, err := r.all(ctx, cut, "cut")
 	if err != nil {
 		return window{}, err
 	}

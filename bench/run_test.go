@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -343,6 +344,41 @@ func TestResume(t *testing.T) {
 				t.Errorf("requests per resume %v, CPU per resume %v µs", rs.RequestsPerResume, rs.CPUPerResumeUs)
 			}
 		})
+	}
+}
+
+// TestResumeRestart cuts by restarting the gateway (--cut-cmd): the
+// clients see their connections closed by the server, reconnect to the
+// new gateway and resume; nothing published meanwhile is lost.
+func TestResumeRestart(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("no curl for --cut-cmd")
+	}
+	g := newRestartable(t)
+	cfg := Config{Scenario: ScenarioResume, URLs: []string{g.url}, NATS: g.srv.ClientURL(), Rate: 5000,
+		Settle: Duration(10 * time.Millisecond), Timeout: Duration(10 * time.Second),
+		Conns: 150, Missed: 4, CutCmd: curl + " -fsS " + g.restartURL, ServerMetrics: []string{g.metricsURL}}
+	res := runOK(t, cfg)
+	// The restart closed every connection: that is the cut.
+	var closed int64
+	for _, n := range res.Conns.DroppedByReason {
+		closed += n
+	}
+	if closed != 150 {
+		t.Errorf("dropped %v, want the 150 the restart closed", res.Conns.DroppedByReason)
+	}
+	res.Conns.DroppedByReason = nil
+	checkDelivery(t, res, 150, 150*5)
+	rs := res.Resume
+	if rs.Cut != "server" || rs.CutConnections != 150 || rs.Complete != 150 || rs.Lost != 0 || rs.Stray != 0 || rs.DupApplied != 0 {
+		t.Errorf("resume %+v", rs)
+	}
+	if h := rs.HistoryRequests; h["read"] != 150 || h["last"] < 1 {
+		t.Errorf("history requests %v of the restarted gateway", h)
+	}
+	if g.starts != 2 {
+		t.Errorf("the gateway started %d times, want 2", g.starts)
 	}
 }
 

@@ -39,6 +39,7 @@ type workerCmd struct {
 	Spec   *engine.Spec        `json:"spec,omitempty"`
 	Churn  Duration            `json:"churn,omitempty"`
 	Expect *engine.Expectation `json:"expect,omitempty"`
+	CutAt  int64               `json:"cut_at,omitempty"` // cut: the server was made to close the connections at this unix ns (--cut-cmd)
 }
 
 type workerMsg struct {
@@ -132,7 +133,11 @@ func serveWorker(in io.Reader, out io.Writer) error {
 		case "expect":
 			emit(workerMsg{Event: "expected", N: e.SetExpect(cmd.Expect)})
 		case "cut":
-			emit(workerMsg{Event: "cut", N: e.Cut()})
+			if cmd.CutAt != 0 {
+				emit(workerMsg{Event: "cut", N: e.CutByServer(cmd.CutAt, spec.Config.HandshakeTimeout.D())})
+			} else {
+				emit(workerMsg{Event: "cut", N: e.Cut()})
+			}
 		case "resume":
 			emit(workerMsg{Event: "resumed", N: e.SetResume(cmd.Expect), Progress: progress(e)})
 		case "finish":

@@ -102,6 +102,11 @@ type Config struct {
 	// control for the storm's reconnect rate, against a gateway without
 	// durable notifications.
 	NoResume bool `json:"no_resume,omitempty"`
+	// CutCmd, when set, is how resume cuts the connections: a shell
+	// command (sh -c) that makes the server close them, a gateway
+	// restart for instance, and returns once the gateway takes
+	// connections again (--cut-cmd). Empty: wsbench closes them itself.
+	CutCmd string `json:"cut_cmd,omitempty"`
 
 	// template is the payload object after "seq" and "ts" without its
 	// opening brace (payload.Template); nil for pad. Set by Normalize.
@@ -210,6 +215,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.Durable, "durable", false, "broadcast, topic, unicast: publish durable notifications (JetStream, each publish waits for its ack) instead of volatile ones; the frames then carry seq, prev and epoch (the gateway needs --durable and a NATS with JetStream)")
 	fs.IntVar(&c.Missed, "missed", 10, "resume: durable notifications published to each user while its connection is cut; 0: nothing missed")
 	fs.BoolVar(&c.NoResume, "no-resume", false, "resume: reconnect without resuming and publish nothing, as volatile clients do (needs --missed 0): the same storm for a gateway with --durable=false, to compare reconnect rates")
+	fs.StringVar(&c.CutCmd, "cut-cmd", "", "resume: cut by running this shell `command` (sh -c), which must make the gateway close every connection (restart it, say) and return once it accepts again; wsbench then waits for every connection to be closed. Default: wsbench closes them itself. With a restart, give --server-metrics, not --server-pid (the pid changes)")
 	fs.IntVar(&c.Publishers, "publishers", 0, "resume: goroutines publishing durable notifications at once, each waiting for its ack (default 64)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in reports (default <scenario>-<conns>)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed for unicast targets and churn picks (default 1)")
@@ -315,6 +321,8 @@ func (c *Config) Normalize() error {
 		bad("--missed must not be negative")
 	case c.NoResume && (c.Scenario != ScenarioResume || c.Missed != 0):
 		bad("--no-resume applies to resume with --missed 0")
+	case c.CutCmd != "" && c.Scenario != ScenarioResume:
+		bad("--cut-cmd applies to resume")
 	case c.Publishers < 1:
 		bad("--publishers must be positive")
 	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect):

@@ -119,6 +119,36 @@ func (e *Engine) Cut() int64 {
 	return n
 }
 
+// CutByServer records at (unix ns) as the cut and waits, up to wait,
+// until the server has closed every open connection (--cut-cmd: a
+// gateway restart); those it closed are cut, the rest are closed as Cut
+// does. It returns how many connections were cut.
+func (e *Engine) CutByServer(at int64, wait time.Duration) int64 {
+	e.cutNS.Store(at)
+	deadline := time.Now().Add(wait)
+	for e.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var n int64
+	for k := range e.conns {
+		c := &e.conns[k]
+		c.mu.Lock()
+		switch {
+		case c.dur == nil:
+		case c.state == stateOpen:
+			e.release(c, stateIdle)
+			c.dur.cut = true
+			n++
+		case c.state == stateClosed:
+			c.state, c.dur.cut = stateIdle, true
+			n++
+		}
+		c.mu.Unlock()
+	}
+	e.cutConns.Add(n)
+	return n
+}
+
 // SetResume tells the cut connections what their users were sent while
 // cut (x.Durable, by run-wide connection index), then reconnects them at
 // this worker's share of the rate; each sends resume once welcomed. It

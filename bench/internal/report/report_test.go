@@ -64,7 +64,7 @@ func TestResumeReport(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1000 connections (client side, all at once), 10 durable", "lost 0, stray 0, duplicates after de-duplication 0",
+	for _, want := range []string{"1000 connections (closed by the client, all at once), 10 durable", "lost 0, stray 0, duplicates after de-duplication 0",
 		"full recovery", "2.50 s after the cut", "last 2, read 1000 = 1.0020 per resumed connection", "500.0 µs per resume"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())

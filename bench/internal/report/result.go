@@ -144,8 +144,10 @@ type Churn struct {
 // connection reconnected and resumed from its last seq.
 type Resume struct {
 	// Cut is how the connections were cut: "client" (every connection
-	// closed at once from the client side, without a close frame).
+	// closed at once from the client side, without a close frame) or
+	// "server" (CutCmd made the gateway close them, a restart).
 	Cut            string `json:"cut"`
+	CutCmd         string `json:"cut_cmd,omitempty"` // "server": the command that made the gateway close them (a restart)
 	CutConnections int64  `json:"cut_connections"`
 	Missed         int    `json:"missed"` // durable notifications published to each user while cut
 
@@ -307,7 +309,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if rs := r.Resume; rs != nil {
 		p("")
-		p("cut\t%d connections (%s side, all at once), %d durable notifications per user meanwhile", rs.CutConnections, rs.Cut, rs.Missed)
+		how := "closed by the client, all at once"
+		if rs.CutCmd != "" {
+			how = fmt.Sprintf("closed by the server: --cut-cmd %q", rs.CutCmd)
+		}
+		p("cut\t%d connections (%s), %d durable notifications per user meanwhile", rs.CutConnections, how, rs.Missed)
 		p("published while cut\t%d acked in %.2f s (%s/s)", rs.Published, rs.PublishS, Num(rs.PublishPerS))
 		p("reconnect rate\t%s/s (first ramp %s/s)", Num(rs.ReconnectRatePerS), Num(c.ConnectRatePerS))
 		p("reconnected\t%d, %d failed; %d resumed (%d not recovered, %d errors); %d of %d complete",
