@@ -72,7 +72,7 @@ func TestDemoServedInDevelopmentOnly(t *testing.T) {
 		{"auth jwt", []string{"WSGATE_JWT_SECRET=" + testSecret}, []string{"--auth=jwt"}, http.StatusNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, append(append([]string(nil), gatewayFlags...), tc.args...)...)
+			cmd := exec.Command(bin, append(append([]string(nil), gatewayFlags...), append([]string{"--embedded-nats-listen", "127.0.0.1:0"}, tc.args...)...)...)
 			cmd.Env = append(os.Environ(), tc.env...)
 			g := startCmd(t, cmd)
 			admin := g.waitField(t, "admin listening", "addr")
