@@ -87,10 +87,10 @@ run_restart() {
 # start the gateway, or with "restart" kill it first; return once it is ready
 [ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
 "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
-  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >/dev/null 2>&1 &
+  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >>$BIN/gw.log 2>&1 &
 echo \$! > $BIN/gw.pid
-for _ in \$(seq 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
-echo "the gateway did not come back" >&2; exit 1
+for _ in \$(seq 300); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
+echo "the gateway did not come back in 30 s:" >&2; tail -5 $BIN/gw.log >&2; exit 1
 EOS
   chmod +x "$BIN/gw.sh"
   "$BIN/gw.sh"
@@ -131,10 +131,10 @@ run_restart() {
 # start the gateway, or with "restart" kill it first; return once it is ready
 [ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
 "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
-  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >/dev/null 2>&1 &
+  --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >>$BIN/gw.log 2>&1 &
 echo \$! > $BIN/gw.pid
-for _ in \$(seq 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
-echo "the gateway did not come back" >&2; exit 1
+for _ in \$(seq 300); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && exit 0; sleep 0.1; done
+echo "the gateway did not come back in 30 s:" >&2; tail -5 $BIN/gw.log >&2; exit 1
 EOS
   chmod +x "$BIN/gw.sh"
   "$BIN/gw.sh"
