@@ -49,6 +49,12 @@ type epochs struct {
 	// advisories; guarded by mu.
 	watch *nats.Subscription
 
+	// missed is set by a reconnect and cleared by the lookup that follows
+	// it, which then calls onMissed: durable notifications republished
+	// while the bus was away never reached it. Guarded by mu.
+	missed   bool
+	onMissed func() // set once by OnMissed, before Start
+
 	lookupErrs lograte.Limiter
 }
 
@@ -141,12 +147,33 @@ func (b *Bus) lookupEpoch(ctx context.Context, gen uint64, name string) (*jetstr
 	}
 	e := &b.epochs
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gen == gen {
-		e.cur.Store(&trackedStream{name: name, epoch: uint64(info.Created.UnixMilli())})
-		b.log.Info("stream epoch", zap.String("stream", name), zap.Uint64("epoch", uint64(info.Created.UnixMilli())))
+	if e.gen != gen {
+		e.mu.Unlock()
+		return info, nil
+	}
+	e.cur.Store(&trackedStream{name: name, epoch: uint64(info.Created.UnixMilli())})
+	b.log.Info("stream epoch", zap.String("stream", name), zap.Uint64("epoch", uint64(info.Created.UnixMilli())))
+	var missed func()
+	if e.missed {
+		e.missed, missed = false, e.onMissed
+	}
+	e.mu.Unlock()
+	if missed != nil {
+		missed()
 	}
 	return info, nil
+}
+
+// OnMissed registers fn, called after the bus reconnected to NATS, once the
+// tracked stream's epoch is known again: the durable notifications the
+// stream republished while the bus was away never reached it, and clients
+// that hold positions should resume. Call it before Start. fn runs on the
+// goroutine of the lookup (the bus's own after a reconnect) and should not
+// block for long.
+func (b *Bus) OnMissed(fn func()) {
+	b.epochs.mu.Lock()
+	b.epochs.onMissed = fn
+	b.epochs.mu.Unlock()
 }
 
 // watchStream subscribes to the advisories JetStream publishes when
@@ -200,6 +227,9 @@ func (b *Bus) reconnected() {
 	if t == nil {
 		return // TrackStream was never called
 	}
+	b.epochs.mu.Lock()
+	b.epochs.missed = true
+	b.epochs.mu.Unlock()
 	b.retryEpoch(b.forgetEpoch(t.name), t.name, 0)
 }
 

@@ -142,19 +142,21 @@ func positionsClient(ctx context.Context, url, ch string, pos *wstest.Positions,
 				errs <- fmt.Errorf("%s: %w", ch, perr)
 				return
 			}
-			switch {
-			case again != "":
+			switch count, _ := m["count"].(float64); {
+			case len(again) > 0:
 				limited = 0
-			case m["type"] == "resumed" && m["channel"] == ch && m["reason"] == "limit":
-				limited = DefaultReplayLimit
+			case m["type"] == "resumed" && m["channel"] == ch && count > 0:
+				limited = int(count) // the replay stops after count frames
 			case limited > 0 && m["type"] == "message" && m["channel"] == ch:
 				if limited--; limited == 0 {
-					again = ch
+					again = []string{ch}
 				}
 			}
-			if again != "" {
+			for _, x := range again {
 				ref++
-				err = send(c, pos.Resume(again, ref))
+				if err = send(c, pos.Resume(x, ref)); err != nil {
+					break
+				}
 			}
 		}
 		stop()

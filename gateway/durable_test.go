@@ -113,6 +113,9 @@ func TestDurableEpochRecreated(t *testing.T) {
 		}
 		return nil
 	})
+	if m := c.next(); m["type"] != "missed" { // the reconnect's notice
+		t.Fatalf("got %v, want missed", m)
+	}
 	if seq := expectDurable(t, e, c, "42", `"after"`, 0, again); seq != 1 {
 		t.Fatalf("the recreated stream stored at seq %d, want 1", seq)
 	}

@@ -92,6 +92,7 @@ func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config)) *env {
 		b.Close()
 		t.Fatal(err)
 	}
+	b.OnMissed(s.NotifyMissed)
 	if err := b.Start(s.Deliver); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ type metrics struct {
 	historyErrors    [numHistoryKinds]prometheus.Counter
 	acks             prometheus.Counter
 	marksWritten     prometheus.Counter
+	missed           prometheus.Counter
 }
 
 // busStats is what the metrics read from a bus that offers it.
@@ -73,6 +74,7 @@ func newMetrics(s *Server) *metrics {
 	m.durableDelivered = counter("wsgate_durable_delivered_total", "Live durable notification frames written or queued to clients (or held behind a replay), one per recipient.")
 	m.replayed = counter("wsgate_replayed_total", "Stored durable notifications written to resuming clients.")
 	m.acks = counter("wsgate_acks_total", "Acks accepted from clients.")
+	m.missed = counter("wsgate_missed_notices_total", "Times every client was told to resume because the bus was away from NATS.")
 	m.marksWritten = counter("wsgate_ack_marks_written_total", "Acked watermarks written to the history (acks are merged per user and channel between writes).")
 	m.replaySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "wsgate_resume_seconds",
@@ -125,7 +127,7 @@ func newMetrics(s *Server) *metrics {
 	r.MustRegister(
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
 		m.closeTimeouts, m.acceptErrors, clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
-		m.durableDelivered, m.replayed, resumes, m.replaySeconds, historyRequests, historyErrors, m.acks, m.marksWritten,
+		m.durableDelivered, m.replayed, resumes, m.replaySeconds, historyRequests, historyErrors, m.acks, m.marksWritten, m.missed,
 		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
 		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
 		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),

@@ -602,3 +602,31 @@ var resumeOutcomeLabels = [numResumeOutcomes]string{
 
 // String returns the outcome's metric label, e.g. "recovered".
 func (o resumeOutcome) String() string { return resumeOutcomeLabels[o] }
+
+// missedFrame tells a client that the gateway may have missed durable
+// notifications of any channel: resume the channels you hold positions for.
+var missedFrame = textFrame(32, func(b []byte) []byte { return append(b, `{"type":"missed"}`...) })
+
+// NotifyMissed sends {"type":"missed"} to every open connection: the bus
+// was away from NATS, and the durable notifications republished meanwhile
+// never reached the gateway. Clients that hold positions resume; the rest
+// ignore it. Wire it to bus.Bus.OnMissed; it does nothing without a
+// History.
+func (s *Server) NotifyMissed() {
+	if s.history == nil || s.closed.Load() {
+		return
+	}
+	var batch []*Conn
+	told := 0
+	for i := 0; i < shardCount; i++ {
+		batch = s.hub.appendShard(i, batch[:0])
+		for _, c := range batch {
+			if c.write(missedFrame) {
+				told++
+			}
+		}
+	}
+	clear(batch)
+	s.metrics.missed.Inc()
+	s.log.Info("told clients to resume: durable notifications may have been missed while NATS was away", zap.Int("connections", told))
+}

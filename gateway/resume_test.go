@@ -449,3 +449,29 @@ func TestReplayIsPaced(t *testing.T) {
 		t.Fatalf("%d bytes queued", q)
 	}
 }
+
+// After the bus reconnects to NATS, once the stream's epoch is known
+// again (so that a resume can be served), every client is told it may
+// have missed durable notifications, once. (What a resume then brings is
+// in cmd/wsgate's TestDurableSurvivesNATSRestart, where NATS is away for
+// long enough to miss some.)
+func TestMissedAfterReconnect(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	c, volatile := e.connect("42"), e.connect("43")
+	seen := storeFor(t, e, "42", 0, 1)
+	c.durableFrames("user.42", 0, seen)
+
+	e.bus.Conn().ForceReconnect()
+	for _, x := range []*client{c, volatile} { // one without positions ignores it
+		if m := x.next(); m["type"] != "missed" {
+			t.Fatalf("got %v, want missed", m)
+		}
+	}
+	if e.bus.Epoch() != epoch {
+		t.Fatalf("told before the epoch was known again: %d", e.bus.Epoch())
+	}
+	expectCount(t, "missed notices", func() float64 { return counterValue(e.srv.metrics.missed) }, 1)
+	c.resume("user.42", seen[0], epoch, 1)
+	c.resumed("user.42", 1, true, seen[0], epoch, "")
+	c.silent(50 * time.Millisecond)
+}

@@ -55,13 +55,18 @@ func durableClient(ctx context.Context, url, ch string, pos *wstest.Positions) {
 			if err != nil {
 				break // the gateway went away: reconnect
 			}
-			if again, err := pos.Handle(m); err != nil {
+			again, err := pos.Handle(m)
+			if err != nil {
 				panic(err) // a broken promise; the test reads it in the log
-			} else if again != "" {
+			}
+			for _, ch := range again {
 				ref++
-				if sendJSON(c, pos.Resume(again, ref)) != nil {
+				if err = sendJSON(c, pos.Resume(ch, ref)); err != nil {
 					break
 				}
+			}
+			if err != nil {
+				break
 			}
 		}
 		stop()

@@ -282,6 +282,7 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	b.OnMissed(s.NotifyMissed)
 	if err := b.Start(s.Deliver); err != nil {
 		s.Close()
 		return err

@@ -17,7 +17,8 @@ import (
 //   - between a resume op and its "resumed" answer, the channel's frames
 //     are dropped (the replay that follows the answer covers them), and
 //     the answer's seq becomes the last seq;
-//   - after a reconnect, every channel with a position is resumed.
+//   - after a reconnect, and when the gateway says it missed notifications
+//     ({"type":"missed"}), every channel with a position is resumed.
 //
 // It is safe for concurrent use.
 type Positions struct {
@@ -48,14 +49,23 @@ func (p *Positions) Resume(ch string, ref int) map[string]any {
 	return op
 }
 
-// Handle takes a frame the client read. It returns the channel to resume
-// when the frame shows a gap (and it is not resuming already), "" otherwise;
-// an error for a frame that breaks the protocol's promises.
-func (p *Positions) Handle(m map[string]any) (resume string, err error) {
+// Handle takes a frame the client read. It returns the channels to resume:
+// the frame's, when it shows a gap (and the channel is not resuming
+// already), or, for "missed", every channel with a position that is not
+// resuming; an error for a frame that breaks the protocol's promises.
+func (p *Positions) Handle(m map[string]any) (resume []string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ch, _ := m["channel"].(string)
 	switch m["type"] {
+	case "missed":
+		for c := range p.last {
+			if !p.resuming[c] {
+				p.resuming[c] = true
+				resume = append(resume, c)
+			}
+		}
+		return resume, nil
 	case "resumed":
 		p.resuming[ch] = false
 		p.last[ch] = uint64(num(m["seq"]))
@@ -63,27 +73,27 @@ func (p *Positions) Handle(m map[string]any) (resume string, err error) {
 		if m["recovered"] != true {
 			p.lost++
 		}
-		return "", nil
+		return nil, nil
 	case "message":
 	default:
-		return "", nil
+		return nil, nil
 	}
 	if _, durable := m["seq"]; !durable || p.resuming[ch] {
-		return "", nil
+		return nil, nil
 	}
 	seq, prev := uint64(num(m["seq"])), uint64(num(m["prev"]))
 	last, known := p.last[ch]
 	if known && prev != last {
 		p.resuming[ch] = true
-		return ch, nil
+		return []string{ch}, nil
 	}
 	if known && seq <= last {
-		return "", fmt.Errorf("%s: seq %d after %d with prev %d", ch, seq, last, prev)
+		return nil, fmt.Errorf("%s: seq %d after %d with prev %d", ch, seq, last, prev)
 	}
 	p.last[ch] = seq
 	p.epoch = uint64(num(m["epoch"]))
 	p.applied[ch] = append(p.applied[ch], seq)
-	return "", nil
+	return nil, nil
 }
 
 // Applied returns the sequences applied on ch, in order.

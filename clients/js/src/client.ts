@@ -496,6 +496,10 @@ export class WsgateClient {
       }
       case "resumed":
         return this.onResumed(m);
+      case "missed":
+        // The gateway was away from NATS: every channel with a position
+        // may have a gap that no later frame will show.
+        return this.resumeChannels(this.joinedChannels());
       case "error":
         return this.onError(m);
       case "pong":
@@ -783,6 +787,14 @@ export class WsgateClient {
     const userCh = "user." + this.durable.user;
     if (c === true) return ch === userCh;
     return c.some((name) => name === ch || (name === "user" && ch === userCh));
+  }
+
+  /** joinedChannels lists the channels the current connection is in. */
+  private joinedChannels(): string[] {
+    if (!this.welcomeInfo) return [];
+    const chans = ["user." + this.welcomeInfo.user, "broadcast"];
+    for (const [name, t] of this.topics) if (t.subscribed) chans.push(name);
+    return chans;
   }
 
   /** isIn reports whether the current connection is in ch. */

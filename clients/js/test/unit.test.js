@@ -130,3 +130,29 @@ test("a replay cut at the limit: the client resumes from the count-th frame, at 
   assert.equal(resumes().length, 2);
   c.close();
 });
+
+test("a missed frame resumes every channel that has a position, and only those", async () => {
+  const epoch = 1764650000000;
+  const s = scripted("u1");
+  const storage = new MemoryStorage();
+  storage.set("wsgate:u1:user.u1", { seq: 10, epoch });
+  const c = new WsgateClient({ url: "ws://gateway.invalid/ws", WebSocket: s.WebSocket, storage });
+  const got = [];
+  c.on("message", (m) => got.push(m.seq));
+  c.connect();
+  const resumes = () => s.sent.filter((op) => op.op === "resume");
+  await until(() => resumes().length === 1, "the resume after the welcome");
+  s.push({ type: "resumed", channel: "user.u1", ref: resumes()[0].ref, recovered: true, seq: 10, epoch });
+  s.push({ type: "message", channel: "user.u1", seq: 11, prev: 10, epoch, data: {} });
+  assert.deepEqual(got, [11]);
+
+  s.push({ type: "missed" });
+  await until(() => resumes().length === 2, "the resume after missed");
+  assert.deepEqual(resumes()[1], { op: "resume", channel: "user.u1", seq: 11, epoch, ref: resumes()[1].ref });
+  await tick(20);
+  assert.equal(resumes().length, 2, "broadcast has no position: not resumed");
+  s.push({ type: "resumed", channel: "user.u1", ref: resumes()[1].ref, recovered: true, seq: 11, epoch });
+  s.push({ type: "message", channel: "user.u1", seq: 15, prev: 11, epoch, data: {} });
+  assert.deepEqual(got, [11, 15]);
+  c.close();
+});
