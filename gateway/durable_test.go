@@ -15,9 +15,9 @@ import (
 // newDurableEnv starts a gateway (configured by mod, when not nil) whose
 // bus runs JetStream with the stream applied and tracked, and returns the
 // stream's epoch.
-func newDurableEnv(t testing.TB, mod func(*Config)) (*env, uint64) {
+func newDurableEnv(t testing.TB, mod func(*Config), wrap ...func(bus.Handler) bus.Handler) (*env, uint64) {
 	t.Helper()
-	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, mod)
+	e := newEnvBus(t, bus.Config{StoreDir: t.TempDir()}, mod, wrap...)
 	if _, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,9 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	return newEnvBus(t, bus.Config{}, mod)
 }
 
-// newEnvBus is newEnv with a bus configured by bcfg, on a free port.
-func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config)) *env {
+// newEnvBus is newEnv with a bus configured by bcfg, on a free port. A
+// wrap, when given, stands between the bus and Server.Deliver.
+func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config), wrap ...func(bus.Handler) bus.Handler) *env {
 	t.Helper()
 	bcfg.EmbeddedListen = "127.0.0.1:0"
 	b, err := bus.New(bcfg)
@@ -93,7 +94,11 @@ func newEnvBus(t testing.TB, bcfg bus.Config, mod func(*Config)) *env {
 		t.Fatal(err)
 	}
 	b.OnMissed(s.NotifyMissed)
-	if err := b.Start(s.Deliver); err != nil {
+	deliver := bus.Handler(s.Deliver)
+	for _, w := range wrap {
+		deliver = w(deliver)
+	}
+	if err := b.Start(deliver); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -64,9 +64,12 @@ type History interface {
 const maxBatch = 1024
 
 const (
-	// resumeLinger is how long the lookup waits after a resume arrives for
-	// more to batch with it, unless a full batch is there sooner.
-	resumeLinger = 5 * time.Millisecond
+	// resumeLinger and maxResumeLinger bound how long the lookup waits
+	// after a resume arrives for more to batch with it, unless a full
+	// batch is there sooner: in a storm, as long as the rate of resumes
+	// takes to fill a batch (see linger), up to maxResumeLinger.
+	resumeLinger    = 5 * time.Millisecond
+	maxResumeLinger = 100 * time.Millisecond
 	// historyTimeout bounds one History request.
 	historyTimeout = 5 * time.Second
 	// maxPosition is the largest seq or epoch a client may send: JSON
@@ -111,6 +114,11 @@ type replay struct {
 	heldSeq   []uint64
 	heldBytes int
 	done      bool
+	// floor: the replay ended and stays registered as a floor, so that a
+	// live frame at or below last, stored before the replay read it but
+	// republished to the gateway after the replay ended, is dropped. The
+	// first live frame above last removes it (republishes come in order).
+	floor bool
 }
 
 // replaySet holds the replays running on connections, outside the Conn so
@@ -217,8 +225,12 @@ func (c *Conn) requestResume(op clientOp) {
 	s := c.srv
 	c.wmu.Lock()
 	code, msg := c.checkPosition(op.Channel, op.Seq, op.Epoch)
-	if code == "" && c.replayOf(op.Channel) != nil {
-		code, msg = codeResumePending, "a resume of this channel is already running; wait for its answer"
+	if r := c.replayOf(op.Channel); code == "" && r != nil {
+		if r.floor {
+			c.removeReplay(r) // the new resume's hold covers what the floor did
+		} else {
+			code, msg = codeResumePending, "a resume of this channel is already running; wait for its answer"
+		}
 	}
 	if code != "" || c.state.Load() != stateOpen {
 		c.wmu.Unlock()
@@ -234,12 +246,20 @@ func (c *Conn) requestResume(op clientOp) {
 }
 
 // holdLive keeps a live durable frame of a channel that is replaying on c,
-// and reports whether it did. A connection that holds more than its write
-// queue may is a slow consumer: it is closed and resumes when it
-// reconnects. c.wmu must be held.
+// or drops one that a finished replay already sent, and reports whether
+// it did either. A connection that holds more than its write queue may is
+// a slow consumer: it is closed and resumes when it reconnects. c.wmu must
+// be held.
 func (c *Conn) holdLive(name string, seq uint64, frame []byte) (held bool, err error) {
 	r := c.replayOf(name)
 	if r == nil {
+		return false, nil
+	}
+	if r.floor {
+		if seq <= r.last {
+			return true, nil // replayed already
+		}
+		c.removeReplay(r) // past the replay: live from here on
 		return false, nil
 	}
 	if r.heldBytes+len(frame) > c.srv.cfg.WriteQueueLimit {
@@ -252,19 +272,25 @@ func (c *Conn) holdLive(name string, seq uint64, frame []byte) (held bool, err e
 }
 
 // endReplay ends r on its connection: the held live frames newer than the
-// replay are written, in order, unless drop says they would follow a gap.
-// c.wmu must be held.
+// replay are written, in order, and r stays as a floor (see replay.floor);
+// unless drop says they would follow a gap, or that the channel is left,
+// and then r goes, floor included. c.wmu must be held.
 func (c *Conn) endReplay(r *replay, drop bool) error {
 	if r.done {
+		if drop && r.floor {
+			r.floor = false
+			c.removeReplay(r)
+		}
 		return nil
 	}
 	r.done = true
-	c.removeReplay(r)
 	held, seqs := r.held, r.heldSeq
 	r.held, r.heldSeq, r.heldBytes = nil, nil, 0
 	if drop || c.state.Load() != stateOpen {
+		c.removeReplay(r)
 		return nil
 	}
+	r.floor = true
 	for i, frame := range held {
 		if seqs[i] <= r.last {
 			continue // replayed already
@@ -325,19 +351,26 @@ func (rs *resumer) lookup(r *replay) {
 	rs.mu.Lock()
 	rs.lookups = append(rs.lookups, r)
 	rs.mu.Unlock()
+	rs.signal()
+}
+
+// signal wakes the lookup loop, or leaves it a wake-up if it is busy.
+func (rs *resumer) signal() {
 	select {
 	case rs.wake <- struct{}{}:
 	default:
 	}
 }
 
-// lookupLoop answers resumes in batches: it waits resumeLinger after the
-// first for others to join it, unless a full batch is there sooner.
+// lookupLoop answers resumes in batches: it waits after the first for
+// others to join it (see linger), unless a full batch is there sooner.
 func (rs *resumer) lookupLoop() {
 	defer rs.s.wg.Done()
-	linger := time.NewTimer(0)
-	<-linger.C
+	timer := time.NewTimer(0)
+	<-timer.C
 	var batch []*replay
+	var last time.Time // when the last batch was taken
+	var lastN int      // and its size
 	for {
 		select {
 		case <-rs.s.done:
@@ -348,26 +381,47 @@ func (rs *resumer) lookupLoop() {
 		full := len(rs.lookups) >= maxBatch
 		rs.mu.Unlock()
 		if !full {
-			linger.Reset(resumeLinger)
+			timer.Reset(linger(lastN, time.Since(last)))
 			select {
 			case <-rs.s.done:
 				return
-			case <-linger.C:
+			case <-timer.C:
 			}
 		}
-		for {
+		// One batch, then more only while full ones wait: what arrived
+		// during a request lingers for others like the first did.
+		for more := true; more; {
 			rs.mu.Lock()
 			n := min(len(rs.lookups), maxBatch)
 			batch = append(batch[:0], rs.lookups[:n]...)
 			rs.lookups = append(rs.lookups[:0], rs.lookups[n:]...)
+			more = len(rs.lookups) >= maxBatch
+			if len(rs.lookups) > 0 {
+				rs.signal() // the rest lingers, whether or not more arrive
+			}
 			rs.mu.Unlock()
 			if n == 0 {
 				break
 			}
+			last, lastN = time.Now(), n
 			rs.lookupBatch(batch)
 			clear(batch)
 		}
 	}
+}
+
+// linger returns how long to wait for more resumes, given that the last
+// batch had n of them and was taken since ago: as long as it takes, at the
+// rate they came then, to fill a batch, within [resumeLinger,
+// maxResumeLinger]. A lone resume waits resumeLinger; in a reconnect
+// storm of 5,000 a second each waits up to 100 ms, and a request asks
+// about 500 channels instead of 25.
+func linger(n int, since time.Duration) time.Duration {
+	if n <= 1 || since <= 0 || since > time.Second {
+		return resumeLinger // no storm in sight
+	}
+	fill := time.Duration(float64(since) * float64(maxBatch) / float64(n))
+	return min(max(fill, resumeLinger), maxResumeLinger)
 }
 
 // lookupBatch finds where each resume of batch starts and whether it has

@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -474,4 +476,64 @@ func TestMissedAfterReconnect(t *testing.T) {
 	c.resume("user.42", seen[0], epoch, 1)
 	c.resumed("user.42", 1, true, seen[0], epoch, "")
 	c.silent(50 * time.Millisecond)
+}
+
+// The lookup waits longer in a storm, so that its requests carry more
+// channels, and no longer than maxResumeLinger.
+func TestLinger(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		since time.Duration
+		want  time.Duration
+	}{
+		{0, 0, resumeLinger},                               // the first
+		{1, 5 * time.Millisecond, resumeLinger},            // one at a time
+		{25, 5 * time.Millisecond, maxResumeLinger},        // 5,000 a second
+		{512, 5 * time.Millisecond, 10 * time.Millisecond}, // 100,000 a second
+		{1024, time.Millisecond, resumeLinger},             // a full batch in a millisecond
+		{100, 2 * time.Second, resumeLinger},               // long ago
+	} {
+		if got := linger(tc.n, tc.since); got != tc.want {
+			t.Errorf("linger(%d, %v) = %v, want %v", tc.n, tc.since, got, tc.want)
+		}
+	}
+}
+
+// A notification can be read by a replay before its live copy reaches the
+// gateway (JetStream republishes after it stores, on its own path): the
+// live copy that comes after the replay ended is dropped, not sent twice,
+// and the next one is live as usual.
+func TestReplayFloorDropsLateLiveCopy(t *testing.T) {
+	gate := make(chan struct{})
+	var gated atomic.Bool
+	slow := func(next bus.Handler) bus.Handler {
+		return func(ch string, payload []byte, pos wire.Position) {
+			if gated.Load() && pos.Seq != 0 {
+				<-gate // the live copy is late
+			}
+			next(ch, payload, pos)
+		}
+	}
+	e, epoch := newDurableEnv(t, nil, slow)
+	c := e.connect("42")
+	first := storeFor(t, e, "42", 0, 1)
+	c.durableFrames("user.42", 0, first)
+
+	gated.Store(true)
+	late := storeFor(t, e, "42", 1, 1) // stored; its live copy waits at the gate
+	c.resume("user.42", first[0], epoch, 1)
+	c.resumed("user.42", 1, true, first[0], epoch, "")
+	c.durableFrames("user.42", first[0], late) // from the replay
+	gated.Store(false)
+	close(gate)
+	c.silent(100 * time.Millisecond) // the late live copy: dropped
+
+	next := storeFor(t, e, "42", 2, 1)
+	c.durableFrames("user.42", late[0], next)
+	e.srv.replays.mu.Lock()
+	left := len(e.srv.replays.m)
+	e.srv.replays.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d floors left after a live frame passed them", left)
+	}
 }
