@@ -64,6 +64,22 @@ func errorFrame(ref int64, code, msg string) []byte {
 	})
 }
 
+// channelErrorFrame builds {"type":"error","ref":0,"channel":<ch>,
+// "code":<code>,"message":<msg>}: the failure of something the client
+// asked for without a ref (a resume of ?resume=). ch must be a valid
+// channel name.
+func channelErrorFrame(ch, code, msg string) []byte {
+	return textFrame(80+len(ch)+len(code)+2*len(msg), func(b []byte) []byte {
+		b = append(b, `{"type":"error","ref":0,"channel":"`...)
+		b = append(b, ch...)
+		b = append(b, `","code":"`...)
+		b = append(b, code...)
+		b = append(b, `","message":`...)
+		b = wire.AppendJSONString(b, []byte(msg))
+		return append(b, '}')
+	})
+}
+
 // controlFrame builds a control frame (ping, pong, close) with payload p,
 // which must be at most 125 bytes. It builds any unfragmented frame: the
 // conformance echo uses it for data frames.

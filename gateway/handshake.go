@@ -78,6 +78,10 @@ func (c *Conn) upgrade() {
 	u.conn = c
 	err := u.run(req)
 	id, result, authErr, deflate := u.id, u.result, u.authErr, u.deflate
+	var resume urlResume
+	if err == nil && len(u.resume) > 0 {
+		resume = parseResumeParam(u.resume)
+	}
 	var resp []byte
 	if err != nil {
 		// A fresh socket's buffer always takes an HTTP answer at once.
@@ -102,7 +106,7 @@ func (c *Conn) upgrade() {
 	}
 	putReadBuf(bp)
 	c.deflate = deflate // before the welcome makes c visible to fan-out
-	if !s.welcome(c, id, resp) {
+	if !s.welcome(c, id, resp, resume) {
 		return
 	}
 	if c.rs != nil {
@@ -187,6 +191,7 @@ type upgrader struct {
 	bearer []byte     // from Authorization: Bearer
 	cookie []byte     // from the wsgate_token cookie
 	user   []byte
+	resume []byte // from ?resume=: positions to resume at the welcome (resume.go)
 	origin []byte
 	// deflate: permessage-deflate was accepted (deflate.go).
 	deflate bool
@@ -212,7 +217,7 @@ func (s *Server) newUpgrader() any {
 
 func (u *upgrader) reset() {
 	u.token, u.bearer, u.cookie = u.token[:0], u.bearer[:0], u.cookie[:0]
-	u.user, u.origin = u.user[:0], u.origin[:0]
+	u.user, u.origin, u.resume = u.user[:0], u.origin[:0], u.resume[:0]
 	u.hasOrigin = false
 	u.conn = nil
 	u.deflate = false
@@ -262,7 +267,8 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// onRequest checks the path and picks ?token= and ?user= out of the query.
+// onRequest checks the path and picks ?token=, ?user= and ?resume= out of
+// the query.
 func (u *upgrader) onRequest(uri []byte) error {
 	path, query, _ := bytes.Cut(uri, []byte{'?'})
 	if string(path) != u.srv.cfg.Path {
@@ -278,6 +284,8 @@ func (u *upgrader) onRequest(uri []byte) error {
 			u.token = appendUnescaped(u.token[:0], value)
 		case "user":
 			u.user = appendUnescaped(u.user[:0], value)
+		case "resume":
+			u.resume = appendUnescaped(u.resume[:0], value)
 		}
 	}
 	return nil

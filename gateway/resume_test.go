@@ -537,3 +537,80 @@ func TestReplayFloorDropsLateLiveCopy(t *testing.T) {
 		t.Fatalf("%d floors left after a live frame passed them", left)
 	}
 }
+
+// connectResuming connects as user id with ?resume=param and reads the
+// welcome.
+func (e *env) connectResuming(id, param string) *client {
+	e.t.Helper()
+	c, err := e.dialURL(e.url+"?token="+token(e.t, id, time.Hour)+"&resume="+param, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c.welcomed(id)
+	return c
+}
+
+// Positions in the upgrade request resume from the welcome on: what was
+// missed arrives chained from the position with no answer before it, and
+// nothing at all when nothing was missed; an answer comes only when
+// something is missing.
+func TestResumeInUpgrade(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayLimit = 3 })
+	seen := storeFor(t, e, "42", 0, 1)
+	missed := storeFor(t, e, "42", 1, 2)
+	pos := func(ch string, seq uint64) string { return fmt.Sprintf("%s:%d:%d", ch, seq, epoch) }
+
+	c := e.connectResuming("42", pos("user.42", seen[0])+","+pos("broadcast", 0))
+	c.durableFrames("user.42", seen[0], missed)
+	live := storeFor(t, e, "42", 3, 1)
+	c.durableFrames("user.42", missed[1], live)
+	c.silent(50 * time.Millisecond)
+
+	quiet := e.connectResuming("42", pos("user.42", live[0]))
+	quiet.silent(50 * time.Millisecond) // nothing missed: not a byte
+	next := storeFor(t, e, "42", 4, 1)
+	quiet.durableFrames("user.42", live[0], next)
+
+	other := e.connectResuming("42", pos("user.42", seen[0]+10000)) // a seq from the future is the client's to keep
+	other.silent(50 * time.Millisecond)
+	cut := e.connectResuming("42", pos("user.42", 0)) // 5 stored, limit 3
+	m := cut.next()
+	if m["type"] != "resumed" || m["reason"] != "limit" || m["count"] != 3.0 || m["ref"] != 0.0 || m["seq"] != 0.0 {
+		t.Fatalf("got %v, want the resumed answer with reason limit and count 3", m)
+	}
+	expectCount(t, "resume ops counted", func() float64 { return counterValue(e.srv.metrics.clientMessages[msgResume]) }, 5)
+}
+
+// A ?resume= that cannot be taken is refused with one error frame after the
+// welcome, and the connection carries on without it.
+func TestResumeInUpgradeRefused(t *testing.T) {
+	e, epoch := newDurableEnv(t, nil)
+	for _, param := range []string{
+		"user.42",                             // no position
+		"user.42:1",                           // no epoch
+		"user.42:1:0",                         // epoch 0
+		"user.42:-1:5",                        // negative
+		"user.42:9007199254740993:5",          // above 2^53
+		"user.*:1:5",                          // not a channel
+		fmt.Sprintf("user.43:1:%d", epoch),    // another user's
+		fmt.Sprintf("topic.news:1:%d", epoch), // topics resume by op, after subscribed
+		fmt.Sprintf("user.42:1:%d,user.42:2:%d", epoch, epoch), // twice
+		fmt.Sprintf("user.42:1:%d,broadcast:1:%d,broadcast:2:%d", epoch, epoch, epoch),
+	} {
+		c := e.connectResuming("42", param)
+		if m := c.next(); m["type"] != "error" || m["code"] != codeBadRequest || m["ref"] != 0.0 {
+			t.Fatalf("?resume=%s: got %v, want bad_request", param, m)
+		}
+		expectPong(t, c, 1)
+		c.Close()
+	}
+	off := newEnv(t, nil)
+	v, err := off.dialURL(off.url+"?token="+token(t, "42", time.Hour)+"&resume=user.42:1:5", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.welcomed("42")
+	if m := v.next(); m["code"] != codeNotDurable {
+		t.Fatalf("got %v, want not_durable", m)
+	}
+}

@@ -16,7 +16,9 @@ import (
 // under c.wmu, so no notification can overtake the welcome, and anything
 // published after the client has it is delivered. It reports whether the
 // read side should go on.
-func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
+// resume, from the request's ?resume=, is resumed from the welcome on
+// (resume.go).
+func (s *Server) welcome(c *Conn, id Identity, resp []byte, resume urlResume) bool {
 	userCh := channel.User(id.User)
 	if s.cfg.MaxUserConns > 0 && s.cfg.UserConnsPolicy == RejectNew && s.hub.members(userCh) >= s.cfg.MaxUserConns {
 		// Refused before the NATS round trip; joinUser checks again under
@@ -60,8 +62,13 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte) bool {
 	if !s.cfg.ConformanceEcho { // a test client expects only its echoes
 		resp = append(resp, welcomeFrame(c.srv.connID(c.id), c.user, int64(max(s.cfg.PingInterval, 0)/time.Second))...)
 	}
+	replays, refusal := c.resumeAtWelcome(resume)
+	resp = append(resp, refusal...)
 	err := c.writeLocked(resp, false)
 	c.wmu.Unlock()
+	for _, r := range replays {
+		s.resumer.lookup(r)
+	}
 	s.metrics.upgrades[resultOK].Inc()
 	c.closeOnWriteError(err)
 	if oldest != nil {
