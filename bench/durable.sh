@@ -15,6 +15,8 @@
 #                             resume: recovery, history requests, CPU per resume
 #   resume-k0                 the same with nothing missed: the requests of
 #                             RESUME_CONNS simultaneous resumes
+#   resume-url-k0             resume-k0 with the positions in the upgrade request
+#                             (--resume-in-url): no resume op, no answer
 #   resume-restart-k$MISSED   resume-k$MISSED cut by a gateway restart (SIGKILL, then
 #                             the same command line) instead of from the client
 #                             side; the gateway's figures come from /metrics only
@@ -112,6 +114,7 @@ for r in $(seq "$ROUNDS"); do
   run "broadcast-durable$s" true broadcast --conns "$DELIVERY_CONNS" --messages "$BROADCASTS" --msg-rate 2 --durable
   run "resume-k$MISSED$s" true resume --conns "$RESUME_CONNS" --missed "$MISSED" --timeout 4m
   run "resume-k0$s" true resume --conns "$RESUME_CONNS" --missed 0
+  run "resume-url-k0$s" true resume --conns "$RESUME_CONNS" --missed 0 --resume-in-url
   run_restart "resume-restart-k$MISSED$s" --conns "$RESUME_CONNS" --missed "$MISSED" --timeout 4m
   run "reconnect-off$s" false resume --conns "$RESUME_CONNS" --missed 0 --no-resume
 done
@@ -148,7 +151,7 @@ EOS
 
 for r in $(seq "$ROUNDS"); do
     s=""; [ "$ROUNDS" -gt 1 ] && s="-r$r"
-    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "reconnect-off resume-k0" "resume-k0 resume-k$MISSED" "resume-k$MISSED resume-restart-k$MISSED"; do
+    for pair in "connect-off connect-on" "unicast-volatile unicast-durable" "broadcast-volatile broadcast-durable" "reconnect-off resume-k0" "reconnect-off resume-url-k0" "resume-k0 resume-k$MISSED" "resume-k$MISSED resume-restart-k$MISSED"; do
       set -- $pair
       [ -f "$OUT/$1$s.json" ] && [ -f "$OUT/$2$s.json" ] || continue
       echo "== $1$s vs $2$s"

@@ -81,6 +81,9 @@ round-robin over the --url values, the --source-addrs and the --workers):
              the resumes alone; with --no-resume too, the clients reconnect
              without resuming and nothing is published: the same storm against
              a gateway with --durable=false, to compare reconnect rates.
+             --resume-in-url: each position goes in the upgrade request
+             (?resume=channel:seq:epoch) instead of a resume op, and the gateway
+             answers only when something is missing.
 
 --durable (broadcast, topic, unicast): publish through JetStream with
 DurableBroadcast, DurableTopic or DurableUser, each publish waiting for its ack;

@@ -125,9 +125,25 @@ func (s *resumeScenario) run(ctx context.Context, r *runner) (window, error) {
 		}
 	}
 	// The counters grow before each request is made: once every
-	// connection is complete, they are final.
-	if rw.after, err = r.probe.series(ctx, historyRequestsMetric, resumesMetric, replayedMetric); err != nil {
-		r.warn("server metrics after the resumes: %v", err)
+	// connection is complete, they are final. With --resume-in-url a
+	// connection is complete at its welcome when nothing was missed,
+	// before the gateway has looked its position up: wait for the
+	// gateway to have answered (or not) every resume.
+	for {
+		if rw.after, err = r.probe.series(ctx, historyRequestsMetric, resumesMetric, replayedMetric); err != nil {
+			r.warn("server metrics after the resumes: %v", err)
+			break
+		}
+		var done float64
+		for _, n := range byLabel(rw.before, rw.after, resumesMetric) {
+			done += n
+		}
+		if !cfg.ResumeInURL || int64(done) >= rw.reconnected || time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return w, err
+		}
 	}
 	return w, nil
 }

@@ -292,15 +292,18 @@ func TestResume(t *testing.T) {
 		name          string
 		conns, missed int
 		workers       int
+		inURL         bool
 	}{
-		{"missed 5", 200, 5, 1},
-		{"nothing missed", 300, 0, 1},
-		{"two workers", 100, 3, 2},
+		{"missed 5", 200, 5, 1, false},
+		{"nothing missed", 300, 0, 1, false},
+		{"two workers", 100, 3, 2, false},
+		{"positions in the upgrade, missed 5", 200, 5, 2, true},
+		{"positions in the upgrade, nothing missed", 300, 0, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newDurableGateway(t)
 			cfg := fastConfig(g, ScenarioResume)
-			cfg.Conns, cfg.Missed, cfg.Workers = tc.conns, tc.missed, tc.workers
+			cfg.Conns, cfg.Missed, cfg.Workers, cfg.ResumeInURL = tc.conns, tc.missed, tc.workers, tc.inURL
 			cfg.ServerMetrics = []string{g.metrics}
 			cfg.NATSPID = os.Getpid() // the embedded server runs in this process
 			res := runOK(t, cfg)

@@ -102,6 +102,11 @@ type Config struct {
 	// control for the storm's reconnect rate, against a gateway without
 	// durable notifications.
 	NoResume bool `json:"no_resume,omitempty"`
+	// ResumeInURL makes resume's clients give their position in the
+	// upgrade request (?resume=) instead of a resume op after the welcome
+	// (--resume-in-url): the gateway then answers only when something is
+	// missing.
+	ResumeInURL bool `json:"resume_in_url,omitempty"`
 	// CutCmd, when set, is how resume cuts the connections: a shell
 	// command (sh -c) that makes the server close them, a gateway
 	// restart for instance, and returns once the gateway takes
@@ -214,6 +219,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var(listFlag{&c.ServerMetrics}, "server-metrics", "gateway Prometheus `URL` (http://host:9090/metrics); repeatable, summed; also the source of goroutines")
 	fs.BoolVar(&c.Durable, "durable", false, "broadcast, topic, unicast: publish durable notifications (JetStream, each publish waits for its ack) instead of volatile ones; the frames then carry seq, prev and epoch (the gateway needs --durable and a NATS with JetStream)")
 	fs.IntVar(&c.Missed, "missed", 10, "resume: durable notifications published to each user while its connection is cut; 0: nothing missed")
+	fs.BoolVar(&c.ResumeInURL, "resume-in-url", false, "resume: give each position in the upgrade request's resume parameter instead of a resume op after the welcome")
 	fs.BoolVar(&c.NoResume, "no-resume", false, "resume: reconnect without resuming and publish nothing, as volatile clients do (needs --missed 0): the same storm for a gateway with --durable=false, to compare reconnect rates")
 	fs.StringVar(&c.CutCmd, "cut-cmd", "", "resume: cut by running this shell `command` (sh -c), which must make the gateway close every connection (restart it, say) and return once it accepts again; wsbench then waits for every connection to be closed. Default: wsbench closes them itself. With a restart, give --server-metrics, not --server-pid (the pid changes)")
 	fs.IntVar(&c.Publishers, "publishers", 0, "resume: goroutines publishing durable notifications at once, each waiting for its ack (default 64)")
@@ -321,6 +327,8 @@ func (c *Config) Normalize() error {
 		bad("--missed must not be negative")
 	case c.NoResume && (c.Scenario != ScenarioResume || c.Missed != 0):
 		bad("--no-resume applies to resume with --missed 0")
+	case c.ResumeInURL && (c.Scenario != ScenarioResume || c.NoResume):
+		bad("--resume-in-url applies to resume, without --no-resume")
 	case c.CutCmd != "" && c.Scenario != ScenarioResume:
 		bad("--cut-cmd applies to resume")
 	case c.Publishers < 1:

@@ -62,8 +62,15 @@ func (d *dialer) connect(job dialJob) {
 	// c.seq is kept: churn resets it when it closes a connection, and a
 	// resumed connection goes on counting its channel's seqs.
 	c.tcp, c.rc, c.state, c.deflate = tcp, rc, stateOpen, deflate
-	if c.dur != nil && job.reconnect && e.cfg.NoResume {
-		c.dur.cut, c.dur.resumed, c.dur.resumeAt = false, true, time.Now().UnixNano()
+	if c.dur != nil && job.reconnect && (e.cfg.NoResume || e.cfg.ResumeInURL) {
+		// Welcomed is resumed: no op to send, and with ?resume= no
+		// answer unless something is missing.
+		now := time.Now().UnixNano()
+		c.dur.cut, c.dur.resumed, c.dur.resumeAt = false, true, now
+		if e.cfg.ResumeInURL {
+			atomicMin(&e.firstResume, now)
+			e.resumedN.Add(1)
+		}
 		e.checkDone(c.dur, c.dur.resumeAt)
 	} else if c.dur != nil && job.reconnect {
 		if _, err := tcp.Write(e.appendResume(d.req[:0], k, c.dur)); err != nil {
@@ -191,6 +198,7 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 	} else {
 		req = append(append(req, "user="...), user...)
 	}
+	req = e.appendResumeParam(req, g)
 	req = append(req, " HTTP/1.1\r\nHost: "...)
 	req = append(req, t.HostHeader...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)

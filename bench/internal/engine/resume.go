@@ -203,13 +203,44 @@ func (e *Engine) appendResume(dst []byte, k int32, d *durState) []byte {
 	return appendClientFrame(nil, ws.OpText, b)
 }
 
+// appendResumeParam appends "&resume=<channel>:<seq>:<epoch>" for conn g
+// when the scenario gives positions in the upgrade request and the conn,
+// reconnecting, has one.
+func (e *Engine) appendResumeParam(req []byte, g int) []byte {
+	if !e.cfg.ResumeInURL {
+		return req
+	}
+	k := (g - e.spec.Index) / e.spec.Workers // global's inverse
+	if k < 0 || k >= len(e.conns) || e.global(int32(k)) != g {
+		return req
+	}
+	c := &e.conns[k]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.dur
+	if d == nil || !d.cut || d.epoch == 0 {
+		return req
+	}
+	req = append(req, "&resume="...)
+	req = e.channel(req, g)
+	req = append(req, ':')
+	req = strconv.AppendUint(req, d.last, 10)
+	req = append(req, ':')
+	return strconv.AppendUint(req, d.epoch, 10)
+}
+
 // durable applies the protocol's rule to m on conn c (c.mu held) and
 // reports whether m is a message frame to count as delivered.
 func (r *reader) durable(c *conn, m *message, now int64) bool {
 	d, e := c.dur, r.e
 	switch m.kind {
 	case kindResumed:
-		if !d.resuming {
+		if !d.resuming && !e.cfg.ResumeInURL {
+			return false
+		}
+		if e.cfg.ResumeInURL { // an answer means something is missing
+			d.last, d.epoch = m.pos.seq, m.pos.epoch
+			d.unrecovered = !m.recovered
 			return false
 		}
 		d.resuming, d.resumed = false, true
