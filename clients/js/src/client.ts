@@ -113,6 +113,10 @@ export class WsgateClient {
   private readonly resuming = new Map<string, Resuming>();
   private readonly continuing = new Map<string, number>(); // replayed frames still to come of a replay cut at the gateway's limit
   private hold = 0; // position reads in flight; frames wait in inbox meanwhile
+  // The implicit channels whose positions the current attempt gave in its
+  // upgrade request (?resume=), and for which user: resumed at the welcome,
+  // answered only when something is missing.
+  private urlResumed: { user: string; channels: string[] } | null = null;
   private inbox: any[] = [];
 
   private readonly onOnline = (): void => {
@@ -330,6 +334,7 @@ export class WsgateClient {
       if (gen !== this.gen || this.closed) return;
       url = withToken(url, String(token));
     }
+    url = this.withPositions(url);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(url);
@@ -345,6 +350,31 @@ export class WsgateClient {
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onSocketClose(ws, e.code, e.reason);
     ws.onerror = () => this.log("socket error");
+  }
+
+  /**
+   * withPositions adds to url the positions of the implicit channels this
+   * client holds in memory (its user is known from an earlier welcome), so
+   * that the gateway resumes them at the welcome without an op or, when
+   * nothing was missed, an answer (protocol.md, "Positions in the upgrade
+   * request").
+   */
+  private withPositions(url: string): string {
+    this.urlResumed = null;
+    const user = this.durable.user;
+    if (user === null) return url;
+    const entries: string[] = [];
+    const channels: string[] = [];
+    for (const ch of ["user." + user, "broadcast"]) {
+      const p = this.durable.get(ch);
+      if (p && p.epoch > 0) {
+        entries.push(`${ch}:${p.seq}:${p.epoch}`);
+        channels.push(ch);
+      }
+    }
+    if (entries.length === 0) return url;
+    this.urlResumed = { user, channels };
+    return withParam(url, "resume", entries.join(","));
   }
 
   /** attemptTimedOut gives up on an attempt that has not been welcomed within connectTimeout. */
@@ -526,7 +556,8 @@ export class WsgateClient {
     if (this.ws === null || this.welcomeInfo !== w) return; // a listener closed it
     this.armPing();
     for (const [name, t] of this.topics) this.sendSubscribe(name, t);
-    this.resumeChannels(["user." + w.user, "broadcast"]);
+    const viaURL = this.urlResumed?.user === w.user ? this.urlResumed.channels : [];
+    this.resumeChannels(["user." + w.user, "broadcast"].filter((ch) => !viaURL.includes(ch)));
     if (this.durable.hasAcks && this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackInterval);
   }
 
@@ -544,6 +575,19 @@ export class WsgateClient {
   }
 
   private onError(m: any): void {
+    if (m.ref === 0 && m.code === "unavailable" && this.urlResumed?.channels.includes(m.channel)) {
+      // The resume of ?resume= failed: resume by op later, dropping the
+      // channel's frames meanwhile (they would look like gaps).
+      const ch = String(m.channel);
+      const r: Resuming = { ref: 0, tries: 1 };
+      this.resuming.set(ch, r);
+      const delay = backoffDelay(0, this.min, this.max);
+      r.retry = setTimeout(() => {
+        r.retry = undefined;
+        if (this.welcomeInfo && this.resuming.get(ch) === r) this.sendResume(ch, this.durable.get(ch), r.tries);
+      }, delay);
+      return;
+    }
     const ref = typeof m.ref === "number" ? m.ref : 0;
     const req = ref ? this.requests.get(ref) : undefined;
     if (req) this.requests.delete(ref);
@@ -676,12 +720,17 @@ export class WsgateClient {
   }
 
   private onResumed(m: any): void {
-    const req = this.take(m.ref, "resume");
-    if (!req) return;
-    const ch = req.channel;
-    const r = this.resuming.get(ch);
-    if (!r || r.ref !== m.ref) return;
-    this.resuming.delete(ch);
+    let ch: string;
+    if (m.ref === 0 && this.urlResumed?.channels.includes(m.channel)) {
+      ch = m.channel; // a resume of ?resume=: something is missing
+    } else {
+      const req = this.take(m.ref, "resume");
+      if (!req) return;
+      ch = req.channel;
+      const r = this.resuming.get(ch);
+      if (!r || r.ref !== m.ref) return;
+      this.resuming.delete(ch);
+    }
     if (!isCount(m.seq) || !isCount(m.epoch)) {
       this.fail(new ProtocolError(`a resumed answer of ${ch} with a malformed position`));
       return;
@@ -897,9 +946,13 @@ function positive(v: number | undefined, dflt: number): number {
 }
 
 function withToken(url: string, token: string): string {
+  return withParam(url, "token", token);
+}
+
+function withParam(url: string, name: string, value: string): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
   const u = base ? new URL(url, base) : new URL(url);
-  u.searchParams.set("token", token);
+  u.searchParams.set(name, value);
   return u.toString();
 }
 

@@ -156,3 +156,42 @@ test("a missed frame resumes every channel that has a position, and only those",
   assert.deepEqual(got, [11, 15]);
   c.close();
 });
+
+test("after a reconnect the positions go in the upgrade request: no resume op, frames chained from them", async () => {
+  const epoch = 1764650000000;
+  const urls = [];
+  const s = scripted("u1");
+  const Base = s.WebSocket;
+  s.WebSocket = class extends Base {
+    constructor(url) {
+      super(url);
+      urls.push(String(url));
+    }
+  };
+  const storage = new MemoryStorage();
+  storage.set("wsgate:u1:user.u1", { seq: 10, epoch });
+  const c = new WsgateClient({ url: "ws://gateway.invalid/ws", WebSocket: s.WebSocket, storage, backoff: { min: 5, max: 10 } });
+  const got = [];
+  const lost = [];
+  c.on("message", (m) => got.push(m.seq));
+  c.on("lost", (l) => lost.push(l.reason));
+  c.connect();
+  const resumes = () => s.sent.filter((op) => op.op === "resume");
+  await until(() => resumes().length === 1, "the first connection resumes by op: the user is not known before its welcome");
+  assert.ok(!urls[0].includes("resume="), urls[0]);
+  s.push({ type: "resumed", channel: "user.u1", ref: resumes()[0].ref, recovered: true, seq: 10, epoch });
+  s.push({ type: "message", channel: "user.u1", seq: 11, prev: 10, epoch, data: {} });
+
+  s.socket.onclose({ code: 1006, reason: "" });
+  await until(() => urls.length === 2, "the reconnect");
+  const u = new URL(urls[1]);
+  assert.equal(u.searchParams.get("resume"), `user.u1:11:${epoch}`);
+  await until(() => c.state === "connected", "welcomed again");
+  await tick(20);
+  assert.equal(resumes().length, 1, "no resume op for a channel resumed in the upgrade");
+  s.push({ type: "message", channel: "user.u1", seq: 12, prev: 11, epoch, data: {} }); // the replay: no answer before it
+  s.push({ type: "resumed", channel: "user.u1", ref: 0, recovered: false, seq: 12, epoch, reason: "evicted" });
+  assert.deepEqual(got, [11, 12]);
+  assert.deepEqual(lost, ["evicted"]);
+  c.close();
+});
