@@ -173,6 +173,45 @@ func (h *History) Read(ctx context.Context, ch string, from uint64, limit int, f
 	return more, nil
 }
 
+// Scan calls fn, in sequence order, for each stored notification whose
+// sequence is >= from (from 0 means from the oldest), whatever its
+// channel, at most limit of them, in ONE direct-get batch request, and
+// returns how many more are stored after the last one given to fn. It is
+// the read of a range shared by many replays: the server steps through
+// the stream once, where a Read per channel would step through the same
+// range once per channel. data is valid only during the call.
+func (h *History) Scan(ctx context.Context, from uint64, limit int, fn func(ch string, seq uint64, data []byte)) (more uint64, err error) {
+	op := "history " + h.stream
+	if limit <= 0 {
+		return 0, &opError{op, fmt.Errorf("%w: Scan of %d notifications: at least 1", ErrInvalidConfig, limit)}
+	}
+	req := directRequest{Seq: max(from, 1), Batch: min(limit, maxReadBatch)}
+	var n int
+	var after uint64
+	_, err = h.directGet(ctx, h.stream, &req, req.Batch, func(m *nats.Msg, seq uint64) error {
+		pending, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
+		subject := m.Header.Get(nats.JSSubject)
+		ch, ok := strings.CutPrefix(subject, h.durable)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %s %q: a direct get batch needs nats-server 2.11 or later",
+				errBadAnswer, numPendingHeader, m.Header.Get(numPendingHeader))
+		case !ok || seq < from || seq <= after || n == req.Batch:
+			return fmt.Errorf("%w: seq %d on %s after seq %d, %d of %d", errBadAnswer, seq, subject, after, n, req.Batch)
+		}
+		fn(ch, seq, m.Data)
+		n, after, more = n+1, seq, pending
+		return nil
+	})
+	if errors.Is(err, errNothing) && n == 0 {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, &opError{op, h.cause(ctx, h.stream, err)}
+	}
+	return more, nil
+}
+
 // Marks sets out[i] to the acked watermark of users[i] on channels[i] (its
 // Seq and Epoch; Prev is 0), or to the zero Position when there is none:
 // never stored, deleted, purged, expired, or not parsable. It makes one

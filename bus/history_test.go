@@ -576,3 +576,30 @@ func FuzzMark(f *testing.F) {
 		}
 	})
 }
+
+// Scan reads a range of the stream whatever the channels: every
+// notification from a sequence on, in order, each with its channel.
+func TestHistoryScan(t *testing.T) {
+	_, h, p := newHistory(t, StreamConfig{})
+	var want []string
+	var seqs []uint64
+	for i := range 9 {
+		ch := []string{"user.1", "user.2", "topic.news"}[i%3]
+		seqs = append(seqs, publish(t, p, ch, fmt.Sprintf(`{"n":%d}`, i)))
+		want = append(want, fmt.Sprintf("%s %d {\"n\":%d}", ch, seqs[i], i))
+	}
+	var got []string
+	more, err := h.Scan(t.Context(), seqs[2], 4, func(ch string, seq uint64, data []byte) {
+		got = append(got, fmt.Sprintf("%s %d %s", ch, seq, data))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want[2:6]) || more != 3 {
+		t.Fatalf("Scan from seq %d, 4: got %q, %d more; want %q, 3 more", seqs[2], got, more, want[2:6])
+	}
+	got = got[:0]
+	if more, err = h.Scan(t.Context(), seqs[8]+1, 10, func(string, uint64, []byte) { got = append(got, "x") }); err != nil || more != 0 || len(got) != 0 {
+		t.Fatalf("Scan past the end: %d calls, %d more, %v", len(got), more, err)
+	}
+}

@@ -28,15 +28,22 @@ type replayFrame struct {
 	frame []byte
 }
 
-func (rs *resumer) queueRead(r *replay) {
+func (rs *resumer) queueRead(r ...*replay) {
+	if len(r) == 0 {
+		return
+	}
 	rs.mu.Lock()
 	if rs.closed {
 		rs.mu.Unlock()
 		return
 	}
-	rs.reads = append(rs.reads, r)
+	rs.reads = append(rs.reads, r...)
 	rs.mu.Unlock()
-	rs.readers.Signal()
+	if len(r) == 1 {
+		rs.readers.Signal()
+	} else {
+		rs.readers.Broadcast()
+	}
 }
 
 // takeRead waits for a replay to step, or returns nil once stopped.
@@ -58,6 +65,10 @@ func (rs *resumer) takeRead() *replay {
 func (rs *resumer) readLoop() {
 	defer rs.s.wg.Done()
 	for r := rs.takeRead(); r != nil; r = rs.takeRead() {
+		if group := rs.takeGroup(r); group != nil {
+			rs.stepGroup(group)
+			continue
+		}
 		rs.step(r)
 	}
 }
@@ -170,4 +181,193 @@ func (rs *resumer) step(r *replay) {
 		return
 	}
 	rs.queueRead(r)
+}
+
+// A reconnect storm makes many replays of ranges that overlap: each
+// replay's read (next_by_subj) makes JetStream step through every message
+// stored after its position, whatever the channel, so a thousand replays
+// of the last ten seconds step through the last ten seconds a thousand
+// times. When at least groupMin replays that have not been read yet wait
+// for a reader, one reader takes them all and reads their range once
+// (History.Scan, every channel), routing each notification to the replays
+// of its channel; a replay that cannot finish within the group goes on
+// alone from where the group left it.
+const (
+	groupMin       = 16
+	groupMax       = 4096
+	groupScanBatch = 1000
+	groupMaxBytes  = 32 << 20 // frames a group holds before it stops reading
+)
+
+// groupMember is what a group read gathered for one replay, before it is
+// written.
+type groupMember struct {
+	r        *replay
+	frames   []replayFrame
+	prev     uint64 // the seq of the last frame gathered (the anchor before)
+	found    bool   // the anchor was seen: nothing after it was evicted
+	seen     bool   // a notification of the channel was seen
+	cut      bool   // more than ReplayLimit: frames stop at the limit
+	complete bool   // the read went past r.target
+}
+
+// takeGroup returns r with the other replays waiting for a reader that
+// have not been read yet, when there are enough of them to read together,
+// taking them out of the queue; nil otherwise.
+func (rs *resumer) takeGroup(r *replay) []*replay {
+	if r.firstRead {
+		return nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	fresh := 0
+	for _, x := range rs.reads {
+		if !x.firstRead {
+			fresh++
+		}
+	}
+	if fresh+1 < groupMin {
+		return nil
+	}
+	group := []*replay{r}
+	rest := rs.reads[:0]
+	for _, x := range rs.reads {
+		if !x.firstRead && len(group) < groupMax {
+			group = append(group, x)
+		} else {
+			rest = append(rest, x)
+		}
+	}
+	clear(rs.reads[len(rest):])
+	rs.reads = rest
+	return group
+}
+
+// stepGroup reads the range of group once and writes each member what it
+// gathered, as step would have: the answer, then the frames, paced.
+func (rs *resumer) stepGroup(group []*replay) {
+	s := rs.s
+	members := make([]*groupMember, len(group))
+	byChannel := make(map[string][]*groupMember, len(group))
+	from, to := group[0].next, group[0].target
+	for i, r := range group {
+		m := &groupMember{r: r, prev: r.last}
+		members[i] = m
+		byChannel[r.channel] = append(byChannel[r.channel], m)
+		from, to = min(from, r.next), max(to, r.target)
+	}
+	held := 0 // bytes of frames gathered
+	next := from
+	for next <= to && held < groupMaxBytes {
+		ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+		n := 0
+		var more uint64
+		err := s.historyCall(historyScan, func() (err error) {
+			more, err = rs.h.Scan(ctx, next, groupScanBatch, func(ch string, seq uint64, data []byte) {
+				n++
+				next = seq + 1
+				for _, m := range byChannel[ch] {
+					held += m.gather(s, seq, data)
+				}
+			})
+			return err
+		})
+		cancel()
+		if err != nil {
+			for _, r := range group {
+				rs.fail(r, err)
+			}
+			return
+		}
+		if n == 0 || more == 0 {
+			next = max(next, to+1) // the stream holds nothing more
+			break
+		}
+	}
+	for _, m := range members {
+		m.complete = m.complete || next > m.r.target
+		rs.finishGroupMember(m)
+	}
+}
+
+// gather takes notification seq of the member's channel, and returns the
+// bytes it kept.
+func (m *groupMember) gather(s *Server, seq uint64, data []byte) int {
+	r := m.r
+	if seq < r.next || seq > r.target || m.cut {
+		return 0
+	}
+	if !m.seen {
+		m.seen = true
+		if r.verify && seq == r.anchor {
+			m.found = true
+			return 0 // the position itself: present
+		}
+	}
+	if len(m.frames) == s.cfg.ReplayLimit-r.sent {
+		m.cut = true
+		return 0
+	}
+	frame, body := wire.MessageFrame(r.channel, data, wire.Position{Seq: seq, Prev: m.prev, Epoch: r.curEpoch})
+	if r.c.deflate && len(frame) >= s.cfg.CompressThreshold {
+		if z := wire.Compress(ws.OpText, body); z != nil {
+			frame = z
+		}
+	}
+	m.frames = append(m.frames, replayFrame{seq, frame})
+	m.prev = seq
+	return len(frame)
+}
+
+// finishGroupMember writes what the group gathered for m.r, or, when the
+// group stopped short of its target, hands it back to be read alone.
+func (rs *resumer) finishGroupMember(m *groupMember) {
+	s, r := rs.s, m.r
+	if !m.complete && !m.cut {
+		rs.queueRead(r) // untouched: read alone, as if the group had not been
+		return
+	}
+	r.firstRead = true
+	if r.verify && !m.found && r.reason == "" {
+		r.reason = lostEvicted
+	}
+	r.verify = false
+	if m.cut {
+		r.cut = true
+		if r.reason == "" {
+			r.reason = lostLimit
+		}
+	}
+	c := r.c
+	c.wmu.Lock()
+	if r.done || c.state.Load() != stateOpen {
+		c.wmu.Unlock()
+		return
+	}
+	werr := rs.answerLocked(r)
+	written := 0
+	for _, f := range m.frames {
+		if werr != nil || written > 0 && c.wq != nil && c.wq.bytes > s.cfg.WriteQueueLimit/2 {
+			break
+		}
+		werr = c.writeLocked(f.frame, false)
+		r.last, r.next = f.seq, f.seq+1
+		written++
+	}
+	r.sent += written
+	end := werr != nil || written == len(m.frames)
+	if end && werr == nil {
+		// Past the target, what came was held live; cut, it would follow a gap.
+		werr = c.endReplay(r, m.cut)
+	} else if end {
+		c.endReplay(r, true)
+	}
+	c.wmu.Unlock()
+	s.metrics.replayed.Add(float64(written))
+	c.closeOnWriteError(werr)
+	if end {
+		s.metrics.replaySeconds.Observe(time.Since(r.start).Seconds())
+		return
+	}
+	rs.queueRead(r) // the client is behind: the rest alone, paced
 }

@@ -51,6 +51,9 @@ type History interface {
 	// from on (inclusive), oldest first, at most max, in one request, and
 	// returns how many more follow the last one given to fn.
 	Read(ctx context.Context, channel string, from uint64, max int, fn func(seq uint64, data []byte)) (more uint64, err error)
+	// Scan is Read for every channel at once: the notifications from
+	// sequence from on, whatever their channel.
+	Scan(ctx context.Context, from uint64, max int, fn func(channel string, seq uint64, data []byte)) (more uint64, err error)
 	// Epoch is the stream's epoch; 0 while it is unknown.
 	Epoch() uint64
 	// Marks sets out[i] to the acked watermark of users[i] on
@@ -100,6 +103,7 @@ type replay struct {
 
 	// Set by the lookup, then owned by whoever runs the replay's step.
 	anchor    uint64 // the position the replay continues from; frames' prev chain from it
+	target    uint64 // the channel's last sequence at the lookup; later ones are held live
 	last      uint64 // the seq of the last frame replayed (anchor before the first)
 	next      uint64 // the sequence the next read starts at
 	curEpoch  uint64 // the stream's epoch at the lookup
@@ -454,6 +458,7 @@ func (rs *resumer) lookupBatch(batch []*replay) {
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	err := rs.s.historyCall(historyLast, func() error { return rs.h.Last(ctx, channels, last) })
 	cancel()
+	var reads []*replay
 	for i, r := range batch {
 		switch {
 		case err != nil:
@@ -461,9 +466,11 @@ func (rs *resumer) lookupBatch(batch []*replay) {
 		case last[i] <= r.anchor:
 			rs.finish(r) // nothing after the position
 		default:
-			rs.queueRead(r)
+			r.target = last[i]
+			reads = append(reads, r)
 		}
 	}
+	rs.queueRead(reads...) // at once, so that a reader sees them all (takeGroup)
 }
 
 // startFromMarks sets where each resume of batch continues from: the
@@ -619,6 +626,7 @@ type historyKind uint8
 const (
 	historyLast historyKind = iota
 	historyRead
+	historyScan
 	historyMarks
 	historyPutMark
 
@@ -628,6 +636,7 @@ const (
 var historyKindLabels = [numHistoryKinds]string{
 	historyLast:    "last",
 	historyRead:    "read",
+	historyScan:    "scan",
 	historyMarks:   "marks",
 	historyPutMark: "put_mark",
 }

@@ -614,3 +614,52 @@ func TestResumeInUpgradeRefused(t *testing.T) {
 		t.Fatalf("got %v, want not_durable", m)
 	}
 }
+
+// Many replays at once are read together: one pass over the range they
+// span (scan), not one walk of it per channel, and each client still gets
+// exactly its own notifications, chained from its position; one cut at
+// the replay limit is cut inside the group too.
+func TestReplayGroup(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayLimit = 6; c.ReplayReaders = 1 })
+	const users = 3 * groupMin
+	first := make([]uint64, users)
+	missed := make([][]uint64, users)
+	for i := range users {
+		first[i] = storeFor(t, e, fmt.Sprint("g", i), 0, 1)[0]
+	}
+	for round := range 5 {
+		for i := range users {
+			missed[i] = append(missed[i], storeFor(t, e, fmt.Sprint("g", i), 1+round, 1)...)
+		}
+	}
+	heavy := storeFor(t, e, "g0", 10, 4) // g0 missed 9: cut at 6
+	missed[0] = append(missed[0], heavy...)
+	conns := make([]*client, users)
+	for i := range conns {
+		conns[i] = e.connect(fmt.Sprint("g", i))
+	}
+	m := e.srv.metrics
+	scans, reads := counterValue(m.historyRequests[historyScan]), counterValue(m.historyRequests[historyRead])
+	for i, c := range conns {
+		c.resume(fmt.Sprint("user.g", i), first[i], epoch, i)
+	}
+	for i, c := range conns {
+		ch := fmt.Sprint("user.g", i)
+		if i == 0 {
+			c.resumed(ch, i, false, first[i], epoch, "limit", 6)
+			c.durableFrames(ch, first[i], missed[i][:6])
+			continue
+		}
+		c.resumed(ch, i, true, first[i], epoch, "")
+		c.durableFrames(ch, first[i], missed[i])
+	}
+	for _, c := range conns {
+		c.silent(20 * time.Millisecond)
+	}
+	if n := counterValue(m.historyRequests[historyScan]) - scans; n < 1 {
+		t.Fatalf("no scan for %d replays at once", users)
+	}
+	if n := counterValue(m.historyRequests[historyRead]) - reads; n >= users/2 {
+		t.Fatalf("%v reads for %d replays: the group did not read them", n, users)
+	}
+}
