@@ -148,3 +148,15 @@ bench-compare: ## the standard broadcast scenario against wsgate and the gorilla
 .PHONY: bench-durable
 bench-durable: ## durable vs volatile, same run: idle RSS and connect rate (--durable on/off), live unicast and broadcast p99, resume storms of 10,000 with 10 missed and none (history requests, CPU per resume); JSON in OUT
 	bash bench/durable.sh
+
+# bench-reconnect: RECONNECT_FLAGS go to the script (--n 1000, --bucket
+# 100); RECONNECT_OUT, a directory, gets its .txt and .json.
+RECONNECT_FLAGS ?=
+RECONNECT_OUT ?=
+
+.PHONY: bench-reconnect
+bench-reconnect: ## 10,000 JavaScript clients (@wsgate/client) after a SIGKILLed, restarted gateway: when each reconnects, beside a naive fixed-1s wave (RECONNECT_FLAGS, RECONNECT_OUT)
+	@set -e; bin=$$(mktemp -d); trap 'rm -rf "$$bin"' EXIT; \
+	$(GO) build -o "$$bin/wsgate" ./cmd/wsgate; \
+	cd clients/js; [ -d node_modules/ws ] || npm ci --no-audit --no-fund; npm run build; \
+	node bench/reconnect-spread.js --bin "$$bin/wsgate" $(if $(RECONNECT_OUT),--out $(abspath $(RECONNECT_OUT))) $(RECONNECT_FLAGS)
