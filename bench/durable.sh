@@ -87,7 +87,11 @@ run_restart() {
   cat > "$BIN/gw.sh" <<EOS
 #!/bin/sh
 # start the gateway, or with "restart" kill it first; return once it is ready
-[ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
+if [ "\$1" = restart ]; then
+  old=\$(cat $BIN/gw.pid); kill -9 "\$old"
+  # its 10,000 sockets close before its port is free again
+  while kill -0 "\$old" 2>/dev/null; do sleep 0.05; done; sleep 0.1
+fi
 "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
   --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >>$BIN/gw.log 2>&1 &
 echo \$! > $BIN/gw.pid
@@ -132,7 +136,11 @@ run_restart() {
   cat > "$BIN/gw.sh" <<EOS
 #!/bin/sh
 # start the gateway, or with "restart" kill it first; return once it is ready
-[ "\$1" = restart ] && kill -9 "\$(cat $BIN/gw.pid)" && sleep 0.1
+if [ "\$1" = restart ]; then
+  old=\$(cat $BIN/gw.pid); kill -9 "\$old"
+  # its 10,000 sockets close before its port is free again
+  while kill -0 "\$old" 2>/dev/null; do sleep 0.05; done; sleep 0.1
+fi
 "$BIN/wsgate" --auth=none --listen 127.0.0.1:18080 --admin 127.0.0.1:19090 --nats-url nats://127.0.0.1:14222 \\
   --drain-delay=0 --drain-timeout=0 --log-level warn </dev/null >>$BIN/gw.log 2>&1 &
 echo \$! > $BIN/gw.pid
