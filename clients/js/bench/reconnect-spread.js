@@ -2,28 +2,37 @@
 // spread over the backoff window, or in one wave?
 //
 // It starts the real wsgate binary (development auth, embedded NATS, a
-// store directory), connects N WsgateClient instances (?user=u<i>) in this
-// process, lets the connections age past the client's 5 s "stable" mark,
-// kills the gateway with SIGKILL and restarts it at once on the same ports
-// and store directory, then times from the kill, for each client, when its
-// first retry was due (the delay it drew, from its state event), when it
-// ran, and its next welcome; a second process counts the upgrades the
-// restarted gateway accepts every 50 ms. The same N, the same kill, then
-// again with a naive client (plain ws sockets that retry after a fixed 1 s)
-// for the wave to compare with. It prints a histogram of all three, the
-// busiest 100 ms of each, how late this process ran the clients' timers
-// (10,000 clients keep one event loop busy: the gateway-side figures are
-// then the load generator's), and the gateway's wsgate_upgrades_total by
-// result before the kill and once everyone is back.
+// store directory), connects N WsgateClient instances (?user=u<i>), lets
+// the connections age past the client's 5 s "stable" mark, kills the
+// gateway with SIGKILL and restarts it at once on the same ports and store
+// directory, then times from the kill, for each client, when its first
+// retry was due (the delay it drew, from its state event), when it ran, and
+// its next welcome; a process of its own counts the upgrades the restarted
+// gateway accepts every 50 ms. The same N, the same kill, then again with a
+// naive client (plain ws sockets that retry after a fixed 1 s) for the wave
+// to compare with. It prints a histogram of all three, the busiest 100 ms
+// of each, how late the clients' processes ran their timers, and the
+// gateway's wsgate_upgrades_total by result before the kill and once
+// everyone is back.
 //
-//   node bench/reconnect-spread.js [--n 10000] [--bin ../../wsgate]
+// The clients run in --procs P Node processes (child_process.fork of this
+// script with --worker), N/P each as users u<offset+i>: one Node process
+// spends about 165 µs of CPU per ws socket it opens, and with 10,000 its
+// event loop stalls for a second at a time, so the upgrades the gateway
+// sees are then paced by the load generator, not by the backoff. The
+// default keeps at most 2,000 clients in a process; --procs 1 runs them in
+// this process, as the first measurements did. Every process records on
+// one clock (performance.timeOrigin + performance.now(), one host), and
+// this one subtracts the time of the kill and merges.
+//
+//   node bench/reconnect-spread.js [--n 10000] [--procs P] [--bin ../../wsgate]
 //        [--bucket 250] [--naive-delay 1000] [--no-naive] [--out DIR]
 //
 // make bench-reconnect (at the repository root) builds the gateway and the
 // client, then runs it. --out writes reconnect-<n>.txt and .json in DIR.
-// N clients need N sockets here and N in the gateway's process: 10,000
-// fits a limit of 20,000 open files per process.
-import { spawn } from "node:child_process";
+// N clients need N sockets in the gateway's process and N/P in each
+// client process: 10,000 fits a limit of 20,000 open files per process.
+import { fork, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, loadavg, cpus } from "node:os";
@@ -33,9 +42,15 @@ import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 import { WsgateClient } from "../dist/index.js";
 
-const opts = parseArgs(process.argv.slice(2));
-const N = opts.n;
+const SCRIPT = fileURLToPath(import.meta.url);
+const WORKER = process.argv[2] === "--worker";
+const opts = WORKER ? null : parseArgs(process.argv.slice(2));
+const N = opts?.n;
+const P = opts?.procs;
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+// clock is ms on a clock every process on this host shares, unlike
+// performance.now(), whose origin is each process's start.
+const clock = () => performance.timeOrigin + performance.now();
 
 // STABLE_AFTER in src/client.ts: a connection welcomed at least this long
 // ago resets the backoff when it ends, as a long-lived one would.
@@ -44,11 +59,15 @@ const STABLE_MS = 5000;
 // initial connect is not what is measured, and a listen backlog of 4,096
 // (net.core.somaxconn here) would turn a burst into SYN retransmits.
 const CONNECT_WINDOW = 500;
+// The default --procs puts at most this many clients in one process: at
+// 2,000 one process almost keeps up with its timers (0.1–0.35 s late).
+const PER_PROC = 2000;
 
 function parseArgs(argv) {
   const o = {
     n: Number(process.env.N) || 10000,
     bin: process.env.WSGATE_BIN || fileURLToPath(new URL("../../../wsgate", import.meta.url)),
+    procs: 0,
     bucket: 250,
     naiveDelay: 1000,
     naive: true,
@@ -63,6 +82,7 @@ function parseArgs(argv) {
     };
     switch (a) {
       case "--n": o.n = Number(val()); break;
+      case "--procs": o.procs = Number(val()); break;
       case "--bin": o.bin = resolve(val()); break;
       case "--bucket": o.bucket = Number(val()); break;
       case "--naive-delay": o.naiveDelay = Number(val()); break;
@@ -70,10 +90,12 @@ function parseArgs(argv) {
       case "--timeout": o.timeout = Number(val()); break;
       case "--out": o.out = resolve(val()); break;
       default:
-        throw new Error(`unknown argument ${a} (see the comment at the top of ${fileURLToPath(import.meta.url)})`);
+        throw new Error(`unknown argument ${a} (see the comment at the top of ${SCRIPT})`);
     }
   }
   if (!(o.n > 0) || !(o.bucket > 0) || !(o.naiveDelay >= 0)) throw new Error("--n, --bucket and --naive-delay must be positive numbers");
+  if (o.procs === 0) o.procs = Math.ceil(o.n / PER_PROC);
+  if (!Number.isInteger(o.procs) || o.procs < 1 || o.procs > o.n) throw new Error("--procs must be a whole number from 1 to --n");
   return o;
 }
 
@@ -155,16 +177,14 @@ class Gateway {
 }
 
 /**
- * wsgateFleet is N WsgateClient instances, each recording from the kill
- * (mark()) its disconnect, its first retry's delay and start, its attempts
- * and its next welcome.
+ * wsgateFleet is WsgateClient instances, each recording once armed (arm(),
+ * just before the kill) its disconnect, its first retry's delay and start,
+ * its attempts and its next welcome, on clock().
  */
 function wsgateFleet(url) {
   const recs = [];
-  let t0 = null;
-  const now = () => performance.now() - t0;
+  let armed = false;
   return {
-    name: "@wsgate/client",
     recs,
     async open(i) {
       const r = { welcomedAt: 0, down: null, delay: null, firstTry: null, tries: 0, back: null };
@@ -172,25 +192,24 @@ function wsgateFleet(url) {
       const c = new WsgateClient({ url: `${url}?user=u${i}`, WebSocket });
       r.client = c;
       c.on("state", (s, d) => {
-        if (t0 === null) return;
+        if (!armed) return;
         if (s === "disconnected" && r.down === null) {
-          r.down = now();
+          r.down = clock();
           r.delay = d.delay ?? null;
         } else if (s === "connecting" && r.back === null) {
           r.tries++;
-          if (r.firstTry === null) r.firstTry = now();
+          if (r.firstTry === null) r.firstTry = clock();
         } else if (s === "connected" && r.back === null && r.down !== null) {
-          r.back = now();
+          r.back = clock();
         }
       });
-      c.on("welcome", () => (r.welcomedAt = performance.now()));
+      c.on("welcome", () => (r.welcomedAt = clock()));
       c.connect();
       await c.ready();
     },
-    mark(t) {
-      t0 = t;
+    arm() {
+      armed = true;
     },
-    lastWelcome: () => Math.max(...recs.map((r) => r.welcomedAt)),
     close() {
       for (const r of recs) r.client.close();
     },
@@ -198,17 +217,14 @@ function wsgateFleet(url) {
 }
 
 /**
- * naiveFleet is N plain ws sockets that reconnect a fixed delay after any
+ * naiveFleet is plain ws sockets that reconnect a fixed delay after any
  * close or failed connect: no jitter, no backoff, the wave to compare with.
  */
 function naiveFleet(url, delay) {
   const recs = [];
-  let t0 = null;
+  let armed = false;
   let closing = false;
-  const now = () => performance.now() - t0;
   return {
-    name: `naive (fixed ${delay} ms)`,
-    naive: true,
     recs,
     open(i) {
       const r = { welcomedAt: 0, down: null, delay, firstTry: null, tries: 0, back: null };
@@ -216,32 +232,31 @@ function naiveFleet(url, delay) {
       return new Promise((first) => {
         const dial = () => {
           if (closing) return;
-          if (t0 !== null && r.back === null) {
+          if (armed && r.back === null) {
             r.tries++;
-            if (r.firstTry === null) r.firstTry = now();
+            if (r.firstTry === null) r.firstTry = clock();
           }
           const ws = new WebSocket(`${url}?user=u${i}`);
           r.ws = ws;
           ws.on("message", (data) => {
             if (!String(data).includes('"welcome"')) return;
-            r.welcomedAt = performance.now();
-            if (t0 !== null && r.back === null && r.down !== null) r.back = now();
+            r.welcomedAt = clock();
+            if (armed && r.back === null && r.down !== null) r.back = clock();
             first();
           });
           ws.on("error", () => {});
           ws.on("close", () => {
             if (closing) return;
-            if (t0 !== null && r.down === null) r.down = now();
+            if (armed && r.down === null) r.down = clock();
             setTimeout(dial, delay);
           });
         };
         dial();
       });
     },
-    mark(t) {
-      t0 = t;
+    arm() {
+      armed = true;
     },
-    lastWelcome: () => Math.max(...recs.map((r) => r.welcomedAt)),
     close() {
       closing = true;
       for (const r of recs) r.ws?.terminate();
@@ -249,77 +264,204 @@ function naiveFleet(url, delay) {
   };
 }
 
-/** runPhase connects a fleet (made for the gateway's URL), kills and restarts the gateway, and waits for everyone's welcome. */
-async function runPhase(makeFleet) {
+/**
+ * localGroup is the clients u<offset>…u<offset+count-1> of one fleet kind
+ * ("wsgate" or "naive") in this process, and this process's event loop
+ * watched from arm() to collect(). A worker process runs one.
+ */
+function localGroup({ kind, url, offset, count, naiveDelay, window }) {
+  const fleet = kind === "naive" ? naiveFleet(url, naiveDelay) : wsgateFleet(url);
+  let loop = null;
+  let ticker = null;
+  // stalls: the times this process's event loop was away over 100 ms,
+  // when every timer and socket event here waits ([clock, length]).
+  const stalls = [];
+  return {
+    /** open connects every client, at most window at once, and resolves with the clock() of the last welcome. */
+    async open() {
+      let next = 0;
+      const worker = async () => {
+        while (next < count) await fleet.open(offset + next++);
+      };
+      await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+      return Math.max(...fleet.recs.map((r) => r.welcomedAt));
+    },
+    arm() {
+      loop = monitorEventLoopDelay({ resolution: 10 });
+      loop.enable();
+      let tick = clock();
+      ticker = setInterval(() => {
+        const t = clock();
+        if (t - tick > 100) stalls.push([tick, t - tick]);
+        tick = t;
+      }, 10);
+      fleet.arm();
+    },
+    isBack: () => fleet.recs.every((r) => r.back !== null),
+    /** collect stops watching and returns the records and stalls in ms from t0, the clock() of the kill. */
+    collect(t0) {
+      loop.disable();
+      clearInterval(ticker);
+      const rel = (v) => (v === null ? null : v - t0);
+      return {
+        recs: fleet.recs.map((r) => ({ down: rel(r.down), delay: r.delay, firstTry: rel(r.firstTry), tries: r.tries, back: rel(r.back) })),
+        stalls: stalls.filter(([at, len]) => at + len > t0).map(([at, len]) => [at - t0, len]),
+        loopMaxMs: loop.max / 1e6,
+      };
+    },
+    close() {
+      fleet.close();
+    },
+  };
+}
+
+/**
+ * remoteGroup is a localGroup in a forked worker process (this script with
+ * --worker), with the same methods; isBack() turns true when the worker
+ * says all its clients are back.
+ */
+function remoteGroup(spec) {
+  const proc = fork(SCRIPT, ["--worker"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const pending = new Map();
+  let seq = 0;
+  let back = false;
+  let gone = null;
+  proc.on("message", (m) => {
+    if (m.event === "back") back = true;
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.error) p.reject(new Error(`worker u${spec.offset}…: ${m.error}`));
+    else p.resolve(m.result);
+  });
+  proc.on("exit", (code, signal) => {
+    gone = { code, signal };
+    for (const p of pending.values()) p.reject(new Error(`worker u${spec.offset}… exited (${code ?? signal})`));
+    pending.clear();
+  });
+  const call = (op, arg) =>
+    new Promise((res, rej) => {
+      if (gone) return rej(new Error(`worker u${spec.offset}… exited (${gone.code ?? gone.signal})`));
+      const id = ++seq;
+      pending.set(id, { resolve: res, reject: rej });
+      proc.send({ id, op, arg });
+    });
+  return {
+    open: () => call("open", spec),
+    arm: () => call("arm"),
+    isBack: () => back,
+    collect: (t0) => call("collect", t0),
+    async close() {
+      if (!gone) await call("close").catch(() => {});
+    },
+    kill() {
+      if (!gone) proc.kill("SIGKILL");
+    },
+  };
+}
+
+/** worker serves one localGroup to the process that forked it, until "close". */
+function worker() {
+  let g = null;
+  let watch = null;
+  process.on("message", async ({ id, op, arg }) => {
+    try {
+      let result = true;
+      if (op === "open") {
+        g = localGroup(arg);
+        result = await g.open();
+      } else if (op === "arm") {
+        g.arm();
+        watch = setInterval(() => {
+          if (!g.isBack()) return;
+          clearInterval(watch);
+          process.send({ event: "back" });
+        }, 50);
+      } else if (op === "collect") {
+        clearInterval(watch);
+        result = g.collect(arg);
+      } else if (op === "close") {
+        g?.close();
+        process.send({ id, result }, () => process.exit(0));
+        return;
+      }
+      process.send({ id, result });
+    } catch (e) {
+      process.send({ id, error: String(e?.stack ?? e) });
+    }
+  });
+  // The parent gone (killed, or its IPC channel closed) ends this worker.
+  process.on("disconnect", () => process.exit(0));
+}
+
+/**
+ * runPhase connects N clients of a fleet kind over P groups (in this
+ * process when P is 1), kills and restarts the gateway, and waits for
+ * everyone's welcome.
+ */
+async function runPhase(kind) {
   const store = mkdtempSync(join(tmpdir(), "wsgate-spread-"));
   const ports = { ws: await freePort(), admin: await freePort(), nats: await freePort() };
   const gw = new Gateway(opts.bin, store, ports);
-  const fleet = makeFleet(gw.url);
+  const groups = [];
+  for (let k = 0, offset = 0; k < P; k++) {
+    const count = Math.floor(N / P) + (k < N % P ? 1 : 0);
+    const spec = { kind, url: gw.url, offset, count, naiveDelay: opts.naiveDelay, window: Math.ceil(CONNECT_WINDOW / P) };
+    groups.push(P === 1 ? localGroup(spec) : remoteGroup(spec));
+    offset += count;
+  }
   let sampler = null;
   try {
     await gw.start();
     const c0 = performance.now();
-    let next = 0;
-    const worker = async () => {
-      while (next < N) await fleet.open(next++);
-    };
-    await Promise.all(Array.from({ length: Math.min(CONNECT_WINDOW, N) }, worker));
+    const lastWelcome = Math.max(...(await Promise.all(groups.map((g) => g.open()))));
     const connectMs = performance.now() - c0;
     const before = await gw.upgrades();
     // Every connection older than STABLE_MS: the kill then finds clients
     // that were connected for a while, whose backoff starts at 0–1 s.
-    const wait = fleet.lastWelcome() + STABLE_MS + 500 - performance.now();
+    const wait = lastWelcome + STABLE_MS + 500 - clock();
     if (wait > 0) await sleep(wait);
 
-    const loop = monitorEventLoopDelay({ resolution: 10 });
-    loop.enable();
+    await Promise.all(groups.map((g) => g.arm()));
     sampler = startSampler(gw.metricsURL);
     await sleep(300); // its first polls see the gateway before the kill
     const wallT0 = Date.now();
-    const t0 = performance.now();
-    // stalls: the times this process's event loop was away over 100 ms,
-    // when every timer and socket event here waits (from the kill, length).
-    const stalls = [];
-    let tick = t0;
-    const ticker = setInterval(() => {
-      const t = performance.now();
-      if (t - tick > 100) stalls.push([Math.round(tick - t0), Math.round(t - tick)]);
-      tick = t;
-    }, 10);
-    fleet.mark(t0);
+    const t0 = clock();
     gw.proc.kill("SIGKILL");
     await gw.exited;
-    const exitedMs = performance.now() - t0;
+    const exitedMs = clock() - t0;
     const listeningMs = exitedMs + (await gw.start());
-    const deadline = performance.now() + opts.timeout;
-    while (fleet.recs.some((r) => r.back === null) && performance.now() < deadline) await sleep(50);
-    loop.disable();
-    clearInterval(ticker);
+    const deadline = clock() + opts.timeout;
+    while (!groups.every((g) => g.isBack()) && clock() < deadline) await sleep(50);
+    const parts = await Promise.all(groups.map((g) => g.collect(t0)));
     await sleep(200);
     const after = await gw.upgrades();
-    fleet.close();
+    await Promise.all(groups.map((g) => g.close()));
     return {
-      name: fleet.name,
-      naive: fleet.naive === true,
+      name: kind === "naive" ? `naive (fixed ${opts.naiveDelay} ms)` : "@wsgate/client",
+      naive: kind === "naive",
+      procs: P,
       connectMs,
       exitedMs,
       listeningMs,
       before,
       after,
-      stalls,
+      // stalls: [from the kill, length, process] of every process's event loop.
+      stalls: parts.flatMap((p, k) => p.stalls.map(([at, len]) => [Math.round(at), Math.round(len), k])).sort((a, b) => a[0] - b[0]),
       gatewaySide: gatewaySide(await sampler.stop(), wallT0, exitedMs),
-      loopMaxMs: loop.max / 1e6,
-      ...summarize(fleet.recs),
+      loopMaxMs: Math.max(...parts.map((p) => p.loopMaxMs)),
+      ...summarize(parts.flatMap((p) => p.recs)),
     };
   } finally {
     await sampler?.stop();
+    for (const g of groups) g.kill?.();
     await gw.kill();
     rmSync(store, { recursive: true, force: true });
   }
 }
 
-// SAMPLER runs in a process of its own, so that its clock is not this
-// process's event loop, which 10,000 clients keep busy: it reads the
+// SAMPLER runs in a process of its own, so that its clock is not the event
+// loop of a process its clients keep busy: it reads the
 // gateway's wsgate_upgrades_total{result="ok"} every 50 ms and prints
 // "<wall ms> <count>", -1 while the gateway is away.
 const SAMPLER = `
@@ -405,12 +547,12 @@ function summarize(recs) {
   const down = recs.filter((r) => r.down !== null).map((r) => r.down).sort((a, b) => a - b);
   const delays = recs.filter((r) => r.delay !== null).map((r) => r.delay).sort((a, b) => a - b);
   const tries = recs.filter((r) => r.back !== null).map((r) => r.tries);
-  // How late each first attempt ran after its timer was due: this
+  // How late each first attempt ran after its timer was due: its
   // process's event loop, not the client, when it is more than a few ms.
   const lag = recs.filter((r) => r.firstTry !== null && r.down !== null && r.delay !== null).map((r) => r.firstTry - r.down - r.delay).sort((a, b) => a - b);
   // When each first retry was due (disconnect seen + the delay the client
-  // chose): what a fleet of separate browsers would send, which this one
-  // process cannot when its event loop falls behind.
+  // chose): what a fleet of separate browsers would send, which the
+  // clients' processes cannot when their event loops fall behind.
   const due = recs.filter((r) => r.down !== null && r.delay !== null).map((r) => r.down + r.delay).sort((a, b) => a - b);
   const byTries = {};
   for (const t of tries) byTries[t] = (byTries[t] ?? 0) + 1;
@@ -466,6 +608,7 @@ function report(res, env) {
   const p = (s = "") => L.push(s);
   p(`reconnect spread of ${N} clients after a SIGKILLed gateway, restarted at once on the same ports and store`);
   p(`${env.date}, node ${process.version}, ${cpus().length} cores, load before ${env.load}`);
+  p(P === 1 ? `the clients in one Node process (--procs 1), the one that kills and restarts the gateway` : `the clients in ${P} Node processes of ${Math.ceil(N / P)} at most (--procs ${P}), forked by the one that kills and restarts the gateway`);
   for (const r of res) {
     p();
     p(`== ${r.name}`);
@@ -481,8 +624,9 @@ function report(res, env) {
     p(`welcome           min ${ms(r.welcomeMs.min)}  p50 ${ms(r.welcomeMs.p50)}  p90 ${ms(r.welcomeMs.p90)}  p99 ${ms(r.welcomeMs.p99)}  max ${ms(r.welcomeMs.max)}  from the kill`);
     p(`peak welcomes     ${r.peak100ms.count} in 100 ms (from ${ms(r.peak100ms.atMs)}), ${r.peak1s.count} in 1 s (from ${ms(r.peak1s.atMs)})`);
     p(`attempts to welcome ${Object.entries(r.attemptsToWelcome).map(([k, v]) => `${k}: ${v}`).join(", ")}`);
-    p(`first attempt's lag behind its timer p50 ${ms(r.timerLagMs.p50)}  p99 ${ms(r.timerLagMs.p99)}  max ${ms(r.timerLagMs.max)}  (this process busy, not the client)`);
-    p(`node event loop: max delay ${r.loopMaxMs.toFixed(0)} ms; stalls over 100 ms (from, length) ${r.stalls.map(([a, b]) => `${ms(a)}+${ms(b)}`).join(" ") || "none"}`);
+    p(`first attempt's lag behind its timer p50 ${ms(r.timerLagMs.p50)}  p99 ${ms(r.timerLagMs.p99)}  max ${ms(r.timerLagMs.max)}  (${P === 1 ? "this process" : "the clients' processes"} busy, not the client)`);
+    const stalls = r.stalls.map(([a, b, k]) => `${P === 1 ? "" : `p${k}:`}${ms(a)}+${ms(b)}`).join(" ") || "none";
+    p(`node event loop: max delay ${r.loopMaxMs.toFixed(0)} ms${P === 1 ? "" : ` (the most of ${P})`}; stalls over 100 ms (${P === 1 ? "" : "process:"}from+length) ${stalls}`);
     const g = r.gatewaySide;
     p(`gateway side      ${g.total} upgrades ok after the restart; peak ${g.peak100ms} in 100 ms (at ${ms(g.peakAtMs)}), from /metrics every 50 ms in another process (${g.polls} polls)`);
     p(`wsgate_upgrades_total before the kill  ${fmtUpgrades(r.before)}`);
@@ -514,8 +658,8 @@ function ms(v) {
 
 async function main() {
   const env = { date: new Date().toISOString(), load: loadavg().map((x) => x.toFixed(2)).join(" ") };
-  const res = [await runPhase((url) => wsgateFleet(url))];
-  if (opts.naive) res.push(await runPhase((url) => naiveFleet(url, opts.naiveDelay)));
+  const res = [await runPhase("wsgate")];
+  if (opts.naive) res.push(await runPhase("naive"));
   const text = report(res, env);
   console.log(text);
   if (opts.out) {
@@ -527,6 +671,7 @@ async function main() {
       node: process.version,
       loadBefore: env.load,
       n: N,
+      procs: P,
       bucketMs: opts.bucket,
       naiveDelayMs: opts.naiveDelay,
       runs: res.map(({ _back, _due, ...r }) => r),
@@ -536,7 +681,11 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (WORKER) {
+  worker();
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
