@@ -97,7 +97,6 @@ func (rs *resumer) step(r *replay) {
 	frames := make([]replayFrame, 0, want)
 	var over uint64 // read beyond room: the anchor was not found
 	verify, prev := r.verify, r.last
-	deflate := c.deflate
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	var more uint64
 	err := s.historyCall(historyRead, func() (err error) {
@@ -113,13 +112,7 @@ func (rs *resumer) step(r *replay) {
 				over++
 				return
 			}
-			frame, body := wire.MessageFrame(r.channel, data, wire.Position{Seq: seq, Prev: prev, Epoch: r.curEpoch})
-			if deflate && len(frame) >= s.cfg.CompressThreshold {
-				if z := wire.Compress(ws.OpText, body); z != nil {
-					frame = z
-				}
-			}
-			frames = append(frames, replayFrame{seq, frame})
+			frames = append(frames, replayFrame{seq, r.frame(seq, prev, data)})
 			prev = seq
 		})
 		return err
@@ -151,25 +144,54 @@ func (rs *resumer) step(r *replay) {
 		c.wmu.Unlock()
 		return
 	}
-	werr := rs.answerLocked(r)
-	written := 0
-	for _, f := range frames {
-		if werr != nil || written > 0 && c.wq != nil && c.wq.bytes > s.cfg.WriteQueueLimit/2 {
-			break
-		}
-		werr = c.writeLocked(f.frame, false)
-		r.last, r.next = f.seq, f.seq+1
-		written++
-	}
-	r.sent += written
+	written, werr := rs.writeLocked(r, frames)
 	if len(frames) == 0 && more == 0 && r.next <= r.anchor {
 		r.next = r.anchor + 1
 	}
 	end := werr != nil || written == len(frames) && more == 0 || r.sent >= s.cfg.ReplayLimit
+	// Cut by the limit, the live frames held would follow a gap: the
+	// client resumes from r.last for the rest, and gets them then.
+	rs.afterWrite(r, written, werr, end, r.sent >= s.cfg.ReplayLimit && (more > 0 || written < len(frames)))
+}
+
+// frame builds the replayed frame of notification seq for r's connection,
+// compressed when it negotiated permessage-deflate and the frame is big
+// enough.
+func (r *replay) frame(seq, prev uint64, data []byte) []byte {
+	s := r.c.srv
+	frame, body := wire.MessageFrame(r.channel, data, wire.Position{Seq: seq, Prev: prev, Epoch: r.curEpoch})
+	if r.c.deflate && len(frame) >= s.cfg.CompressThreshold {
+		if z := wire.Compress(ws.OpText, body); z != nil {
+			frame = z
+		}
+	}
+	return frame
+}
+
+// writeLocked writes r's answer, once, and then frames until the client's
+// write queue is over half its limit, and returns how many frames it
+// wrote. r.c.wmu must be held.
+func (rs *resumer) writeLocked(r *replay, frames []replayFrame) (written int, err error) {
+	c := r.c
+	err = rs.answerLocked(r)
+	for _, f := range frames {
+		if err != nil || written > 0 && c.wq != nil && c.wq.bytes > rs.s.cfg.WriteQueueLimit/2 {
+			break
+		}
+		err = c.writeLocked(f.frame, false)
+		r.last, r.next = f.seq, f.seq+1
+		written++
+	}
+	r.sent += written
+	return written, err
+}
+
+// afterWrite ends r (dropping the live frames held when drop says they
+// would follow a gap) or queues its next step, and unlocks r.c.wmu.
+func (rs *resumer) afterWrite(r *replay, written int, werr error, end, drop bool) {
+	s, c := rs.s, r.c
 	if end && werr == nil {
-		// Cut by the limit, the live frames held would follow a gap: the
-		// client resumes from r.last for the rest, and gets them then.
-		werr = c.endReplay(r, r.sent >= s.cfg.ReplayLimit && (more > 0 || written < len(frames)))
+		werr = c.endReplay(r, drop)
 	} else if end {
 		c.endReplay(r, true)
 	}
@@ -308,12 +330,7 @@ func (m *groupMember) gather(s *Server, seq uint64, data []byte) int {
 		m.cut = true
 		return 0
 	}
-	frame, body := wire.MessageFrame(r.channel, data, wire.Position{Seq: seq, Prev: m.prev, Epoch: r.curEpoch})
-	if r.c.deflate && len(frame) >= s.cfg.CompressThreshold {
-		if z := wire.Compress(ws.OpText, body); z != nil {
-			frame = z
-		}
-	}
+	frame := r.frame(seq, m.prev, data)
 	m.frames = append(m.frames, replayFrame{seq, frame})
 	m.prev = seq
 	return len(frame)
@@ -322,7 +339,7 @@ func (m *groupMember) gather(s *Server, seq uint64, data []byte) int {
 // finishGroupMember writes what the group gathered for m.r, or, when the
 // group stopped short of its target, hands it back to be read alone.
 func (rs *resumer) finishGroupMember(m *groupMember) {
-	s, r := rs.s, m.r
+	r := m.r
 	if !m.complete && !m.cut {
 		rs.queueRead(r) // untouched: read alone, as if the group had not been
 		return
@@ -344,30 +361,8 @@ func (rs *resumer) finishGroupMember(m *groupMember) {
 		c.wmu.Unlock()
 		return
 	}
-	werr := rs.answerLocked(r)
-	written := 0
-	for _, f := range m.frames {
-		if werr != nil || written > 0 && c.wq != nil && c.wq.bytes > s.cfg.WriteQueueLimit/2 {
-			break
-		}
-		werr = c.writeLocked(f.frame, false)
-		r.last, r.next = f.seq, f.seq+1
-		written++
-	}
-	r.sent += written
-	end := werr != nil || written == len(m.frames)
-	if end && werr == nil {
-		// Past the target, what came was held live; cut, it would follow a gap.
-		werr = c.endReplay(r, m.cut)
-	} else if end {
-		c.endReplay(r, true)
-	}
-	c.wmu.Unlock()
-	s.metrics.replayed.Add(float64(written))
-	c.closeOnWriteError(werr)
-	if end {
-		s.metrics.replaySeconds.Observe(time.Since(r.start).Seconds())
-		return
-	}
-	rs.queueRead(r) // the client is behind: the rest alone, paced
+	written, werr := rs.writeLocked(r, m.frames)
+	// Past the target, what came was held live; cut, it would follow a
+	// gap. Not all written, the client is behind: the rest alone, paced.
+	rs.afterWrite(r, written, werr, werr != nil || written == len(m.frames), m.cut)
 }
