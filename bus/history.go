@@ -139,38 +139,17 @@ func (h *History) Last(ctx context.Context, channels []string, last []uint64) er
 // error fn may have been called for some notifications already. A ctx
 // without a deadline waits at most 5 seconds.
 func (h *History) Read(ctx context.Context, ch string, from uint64, limit int, fn func(seq uint64, data []byte)) (more uint64, err error) {
-	op := "history " + h.stream
 	if !channel.Valid(ch) {
-		return 0, &opError{op, fmt.Errorf("%w: %q", ErrInvalidName, ch)}
-	}
-	if limit <= 0 {
-		return 0, &opError{op, fmt.Errorf("%w: Read of %d notifications: at least 1", ErrInvalidConfig, limit)}
+		return 0, &opError{"history " + h.stream, fmt.Errorf("%w: %q", ErrInvalidName, ch)}
 	}
 	subject := h.durable + ch
-	req := directRequest{Seq: max(from, 1), NextFor: subject, Batch: min(limit, maxReadBatch)}
-	var n int
-	var after uint64 // the last sequence given to fn
-	_, err = h.directGet(ctx, h.stream, &req, req.Batch, func(m *nats.Msg, seq uint64) error {
-		pending, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
-		switch {
-		case err != nil:
-			return fmt.Errorf("%w: %s %q: a direct get batch needs nats-server 2.11 or later",
-				errBadAnswer, numPendingHeader, m.Header.Get(numPendingHeader))
-		case m.Header.Get(nats.JSSubject) != subject || seq < from || seq <= after || n == req.Batch:
-			return fmt.Errorf("%w: seq %d on %s after seq %d, %d of %d",
-				errBadAnswer, seq, m.Header.Get(nats.JSSubject), after, n, req.Batch)
+	return h.batch(ctx, "Read", from, limit, subject, func(subj string, seq uint64, data []byte) bool {
+		if subj != subject {
+			return false
 		}
-		fn(seq, m.Data)
-		n, after, more = n+1, seq, pending
-		return nil
+		fn(seq, data)
+		return true
 	})
-	if errors.Is(err, errNothing) && n == 0 {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, &opError{op, h.cause(ctx, h.stream, err)}
-	}
-	return more, nil
 }
 
 // Scan calls fn, in sequence order, for each stored notification whose
@@ -181,25 +160,40 @@ func (h *History) Read(ctx context.Context, ch string, from uint64, limit int, f
 // the stream once, where a Read per channel would step through the same
 // range once per channel. data is valid only during the call.
 func (h *History) Scan(ctx context.Context, from uint64, limit int, fn func(ch string, seq uint64, data []byte)) (more uint64, err error) {
+	return h.batch(ctx, "Scan", from, limit, "", func(subj string, seq uint64, data []byte) bool {
+		ch, ok := strings.CutPrefix(subj, h.durable)
+		if ok {
+			fn(ch, seq, data)
+		}
+		return ok
+	})
+}
+
+// batch makes the direct-get batch of Read (on subject) and Scan (subject
+// ""): at most limit notifications from sequence from on, each handed to
+// take with its subject, which reports whether the subject is one the
+// request could answer. It returns how many more follow the last one.
+func (h *History) batch(ctx context.Context, what string, from uint64, limit int, subject string, take func(subj string, seq uint64, data []byte) bool) (more uint64, err error) {
 	op := "history " + h.stream
 	if limit <= 0 {
-		return 0, &opError{op, fmt.Errorf("%w: Scan of %d notifications: at least 1", ErrInvalidConfig, limit)}
+		return 0, &opError{op, fmt.Errorf("%w: %s of %d notifications: at least 1", ErrInvalidConfig, what, limit)}
 	}
-	req := directRequest{Seq: max(from, 1), Batch: min(limit, maxReadBatch)}
+	req := directRequest{Seq: max(from, 1), NextFor: subject, Batch: min(limit, maxReadBatch)}
 	var n int
-	var after uint64
+	var after uint64 // the last sequence given to take
 	_, err = h.directGet(ctx, h.stream, &req, req.Batch, func(m *nats.Msg, seq uint64) error {
 		pending, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
-		subject := m.Header.Get(nats.JSSubject)
-		ch, ok := strings.CutPrefix(subject, h.durable)
+		subj := m.Header.Get(nats.JSSubject)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: %s %q: a direct get batch needs nats-server 2.11 or later",
 				errBadAnswer, numPendingHeader, m.Header.Get(numPendingHeader))
-		case !ok || seq < from || seq <= after || n == req.Batch:
-			return fmt.Errorf("%w: seq %d on %s after seq %d, %d of %d", errBadAnswer, seq, subject, after, n, req.Batch)
+		case seq < from || seq <= after || n == req.Batch:
+			return fmt.Errorf("%w: seq %d on %s after seq %d, %d of %d", errBadAnswer, seq, subj, after, n, req.Batch)
 		}
-		fn(ch, seq, m.Data)
+		if !take(subj, seq, m.Data) {
+			return fmt.Errorf("%w: seq %d on %s, not a subject asked for", errBadAnswer, seq, subj)
+		}
 		n, after, more = n+1, seq, pending
 		return nil
 	})
