@@ -663,3 +663,54 @@ func TestReplayGroup(t *testing.T) {
 		t.Fatalf("%v reads for %d replays: the group did not read them", n, users)
 	}
 }
+
+// Replays read in a group meet live traffic like one read alone: 32
+// clients resume together while more is published to each of them, and
+// every one gets every sequence of its channel once, in order, chained.
+func TestReplayGroupMergesLive(t *testing.T) {
+	e, epoch := newDurableEnv(t, func(c *Config) { c.ReplayReaders = 1 })
+	const users = 2 * groupMin
+	first := make([]uint64, users)
+	for i := range users {
+		first[i] = storeFor(t, e, fmt.Sprint("m", i), 0, 1)[0]
+	}
+	want := make([][]uint64, users)
+	for round := range 20 {
+		for i := range users {
+			want[i] = append(want[i], storeFor(t, e, fmt.Sprint("m", i), 1+round, 1)...)
+		}
+	}
+	conns := make([]*client, users)
+	for i := range conns {
+		conns[i] = e.connect(fmt.Sprint("m", i))
+	}
+	var wg sync.WaitGroup
+	live := make([][]uint64, users)
+	wg.Add(1)
+	go func() { // published while the group reads
+		defer wg.Done()
+		for round := range 10 {
+			for i := range users {
+				live[i] = append(live[i], storeFor(t, e, fmt.Sprint("m", i), 100+round, 1)...)
+			}
+		}
+	}()
+	for i, c := range conns {
+		c.resume(fmt.Sprint("user.m", i), first[i], epoch, i)
+	}
+	wg.Wait()
+	for i, c := range conns {
+		ch := fmt.Sprint("user.m", i)
+		var m map[string]any
+		for m = c.next(); m["type"] != "resumed"; m = c.next() { // live before the resume began
+		}
+		if m["recovered"] != true || m["seq"] != float64(first[i]) {
+			t.Fatalf("%s: answer %v", ch, m)
+		}
+		c.durableFrames(ch, first[i], append(append([]uint64{}, want[i]...), live[i]...))
+		c.silent(10 * time.Millisecond)
+	}
+	if counterValue(e.srv.metrics.historyRequests[historyScan]) < 1 {
+		t.Fatal("no group read")
+	}
+}
