@@ -55,7 +55,7 @@ test: lint ## vet, staticcheck, gofmt, cross-build, every test with the race det
 # killed with SIGKILL, an external NATS restarted, a node of a three-node
 # cluster lost, slow consumers, replays merged with live traffic.
 FAULT_COUNT ?= 3
-FAULT_TESTS = TestDurableSurvives|TestDurableClusterNodeLoss|TestSlowDurableConsumerResumes|TestReplayIsPaced|TestResumeMergesLive|TestResumeFlood
+FAULT_TESTS = TestDurableSurvives|TestDurableClusterNodeLoss|TestSlowDurableConsumerResumes|TestReplayIsPaced|TestResumeMergesLive|TestReplayGroupMergesLive|TestResumeFlood
 
 .PHONY: fault
 fault: ## the durable fault tests FAULT_COUNT (3) more times, with the race detector: SIGKILL, NATS restart, a cluster node lost, slow consumers
