@@ -31,6 +31,18 @@ func newDurableEnv(t testing.TB, mod func(*Config), wrap ...func(bus.Handler) bu
 	return e, uint64(info.Created.UnixMilli())
 }
 
+// deleteStream deletes the stream of durable notifications behind e.
+func deleteStream(t testing.TB, e *env) {
+	t.Helper()
+	js, err := jetstream.New(e.bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // expectDurable publishes payload durably to user id and checks that c
 // receives it, once, in a frame that carries its sequence, prev and epoch.
 func expectDurable(t *testing.T, e *env, c *client, id string, payload string, prev, epoch uint64) uint64 {
@@ -88,13 +100,7 @@ func TestDurableEpochRecreated(t *testing.T) {
 	c := e.connect("42")
 	expectDurable(t, e, c, "42", `"before"`, 0, epoch)
 
-	js, err := jetstream.New(e.bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
-		t.Fatal(err)
-	}
+	deleteStream(t, e)
 	info, err := bus.ApplyStream(t.Context(), e.bus.Conn(), bus.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -146,13 +152,7 @@ func TestDurableEpochFollowsAdvisories(t *testing.T) {
 	e, epoch := newDurableEnv(t, nil)
 	c := e.connect("42")
 	expectDurable(t, e, c, "42", `"before"`, 0, epoch)
-	js, err := jetstream.New(e.bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
-		t.Fatal(err)
-	}
+	deleteStream(t, e)
 	wstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if got := e.bus.Epoch(); got != 0 {
 			return fmt.Errorf("bus epoch %d after the stream was deleted, want 0", got)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/internal/wstest"
@@ -375,13 +374,7 @@ func TestResumeHistoryUnavailable(t *testing.T) {
 	c.resumed("user.42", 1, true, 0, epoch, "")
 	expectStatus(t, admin.URL, "/readyz", 200, "ready\ndurable: ok")
 
-	js, err := jetstream.New(e.bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteStream(t.Context(), bus.DefaultStreamName); err != nil {
-		t.Fatal(err)
-	}
+	deleteStream(t, e)
 	c.resume("user.42", 0, 0, 2)
 	if m := c.next(); m["type"] != "error" || m["code"] != codeUnavailable || m["ref"] != 2.0 {
 		t.Fatalf("got %v, want unavailable", m)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -109,13 +108,9 @@ func TestDurableSurvivesNATSRestart(t *testing.T) {
 					break
 				}
 			}
-			for i := range users {
-				seq, err := publishUntilStored(ctx, p, fmt.Sprintf("n%d", i), fmt.Sprintf("n%d-%d", i, r))
-				if err != nil {
-					published <- err
-					return
-				}
-				stored[i] = append(stored[i], seq)
+			if err := publishRound(ctx, p, "n", r, stored); err != nil {
+				published <- err
+				return
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -152,24 +147,16 @@ func TestDurableSurvivesNATSRestart(t *testing.T) {
 	}
 
 	want := append(stored, []uint64{outage, last})
-	wstest.CheckFor(t, 30*time.Second, pollEvery, func() error {
-		for i, pos := range positions {
-			ch := fmt.Sprintf("user.n%d", i)
-			if i == users {
-				ch = "user.outage"
-			}
-			if got := pos.Applied(ch); !slices.Equal(got, want[i]) {
-				return fmt.Errorf("%s applied %d of %d notifications; last %v, want %v", ch, len(got), len(want[i]), tail(got), tail(want[i]))
-			}
-		}
-		return nil
-	})
+	channels := make([]string, len(positions))
+	for i := range channels {
+		channels[i] = fmt.Sprintf("user.n%d", i)
+	}
+	channels[users] = "user.outage"
+	expectApplied(t, positions, channels, want)
 	cancel()
 	clients.Wait()
-	for i, pos := range positions {
-		if n := pos.Unrecovered(); n != 0 {
-			t.Errorf("client %d: %d resumes answered recovered:false", i, n)
-		}
+	expectRecovered(t, positions)
+	for i := range positions {
 		if len(want[i]) < 2 {
 			t.Errorf("client %d: %d notifications stored, want some on each side of the restart", i, len(want[i]))
 		}

@@ -151,13 +151,9 @@ func TestDurableSurvivesKill(t *testing.T) {
 			if r == rounds/3 {
 				close(killed)
 			}
-			for i := range users {
-				seq, err := publishUntilStored(ctx, p, fmt.Sprintf("k%d", i), fmt.Sprintf("k%d-%d", i, r))
-				if err != nil {
-					published <- err
-					return
-				}
-				stored[i] = append(stored[i], seq)
+			if err := publishRound(ctx, p, "k", r, stored); err != nil {
+				published <- err
+				return
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -175,19 +171,50 @@ func TestDurableSurvivesKill(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
+	channels := make([]string, users)
+	for i := range channels {
+		channels[i] = fmt.Sprintf("user.k%d", i)
+	}
+	expectApplied(t, positions, channels, stored)
+	cancel()
+	clients.Wait()
+	expectRecovered(t, positions)
+}
+
+// publishRound stores round r of durable notifications, one to each user
+// <prefix><i> of stored, and appends each acked sequence to stored[i].
+func publishRound(ctx context.Context, p *bus.Publisher, prefix string, r int, stored [][]uint64) error {
+	for i := range stored {
+		seq, err := publishUntilStored(ctx, p, fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("%s%d-%d", prefix, i, r))
+		if err != nil {
+			return err
+		}
+		stored[i] = append(stored[i], seq)
+	}
+	return nil
+}
+
+// expectApplied waits until client i has applied exactly want[i] on
+// channels[i]: every acked notification, once, in order.
+func expectApplied(t *testing.T, positions []*wstest.Positions, channels []string, want [][]uint64) {
+	t.Helper()
 	wstest.CheckFor(t, 30*time.Second, pollEvery, func() error {
 		for i, pos := range positions {
-			if got := pos.Applied(fmt.Sprintf("user.k%d", i)); !slices.Equal(got, stored[i]) {
-				return fmt.Errorf("user k%d applied %d of %d notifications; last %v", i, len(got), len(stored[i]), tail(got))
+			if got := pos.Applied(channels[i]); !slices.Equal(got, want[i]) {
+				return fmt.Errorf("%s applied %d of %d notifications; last %v, want %v", channels[i], len(got), len(want[i]), tail(got), tail(want[i]))
 			}
 		}
 		return nil
 	})
-	cancel()
-	clients.Wait()
+}
+
+// expectRecovered checks that no client's resume was answered
+// recovered:false.
+func expectRecovered(t *testing.T, positions []*wstest.Positions) {
+	t.Helper()
 	for i, pos := range positions {
 		if n := pos.Unrecovered(); n != 0 {
-			t.Errorf("user k%d: %d resumes answered recovered:false", i, n)
+			t.Errorf("client %d: %d resumes answered recovered:false", i, n)
 		}
 	}
 }
