@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,8 +21,11 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/control"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/channel"
 	"github.com/wsgate/wsgate/internal/fdlimit"
+	"github.com/wsgate/wsgate/internal/httpapi"
 )
 
 type serveFlags struct {
@@ -56,6 +61,13 @@ type serveFlags struct {
 	replayLimit, replayBatch        int
 	replayReaders                   int
 	ackInterval                     time.Duration
+	gatewayID                       string
+	upstreamRate                    float64
+	upstreamBurst                   int
+	upstreamTimeout                 time.Duration
+	maxUpstreamRequests             int
+	revocationBucket                string
+	apiKeys, apiKeysFile            string
 }
 
 // The listen addresses. The admin listener serves /metrics and, with
@@ -74,6 +86,7 @@ var serveZeroRefused = append([]string{
 	"write-timeout", "handshake-timeout", "close-timeout", "max-message-size",
 	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
 	"saturation-timeout", "stall-timeout", "replay-limit", "replay-batch", "replay-readers", "ack-interval",
+	"upstream-burst", "upstream-timeout", "max-upstream-requests",
 }, streamZeroRefused...)
 
 func serve(args []string) error {
@@ -128,6 +141,14 @@ func serve(args []string) error {
 	fs.IntVar(&f.compressThreshold, "compress-threshold", gateway.DefaultCompressThreshold, "smallest message in bytes sent compressed to clients that negotiated permessage-deflate; 0 compresses every message")
 	fs.BoolVar(&f.conformanceEcho, "conformance-echo", false, "testing only: echo every data message back and send no welcome, for WebSocket conformance clients (Autobahn); needs --auth=none")
 	fs.BoolVar(&f.reusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes can share --listen")
+	fs.StringVar(&f.gatewayID, "gateway-id", "", "this gateway's id: it names the gateway in control-plane answers (wsgate presence, wsgate stats) and starts its connection ids (<id>-<n>); empty means 6 random hex digits at each start")
+	fs.Float64Var(&f.upstreamRate, "upstream-rate", gateway.DefaultUpstreamRate, "publish and request ops per second one connection may send to services on average (error rate_limited beyond its burst; counted within --max-client-rate too); 0 means no limit of its own")
+	fs.IntVar(&f.upstreamBurst, "upstream-burst", gateway.DefaultUpstreamBurst, "publish and request ops a connection may send at once above --upstream-rate")
+	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", gateway.DefaultUpstreamTimeout, "longest a request op waits for the service's reply (a client may ask for less)")
+	fs.IntVar(&f.maxUpstreamRequests, "max-upstream-requests", gateway.DefaultMaxUpstreamRequests, "request ops one connection may have waiting for their reply (error too_many_requests beyond); at most 1024")
+	fs.StringVar(&f.revocationBucket, "revocation-bucket", control.DefaultDenylistBucket, "JetStream KV bucket of the denylist (revoked users and tokens), watched by every gateway; created at start with --durable and --durable-manage-stream")
+	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated keys of the HTTP API (/api/v1/ on the admin listener), each at least 16 characters (prefer WSGATE_API_KEYS over the command line); without keys the API is off, except with --auth=none")
+	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file of HTTP API keys, one a line (# comments), added to --api-keys")
 	fs.IntVar(&f.gcPercent, "gogc", 25, "Go GC target percentage (as GOGC; the GOGC variable, when set, wins): idle connections dominate memory and allocate little, so a tight GC costs little CPU; 0 turns the GC off")
 	fs.Usage = func() {
 		printUsage(fs.Output())
@@ -138,6 +159,12 @@ func serve(args []string) error {
 	}
 	if err := f.stream.checkStorage(); err != nil {
 		return err
+	}
+	if f.gatewayID != "" && (len(f.gatewayID) > 32 || !channel.ValidToken(f.gatewayID)) {
+		return usagef("--gateway-id %q: an id is one token of [A-Za-z0-9_-], at most 32 bytes", f.gatewayID)
+	}
+	if !channel.ValidToken(f.revocationBucket) {
+		return usagef("--revocation-bucket %q: a bucket name is one token of [A-Za-z0-9_-]", f.revocationBucket)
 	}
 	if f.auth == "none" && !given(fs, "listen") {
 		f.listen = devListen
@@ -219,6 +246,19 @@ func run(f serveFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	apiKeys, err := httpapi.LoadKeys(f.apiKeys, f.apiKeysFile)
+	if errors.Is(err, httpapi.ErrInvalidKey) || errors.Is(err, httpapi.ErrNoKeys) {
+		return usageError{fmt.Errorf("--api-keys, --api-keys-file: %w", err)} // names where, never the key
+	}
+	if err != nil {
+		return err
+	}
+	id := f.gatewayID
+	if id == "" {
+		// The Upstream stamps the id on what clients send up, so it must
+		// be the gateway's own: chosen here and given to both.
+		id = randomID()
+	}
 	b, err := bus.New(bus.Config{
 		URL:            f.natsURL,
 		EmbeddedListen: f.embeddedNATS,
@@ -240,44 +280,62 @@ func run(f serveFlags, log *zap.Logger) error {
 		}
 		history = h
 	}
+	deny, err := openDenylist(b, f, log)
+	if err != nil {
+		return err
+	}
+	defer deny.Close()
+	up, err := control.NewUpstream(b.Conn(), f.prefix, id)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
 
 	s, err := gateway.New(gateway.Config{
-		Path:               f.path,
-		Auth:               auth,
-		AllowedOrigins:     splitList(f.allowedOrigins),
-		Bus:                b,
-		Logger:             log.Named("gateway"),
-		PingInterval:       orNegative(f.pingInterval),
-		IdleTimeout:        orNegative(f.idleTimeout),
-		WriteTimeout:       f.writeTimeout,
-		WriteQueueLimit:    f.writeQueueLimit,
-		MaxMessageSize:     f.maxMessageSize,
-		HandshakeTimeout:   f.handshakeTimeout,
-		CloseTimeout:       f.closeTimeout,
-		MaxSubscriptions:   f.maxSubscriptions,
-		PoolSize:           f.poolSize,
-		MaxConns:           maxConns,
-		ReadyConnsRatio:    f.readyConnsRatio,
-		MaxConnsPerIP:      f.maxConnsPerIP,
-		AcceptRate:         f.acceptRate,
-		AcceptBurst:        f.acceptBurst,
-		MessageRate:        orNegative(f.messageRate),
-		MessageBurst:       f.messageBurst,
-		MaxUserConns:       f.maxUserConns,
-		UserConnsPolicy:    policy,
-		DrainDelay:         orNegative(f.drainDelay),
-		DrainTimeout:       orNegative(f.drainTimeout),
-		SaturationTimeout:  f.saturationTimeout,
-		StallTimeout:       f.stallTimeout,
-		EnablePprof:        f.pprof,
-		ConformanceEcho:    f.conformanceEcho,
-		DisableCompression: !f.compression,
-		CompressThreshold:  orNegative(f.compressThreshold),
-		History:            history,
-		ReplayLimit:        f.replayLimit,
-		ReplayBatch:        f.replayBatch,
-		ReplayReaders:      f.replayReaders,
-		AckInterval:        f.ackInterval,
+		Path:                f.path,
+		Auth:                auth,
+		AllowedOrigins:      splitList(f.allowedOrigins),
+		Bus:                 b,
+		Logger:              log.Named("gateway"),
+		PingInterval:        orNegative(f.pingInterval),
+		IdleTimeout:         orNegative(f.idleTimeout),
+		WriteTimeout:        f.writeTimeout,
+		WriteQueueLimit:     f.writeQueueLimit,
+		MaxMessageSize:      f.maxMessageSize,
+		HandshakeTimeout:    f.handshakeTimeout,
+		CloseTimeout:        f.closeTimeout,
+		MaxSubscriptions:    f.maxSubscriptions,
+		PoolSize:            f.poolSize,
+		MaxConns:            maxConns,
+		ReadyConnsRatio:     f.readyConnsRatio,
+		MaxConnsPerIP:       f.maxConnsPerIP,
+		AcceptRate:          f.acceptRate,
+		AcceptBurst:         f.acceptBurst,
+		MessageRate:         orNegative(f.messageRate),
+		MessageBurst:        f.messageBurst,
+		MaxUserConns:        f.maxUserConns,
+		UserConnsPolicy:     policy,
+		DrainDelay:          orNegative(f.drainDelay),
+		DrainTimeout:        orNegative(f.drainTimeout),
+		SaturationTimeout:   f.saturationTimeout,
+		StallTimeout:        f.stallTimeout,
+		EnablePprof:         f.pprof,
+		ConformanceEcho:     f.conformanceEcho,
+		DisableCompression:  !f.compression,
+		CompressThreshold:   orNegative(f.compressThreshold),
+		History:             history,
+		ReplayLimit:         f.replayLimit,
+		ReplayBatch:         f.replayBatch,
+		ReplayReaders:       f.replayReaders,
+		AckInterval:         f.ackInterval,
+		ID:                  id,
+		Version:             buildVersion(),
+		Revocations:         deny,
+		Upstream:            up,
+		UpstreamRate:        orNegative(f.upstreamRate),
+		UpstreamBurst:       f.upstreamBurst,
+		UpstreamTimeout:     f.upstreamTimeout,
+		MaxUpstreamRequests: f.maxUpstreamRequests,
 	})
 	if err != nil {
 		return err
@@ -287,6 +345,12 @@ func run(f serveFlags, log *zap.Logger) error {
 		s.Close()
 		return err
 	}
+	responder, err := control.Serve(b.Conn(), s, control.ServeConfig{Prefix: f.prefix, Denylist: deny, Logger: log.Named("control")})
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer responder.Close() // before the bus closes: deferred after it
 
 	ln, err := listen(f.listen, f.reusePort)
 	if err != nil {
@@ -303,17 +367,25 @@ func run(f serveFlags, log *zap.Logger) error {
 			return fmt.Errorf("admin: %w", err)
 		}
 		adminAddr = aln.Addr()
-		handler := s.AdminHandler()
+		handler, err := withAPI(s.AdminHandler(), f, apiKeys, b, log)
+		if err != nil {
+			aln.Close()
+			ln.Close()
+			s.Close()
+			return err
+		}
 		if f.auth == "none" && !f.conformanceEcho {
 			handler = withDemo(handler, demoConfig{WS: "ws://" + dialable(ln.Addr()) + f.path, Publish: publishCommand(f, b.ClientURL())})
 		}
 		admin = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 		go admin.Serve(aln)
 		log.Info("admin listening", zap.Stringer("addr", adminAddr))
+	} else if len(apiKeys) > 0 {
+		log.Warn("API keys given but no admin listener (--admin is empty): the HTTP API is off")
 	}
 	log.Info("gateway listening",
 		zap.Stringer("addr", ln.Addr()), zap.String("path", f.path), zap.String("auth", f.auth),
-		zap.String("nats", b.ClientURL()), zap.String("subject_prefix", f.prefix))
+		zap.String("nats", b.ClientURL()), zap.String("subject_prefix", f.prefix), zap.String("gateway_id", id))
 	if f.auth == "none" && !f.conformanceEcho {
 		log.Info(tryLine(f, ln.Addr(), adminAddr, b.ClientURL()))
 	}
@@ -373,6 +445,27 @@ func jetStreamDir(f serveFlags, log *zap.Logger) string {
 	}
 	log.Info("jetstream store", zap.String("dir", dir))
 	return dir
+}
+
+// openDenylist opens the denylist checked at upgrade, creating its bucket
+// when the gateway manages the stream. With --durable=false, or without
+// JetStream, it still works: it holds the revocations that disconnect
+// requests carry, and keeps trying to follow the bucket, which another
+// gateway's JetStream may hold.
+func openDenylist(b *bus.Bus, f serveFlags, log *zap.Logger) (*control.Denylist, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), streamApplyTimeout)
+	defer cancel()
+	deny, err := control.OpenDenylist(ctx, b.Conn(), control.DenylistConfig{
+		Bucket:   f.revocationBucket,
+		Manage:   f.durable && f.manageStream,
+		Replicas: f.stream.replicas,
+		Memory:   f.stream.storage == "memory",
+		Logger:   log.Named("denylist"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--revocation-bucket: %w", err)
+	}
+	return deny, nil
 }
 
 // streamApplyTimeout bounds the wait for JetStream when the gateway applies
@@ -494,4 +587,52 @@ func connLimit(max int, log *zap.Logger) (int, error) {
 		return 0, fmt.Errorf("--max-conns %d is negative", max)
 	}
 	return max, nil
+}
+
+// randomID returns 6 random hex digits: a gateway id when --gateway-id is
+// empty, unlikely to repeat in a fleet of hundreds.
+func randomID() string {
+	var b [3]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// withAPI serves the HTTP API at /api/ beside admin's endpoints. It is on
+// with keys, or without them in development mode (--auth=none), where
+// anyone who can reach the admin listener may call it; otherwise every
+// call is answered 403 api_disabled, which says how to turn it on, and one
+// line at start says so too. The keys are never logged.
+func withAPI(admin http.Handler, f serveFlags, keys []string, b *bus.Bus, log *zap.Logger) (http.Handler, error) {
+	insecure := f.auth == "none"
+	apiLog := log.Named("api")
+	switch {
+	case insecure:
+		log.Warn("INSECURE: the HTTP API on the admin listener takes calls without a key (--auth=none)", zap.String("path", "/api/v1/"))
+	case len(keys) == 0:
+		log.Info("http api off: set WSGATE_API_KEYS or --api-keys-file to serve /api/v1/ on the admin listener")
+		apiLog = zap.NewNop() // every call is a 403 that says why
+	default:
+		log.Info("http api on", zap.String("path", "/api/v1/"), zap.Int("keys", len(keys)))
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Keys:      keys,
+		Insecure:  insecure,
+		Publisher: bus.NewPublisher(b.Conn(), f.prefix),
+		Control:   control.NewClient(b.Conn(), f.prefix),
+		Logger:    apiLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api)
+	mux.Handle("/", admin)
+	return mux, nil
+}
+
+// buildVersion is this binary's version line without its "wsgate ", as
+// wsgate stats shows it: "v1.2.0 (revision 4b967eb1c2a0, …) go1.26.8".
+func buildVersion() string {
+	info, _ := debug.ReadBuildInfo()
+	return strings.TrimPrefix(version(info), "wsgate ")
 }
