@@ -4,6 +4,9 @@
 //	wsgate publish [flags] PAYLOAD      publish a notification through NATS
 //	wsgate stream (apply | info) [flags]  create, update or show the stream of durable notifications
 //	wsgate token [flags]                sign an HS256 token for testing JWT mode
+//	wsgate presence|disconnect|subscribe|unsubscribe|stats [flags]
+//	                                    ask or tell every gateway, through NATS
+//	wsgate upstream [flags]             print what clients send up; answer requests
 //	wsgate version                      print the version and VCS revision
 //
 // Every flag has an environment equivalent: --nats-url is WSGATE_NATS_URL.
@@ -25,11 +28,17 @@ import (
 // commands are the subcommands; anything else that does not start with "-"
 // is a mistake, not the gateway's first argument.
 var commands = map[string]func(args []string) error{
-	"publish": publish,
-	"stream":  stream,
-	"token":   signToken,
-	"version": printVersion,
-	"help":    func([]string) error { printUsage(os.Stdout); return nil },
+	"publish":     publish,
+	"stream":      stream,
+	"token":       signToken,
+	"version":     printVersion,
+	"presence":    presence,
+	"disconnect":  disconnect,
+	"subscribe":   subscribe,
+	"unsubscribe": unsubscribe,
+	"stats":       stats,
+	"upstream":    upstream,
+	"help":        func([]string) error { printUsage(os.Stdout); return nil },
 }
 
 func main() {
@@ -75,6 +84,15 @@ func printUsage(w io.Writer) {
   wsgate token [flags]              sign an HS256 token for trying JWT mode
   wsgate version                    print the version and VCS revision (also --version)
   wsgate help                       print this list
+
+control plane, through NATS to every gateway (COMMAND --help lists a command's flags):
+  wsgate presence [--user ID | --topic T]    a user's sockets, a topic's subscribers, or each gateway's totals
+  wsgate disconnect (--user ID | --conn ID) --reason logout|revoked|reconnect
+                                             close sockets; revoked also refuses the user's tokens
+  wsgate subscribe --user ID --topic T       add topic T to every socket of the user
+  wsgate unsubscribe --user ID --topic T     remove it
+  wsgate stats                               each gateway's connections, users, topics, uptime, version
+  wsgate upstream [--channel P] [--echo]     print what clients send up; answer their requests
 
 `)
 }
