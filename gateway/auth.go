@@ -34,16 +34,35 @@ type Identity struct {
 	// Expires is when the credentials stop being valid; the connection is
 	// closed with 1008 then. Zero means never.
 	Expires time.Time
+	// Upstream lists the channel patterns the user may send to services
+	// on (the publish and request ops), with the rules of Channels, over
+	// any channel name ("chat.>", "rpc.profile"). Nil means none.
+	Upstream []string
+	// TokenID (the jti claim) and IssuedAt (iat) identify the token for
+	// the revocation check; empty and zero when the token has none.
+	TokenID  string
+	IssuedAt time.Time
 }
 
 // mayJoin reports whether the identity's patterns allow channel name.
-func (id *Identity) mayJoin(name string) bool {
-	for _, p := range id.Channels {
+func (id *Identity) mayJoin(name string) bool { return matchAny(id.Channels, name) }
+
+// matchAny reports whether one of patterns matches channel name.
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
 		if channel.Match(p, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// Revocations is the denylist checked at upgrade. Revoked must be safe for
+// concurrent use and must not block: it runs on every upgrade.
+type Revocations interface {
+	// Revoked reports whether the token of user with id tokenID (""
+	// without one) issued at issued (zero when unknown) is refused.
+	Revoked(user, tokenID string, issued time.Time) bool
 }
 
 // Authenticator turns upgrade credentials into an Identity. Implementations
@@ -53,10 +72,14 @@ type Authenticator interface {
 }
 
 // InsecureAuth is the development authenticator: it trusts ?user= and lets
-// the user subscribe to every topic. Never use it in production.
+// the user subscribe to every topic and send upstream on every channel.
+// Never use it in production.
 type InsecureAuth struct{}
 
-var allTopics = []string{channel.TopicKind + ".>"}
+var (
+	allTopics   = []string{channel.TopicKind + ".>"}
+	allChannels = []string{">"}
+)
 
 // Authenticate returns the identity named by ?user=, which must be a single
 // channel token ([A-Za-z0-9_-]) of at most channel.MaxUserLen (123) bytes,
@@ -65,7 +88,7 @@ func (InsecureAuth) Authenticate(c Credentials) (Identity, error) {
 	if !channel.ValidUser(string(c.User)) {
 		return Identity{}, fmt.Errorf("%w: ?user= must be a token of [A-Za-z0-9_-], at most %d bytes", ErrUnauthorized, channel.MaxUserLen)
 	}
-	return Identity{User: string(c.User), Channels: allTopics}, nil
+	return Identity{User: string(c.User), Channels: allTopics, Upstream: allChannels}, nil
 }
 
 // JWTConfig configures NewJWTAuth. Exactly one of Secret and PublicKeyPEM is
@@ -85,7 +108,9 @@ type JWTConfig struct {
 }
 
 // JWTAuth verifies JSON Web Tokens: sub is the user id, exp is required,
-// the optional channels claim lists topic patterns. Only the algorithm that
+// the optional channels claim lists topic patterns, the optional upstream
+// claim the channel patterns the user may send to services on, and jti and
+// iat, when present, are what a revocation names. Only the algorithm that
 // matches the configured key is accepted (no "none", no algorithm
 // confusion).
 type JWTAuth struct {
@@ -97,6 +122,7 @@ type JWTAuth struct {
 type jwtClaims struct {
 	jwt.RegisteredClaims
 	Channels []string `json:"channels,omitempty"`
+	Upstream []string `json:"upstream,omitempty"`
 }
 
 // NewJWTAuth returns a JWT authenticator for the key in cfg.
@@ -176,5 +202,9 @@ func (a *JWTAuth) Authenticate(c Credentials) (Identity, error) {
 	}
 	// The leeway that admitted the token also delays its expiry close.
 	expires := claims.ExpiresAt.Time.Add(a.leeway)
-	return Identity{User: claims.Subject, Channels: claims.Channels, Expires: expires}, nil
+	id := Identity{User: claims.Subject, Channels: claims.Channels, Upstream: claims.Upstream, Expires: expires, TokenID: claims.ID}
+	if claims.IssuedAt != nil {
+		id.IssuedAt = claims.IssuedAt.Time
+	}
+	return id, nil
 }

@@ -67,6 +67,15 @@ const (
 	ReasonReplaced
 	// ReasonBadData: a compressed message did not inflate. Close code 1007.
 	ReasonBadData
+	// ReasonDisconnected: a service disconnected the socket (reason
+	// "reconnect"). Close code 4004: reconnect after the usual backoff.
+	ReasonDisconnected
+	// ReasonLogout: a service disconnected the user, who logged out.
+	// Close code 4005: do not reconnect.
+	ReasonLogout
+	// ReasonRevoked: a service revoked the user's credentials. Close code
+	// 4006: reconnect only with a new token.
+	ReasonRevoked
 
 	numReasons = iota + 1
 )
@@ -89,6 +98,17 @@ const (
 	// took this one's place (policy CloseOldest). A client should not
 	// reconnect on it, or two tabs would take turns forever.
 	StatusReplaced ws.StatusCode = 4003
+	// StatusDisconnected is wsgate's 4004: a service closed the socket and
+	// wants the client back, after the usual backoff (rebalancing, a
+	// changed session).
+	StatusDisconnected ws.StatusCode = 4004
+	// StatusLogout is wsgate's 4005: a service closed every socket of the
+	// user, who logged out. A client must not reconnect.
+	StatusLogout ws.StatusCode = 4005
+	// StatusRevoked is wsgate's 4006: a service revoked the user's
+	// credentials. The token the client holds is refused from now on; it
+	// may reconnect only with a new one.
+	StatusRevoked ws.StatusCode = 4006
 )
 
 // closeReasons holds, for each reason, its metric label and what the
@@ -116,6 +136,9 @@ var closeReasons = [numReasons]struct {
 	ReasonRateLimited:     {"rate_limited", ws.StatusPolicyViolation, "rate limit exceeded"},
 	ReasonReplaced:        {"replaced", StatusReplaced, "replaced by a newer connection"},
 	ReasonBadData:         {"bad_data", ws.StatusInvalidFramePayloadData, "invalid compressed data"},
+	ReasonDisconnected:    {"disconnected", StatusDisconnected, "disconnected by the server"},
+	ReasonLogout:          {"logout", StatusLogout, "logged out"},
+	ReasonRevoked:         {"revoked", StatusRevoked, "credentials revoked"},
 }
 
 // String returns the reason's metric label, e.g. "slow_consumer".
@@ -245,6 +268,7 @@ func (c *Conn) shut(r CloseReason, frame []byte, mode closeMode) bool {
 	c.wmu.Unlock()
 
 	c.srv.detach(c, topics, r)
+	c.srv.upstreams.forget(c)
 	if mode != closeHandshake {
 		c.free()
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/channel"
 )
 
 // The defaults New applies to zero Config fields; each field's comment
@@ -38,6 +40,10 @@ const (
 	DefaultReplayBatch            = 100
 	DefaultReplayReaders          = 4
 	DefaultAckInterval            = 2 * time.Second
+	DefaultUpstreamRate           = 10 // messages per second
+	DefaultUpstreamBurst          = 20
+	DefaultUpstreamTimeout        = 5 * time.Second
+	DefaultMaxUpstreamRequests    = 16
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -77,6 +83,45 @@ type Config struct {
 
 	// Logger receives the gateway's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
+
+	// ID names this gateway in the control plane's answers and starts
+	// every connection id it gives ("<ID>-<n>"), so that a connection id
+	// says which gateway holds it. It is a token of [A-Za-z0-9_-] of at
+	// most 32 bytes. Empty means 6 random hex digits.
+	ID string
+
+	// Version is reported by Stats. Empty leaves it out.
+	Version string
+
+	// Revocations is the denylist checked at upgrade, after the token is
+	// verified: a revoked token is refused with 401. Nil checks nothing.
+	Revocations Revocations
+
+	// Upstream carries what clients send up (the publish and request ops)
+	// to services. Nil turns the ops off: they are answered
+	// upstream_disabled.
+	Upstream Upstream
+
+	// UpstreamRate is how many publish and request ops per second a
+	// connection may send on average, with UpstreamBurst above that; one
+	// more is refused with rate_limited and the connection stays open. It
+	// counts within MessageRate, which closes a connection that goes
+	// beyond it. Zero means DefaultUpstreamRate (10); negative disables
+	// it. At most 1000.
+	UpstreamRate float64
+
+	// UpstreamBurst is how many upstream ops a connection may send at once
+	// beyond UpstreamRate. Zero means DefaultUpstreamBurst (20).
+	UpstreamBurst int
+
+	// UpstreamTimeout is the longest a request op waits for its reply; a
+	// client may ask for less. Zero means DefaultUpstreamTimeout (5s).
+	UpstreamTimeout time.Duration
+
+	// MaxUpstreamRequests is how many request ops one connection may have
+	// waiting for their reply; one more is refused with too_many_requests.
+	// Zero means DefaultMaxUpstreamRequests (16). At most 1024.
+	MaxUpstreamRequests int
 
 	// PingInterval is how long a connection may stay silent before the
 	// server sends it an RFC 6455 ping. Zero means DefaultPingInterval
@@ -321,6 +366,10 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.ReplayBatch, DefaultReplayBatch)
 	setDefault(&c.ReplayReaders, DefaultReplayReaders)
 	setDefault(&c.AckInterval, DefaultAckInterval)
+	setDefault(&c.UpstreamRate, DefaultUpstreamRate)
+	setDefault(&c.UpstreamBurst, DefaultUpstreamBurst)
+	setDefault(&c.UpstreamTimeout, DefaultUpstreamTimeout)
+	setDefault(&c.MaxUpstreamRequests, DefaultMaxUpstreamRequests)
 	setDefault(&c.DrainDelay, DefaultDrainDelay)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&c.SaturationTimeout, DefaultSaturationTimeout)
@@ -335,7 +384,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.WriteTimeout < 0 || c.HandshakeTimeout < 0 || c.CloseTimeout < 0 || c.UpgradeScheduleTimeout < 0 ||
-		c.SaturationTimeout < 0 || c.StallTimeout < 0 || c.AckInterval < 0 {
+		c.SaturationTimeout < 0 || c.StallTimeout < 0 || c.AckInterval < 0 || c.UpstreamTimeout < 0 {
 		return c, fmt.Errorf("gateway: negative timeout")
 	}
 	if c.WriteQueueLimit < 0 || c.MaxMessageSize < 0 || c.MaxHandshakeSize < 0 || c.PoolSize < 0 || c.FanoutChunk < 0 {
@@ -348,7 +397,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("gateway: MaxHandshakeSize %d is below 512 bytes", c.MaxHandshakeSize)
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxUserConns < 0 || c.MaxSubscriptions < 0 ||
-		c.AcceptRate < 0 || c.AcceptBurst < 0 || c.MessageBurst < 0 {
+		c.AcceptRate < 0 || c.AcceptBurst < 0 || c.MessageBurst < 0 || c.UpstreamBurst < 0 || c.MaxUpstreamRequests < 0 {
 		return c, fmt.Errorf("gateway: negative limit")
 	}
 	if c.ReadyConnsRatio <= 0 || c.ReadyConnsRatio > 1 {
@@ -361,6 +410,18 @@ func (c Config) withDefaults() (Config, error) {
 	// must stay under 2^31 ms (24 days).
 	if c.MessageRate > 0 && float64(c.MessageBurst+1)*math.Round(1000/c.MessageRate) >= math.MaxInt32 {
 		return c, fmt.Errorf("gateway: MessageRate %v per second with MessageBurst %d spans more than 24 days", c.MessageRate, c.MessageBurst)
+	}
+	if c.UpstreamRate > 1000 {
+		return c, fmt.Errorf("gateway: UpstreamRate %v is above 1000 per second", c.UpstreamRate)
+	}
+	if c.UpstreamRate > 0 && float64(c.UpstreamBurst+1)*math.Round(1000/c.UpstreamRate) >= math.MaxInt32 {
+		return c, fmt.Errorf("gateway: UpstreamRate %v per second with UpstreamBurst %d spans more than 24 days", c.UpstreamRate, c.UpstreamBurst)
+	}
+	if c.MaxUpstreamRequests > maxUpstreamRequests {
+		return c, fmt.Errorf("gateway: MaxUpstreamRequests %d is above %d", c.MaxUpstreamRequests, maxUpstreamRequests)
+	}
+	if c.ID != "" && (len(c.ID) > 32 || !channel.ValidUser(c.ID)) {
+		return c, fmt.Errorf("gateway: ID %q is not a token of [A-Za-z0-9_-] of at most 32 bytes", c.ID)
 	}
 	if c.UserConnsPolicy > CloseOldest {
 		return c, fmt.Errorf("gateway: unknown UserConnsPolicy %d", c.UserConnsPolicy)

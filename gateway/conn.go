@@ -45,8 +45,9 @@ type Conn struct {
 	desc   *netpoll.Desc   // set under wmu right after accept
 	id     uint64
 	user   string // set under wmu at the welcome
-	// channels are the patterns of the topics the user may join; read-only.
-	channels []string
+	// grants are the patterns the token allows (grants.go); set at the
+	// welcome, read-only after.
+	grants *grants
 	// expires is the unix second when the credentials expire; 0 means never.
 	expires uint32
 
@@ -79,6 +80,10 @@ type Conn struct {
 	// replaying: a channel of this connection replays (resume.go); its
 	// replays are in Server.replays. It costs no byte: it fills padding.
 	replaying bool
+	// upstreaming: the connection has sent upstream ops, and its rate and
+	// requests are in Server.upstreams (upstream.go); guarded by that
+	// set's lock. It fills padding too.
+	upstreaming bool
 	// ipKey is the key of the peer address counted under MaxConnsPerIP, or 0.
 	ipKey uint64
 

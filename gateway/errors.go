@@ -17,4 +17,5 @@ var (
 	errHandshakeTooLarge = errors.New("gateway: handshake request too large")
 	errHandshakeTimeout  = errors.New("gateway: handshake timed out")
 	errUserLimit         = errors.New("gateway: too many connections for the user")
+	errRevoked           = errors.New("gateway: the token is revoked")
 )

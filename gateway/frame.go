@@ -51,6 +51,35 @@ func replyFrame(typ, ch string, ref int64) []byte {
 	})
 }
 
+// serverReplyFrame builds {"type":<typ>,"channel":<ch>,"server":true}: a
+// change the server made to a connection's channels unasked. ch must be a
+// valid channel name.
+func serverReplyFrame(typ, ch string) []byte {
+	return textFrame(48+len(typ)+len(ch), func(b []byte) []byte {
+		b = append(b, `{"type":"`...)
+		b = append(b, typ...)
+		b = append(b, `","channel":"`...)
+		b = append(b, ch...)
+		return append(b, `","server":true}`...)
+	})
+}
+
+// dataFrame builds {"type":<typ>,"channel":<ch>,"ref":<ref>,"data":<data>}.
+// ch must be a valid channel name and data valid JSON.
+func dataFrame(typ, ch string, ref int64, data []byte) []byte {
+	return textFrame(72+len(typ)+len(ch)+len(data), func(b []byte) []byte {
+		b = append(b, `{"type":"`...)
+		b = append(b, typ...)
+		b = append(b, `","channel":"`...)
+		b = append(b, ch...)
+		b = append(b, `","ref":`...)
+		b = strconv.AppendInt(b, ref, 10)
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+		return append(b, '}')
+	})
+}
+
 // errorFrame builds {"type":"error","ref":<ref>,"code":<code>,"message":<msg>}.
 func errorFrame(ref int64, code, msg string) []byte {
 	return textFrame(64+len(code)+2*len(msg), func(b []byte) []byte {

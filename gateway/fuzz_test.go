@@ -19,6 +19,7 @@ import (
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wsgate/wsgate/internal/channel"
 	"github.com/wsgate/wsgate/internal/wire"
@@ -185,7 +186,8 @@ func writeSplit(conn net.Conn, p, splits []byte) {
 // model of the protocol: the reply's type, error code, ref and channel, the
 // subscriptions the connection holds, and the close codes for messages that
 // are too big or not UTF-8. The connection's token allows topic.a,
-// topic.b.* and topic.c.>; MaxSubscriptions is 3.
+// topic.b.* and topic.c.>, and upstream rpc.* (where a service echoes
+// requests) and none.> (where none listens); MaxSubscriptions is 3.
 func FuzzClientOp(f *testing.F) {
 	for _, seed := range [][]byte{
 		[]byte(`{"op":"subscribe","channel":"topic.a","ref":1}`),
@@ -205,25 +207,38 @@ func FuzzClientOp(f *testing.F) {
 		[]byte(`{"op":"ack","channel":"user.fuzz","seq":1,"epoch":1}`),
 		[]byte(`{"op":"ack","channel":"user.fuzz","seq":-1}`),
 		[]byte(`{"op":"ack","channel":"broadcast","seq":0,"epoch":5}`),
+		[]byte(`{"op":"request","channel":"rpc.echo","data":{"user":"forged"},"ref":7}`),
+		[]byte(`{"op":"request","channel":"none.x","data":[1],"ref":8,"timeout":5000}`),
+		[]byte(`{"op":"request","channel":"rpc.echo","data":1,"ref":0}`),
+		[]byte(`{"op":"publish","channel":"rpc.x","data":"s","ref":9}` + "\n" + `{"op":"publish","channel":"rpc.x","data":null}`),
+		[]byte(`{"op":"publish","channel":"topic.a","data":true,"ref":10}`),
+		[]byte(`{"op":"request","channel":"rpc.echo","data":1,"ref":11,"timeout":1}`),
 	} {
 		f.Add(seed)
 	}
 	const maxSubs = 3
 	patterns := []string{"topic.a", "topic.b.*", "topic.c.>"}
-	e, epoch := newDurableEnv(f, func(c *Config) { c.MessageRate = -1; c.MaxSubscriptions = maxSubs })
+	upPatterns := []string{"rpc.*", "none.>"}
+	e, epoch := newDurableEnv(f, withUpstream(f, "fuzz", func(c *Config) { c.MessageRate = -1; c.MaxSubscriptions = maxSubs }))
+	respond(f, e.nc, "notify.up.rpc.*", func(m *nats.Msg) *nats.Msg {
+		r := nats.NewMsg(m.Reply)
+		r.Data = m.Data
+		return r
+	})
+	tok := signed(f, "fuzz", func(c *jwtClaims) { c.Channels, c.Upstream = patterns, upPatterns })
 	f.Add(fmt.Appendf(nil, `{"op":"resume","channel":"user.fuzz","seq":4,"epoch":%d,"ref":1}`, epoch))
 	f.Add(fmt.Appendf(nil, `{"op":"ack","channel":"broadcast","seq":4,"epoch":%d,"ref":1}`, epoch))
 	witness := e.connect("witness")
 	baseline := e.bus.Subscriptions()
 	f.Fuzz(func(t *testing.T, input []byte) {
-		c := e.as(t).connect("fuzz", patterns...)
+		c := e.as(t).connectToken("fuzz", tok)
 		defer c.Conn.Close()
 		var joined []string
 		for _, msg := range bytes.SplitN(input, []byte("\n"), 16) {
 			if err := writeFrame(c.Conn, true, opText, msg); err != nil {
 				t.Fatal(err)
 			}
-			want, closeCode := modelOp(msg, &joined, patterns, maxSubs, epoch)
+			want, alt, closeCode := modelOp(msg, &joined, patterns, upPatterns, maxSubs, epoch)
 			if want == (opReply{}) && closeCode == 0 {
 				continue // an accepted ack: no answer
 			}
@@ -244,7 +259,7 @@ func FuzzClientOp(f *testing.F) {
 			if err := d.Decode(&got); err != nil {
 				t.Fatalf("%q: reply %q is not JSON: %v", msg, data, err)
 			}
-			if got != want {
+			if got != want && (alt == (opReply{}) || got != alt) {
 				t.Fatalf("%q: reply %q, want %+v", msg, data, want)
 			}
 		}
@@ -266,9 +281,20 @@ type opReply struct {
 }
 
 // modelOp is the protocol as docs/protocol.md states it: the reply to msg
-// from a connection holding the topics joined and allowed patterns, or the
-// close code that msg ends the connection with.
-func modelOp(msg []byte, joined *[]string, patterns []string, maxSubs int, epoch uint64) (opReply, ws.StatusCode) {
+// from a connection holding the topics joined and allowed patterns and
+// upstream patterns, or the close code that msg ends the connection with.
+// alt, when not zero, is another reply the server may give: the timeout of
+// a request that asked for a very short one.
+func modelOp(msg []byte, joined *[]string, patterns, upPatterns []string, maxSubs int, epoch uint64) (want, alt opReply, close ws.StatusCode) {
+	want, close = modelSubOp(msg, joined, patterns, upPatterns, maxSubs, epoch)
+	var op clientOp
+	if json.Unmarshal(msg, &op) == nil && op.Op == "request" && want.Code == "" && op.Timeout > 0 && op.Timeout < 1000 {
+		alt = opReply{Type: "error", Code: codeTimeout, Ref: want.Ref}
+	}
+	return want, alt, close
+}
+
+func modelSubOp(msg []byte, joined *[]string, patterns, upPatterns []string, maxSubs int, epoch uint64) (opReply, ws.StatusCode) {
 	switch {
 	case len(msg) > 4096:
 		return opReply{}, ws.StatusMessageTooBig
@@ -281,8 +307,31 @@ func modelOp(msg []byte, joined *[]string, patterns []string, maxSubs int, epoch
 	}
 	ref := json.Number(strconv.FormatInt(op.Ref, 10))
 	fail := func(code string) (opReply, ws.StatusCode) { return opReply{Type: "error", Code: code, Ref: ref}, 0 }
-	allowed := slices.ContainsFunc(patterns, func(p string) bool { return channel.Match(p, op.Channel) })
+	match := func(patterns []string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool { return channel.Match(p, op.Channel) })
+	}
+	allowed := match(patterns)
 	switch op.Op {
+	case "publish", "request":
+		switch {
+		case !channel.Valid(op.Channel):
+			return fail(codeInvalidChannel)
+		case !match(upPatterns):
+			return fail(codeForbidden)
+		case len(op.Data) == 0:
+			return fail(codeBadRequest)
+		case op.Op == "request" && op.Ref <= 0:
+			return fail(codeBadRequest)
+		case op.Timeout < 0:
+			return fail(codeBadRequest)
+		case op.Op == "publish" && op.Ref <= 0:
+			return opReply{}, 0 // fire and forget: no answer
+		case op.Op == "publish":
+			return opReply{Type: "published", Ref: ref, Channel: op.Channel}, 0
+		case strings.HasPrefix(op.Channel, "none."):
+			return fail(codeNoResponders)
+		}
+		return opReply{Type: "reply", Ref: ref, Channel: op.Channel}, 0
 	case "ping":
 		return opReply{Type: "pong", Ref: ref}, 0
 	case "subscribe", "unsubscribe":

@@ -324,6 +324,11 @@ func (u *upgrader) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		u.authErr = err
 		return nil, rejectUnauthorized
 	}
+	if s.cfg.Revocations != nil && s.cfg.Revocations.Revoked(id.User, id.TokenID, id.IssuedAt) {
+		u.result = resultRevoked
+		u.authErr = errRevoked
+		return nil, rejectUnauthorized
+	}
 	if s.stopping.Load() || !s.bus.Connected() {
 		u.result = resultUnavailable
 		return nil, rejectUnavailable
@@ -396,6 +401,7 @@ const (
 	resultIPLimit
 	resultUserLimit
 	resultError
+	resultRevoked
 
 	numResults = iota + 1
 )
@@ -415,6 +421,7 @@ var resultLabels = [numResults]string{
 	resultIPLimit:      "ip_limit",
 	resultUserLimit:    "user_limit",
 	resultError:        "error",
+	resultRevoked:      "revoked",
 }
 
 // String returns the result's metric label, e.g. "conn_limit".

@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/internal/channel"
 )
 
 // shardCount is the number of shards of each hub map. Locks are per shard,
@@ -25,6 +29,7 @@ type hub struct {
 	seed  maphash.Seed
 	conns [shardCount]connShard
 	chans [shardCount]chanShard
+	users atomic.Int64 // user channels with members: the distinct users
 }
 
 type connShard struct {
@@ -93,7 +98,11 @@ func (h *hub) joinUser(c *Conn, name string, limit int, policy UserConnsPolicy) 
 	s := h.chanShard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ms := s.set(name)
+	ms := s.m[name]
+	if ms == nil {
+		ms = s.set(name)
+		h.users.Add(1)
+	}
 	if limit > 0 {
 		live, o := ms.live()
 		if live >= limit {
@@ -131,8 +140,57 @@ func (h *hub) leave(c *Conn, name string) bool {
 	}
 	if ms.len() == 0 {
 		delete(s.m, name)
+		if strings.HasPrefix(name, userPrefix) {
+			h.users.Add(-1)
+		}
 	}
 	return true
+}
+
+// userPrefix starts every user channel.
+const userPrefix = channel.UserKind + "."
+
+// appendMembers appends the local members of name to dst.
+func (h *hub) appendMembers(name string, dst []*Conn) []*Conn {
+	s := h.chanShard(name)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if ms := s.m[name]; ms != nil {
+		dst = append(dst, ms.list...)
+		for c := range ms.set {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// conn returns the connection with id, or nil.
+func (h *hub) conn(id uint64) *Conn {
+	s := &h.conns[id%shardCount]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for c := range s.m {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// topics returns how many topic channels have local members.
+func (h *hub) topics() int {
+	n := 0
+	for i := range h.chans {
+		s := &h.chans[i]
+		s.mu.RLock()
+		for name := range s.m {
+			if channel.IsTopic(name) {
+				n++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return n
 }
 
 // members returns how many local connections are members of name.

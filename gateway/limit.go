@@ -116,25 +116,30 @@ func (s *Server) unadmit(c *Conn) {
 }
 
 // allowMessage applies MessageRate to one more client message at server
-// clock now and reports whether it is within the limit. It is the generic
-// cell rate algorithm: msgTAT is the theoretical arrival time of the next
-// message, at most MessageBurst intervals ahead of now. Only the read task
+// clock now and reports whether it is within the limit. Only the read task
 // calls it.
 func (c *Conn) allowMessage(now uint32) bool {
-	interval, tolerance := c.srv.msgInterval, c.srv.msgTolerance
+	return allowCell(&c.msgTAT, now, c.srv.msgInterval, c.srv.msgTolerance)
+}
+
+// allowCell is the generic cell rate algorithm: *tat is the theoretical
+// arrival time (server clock, ms) of the next message, at most tolerance
+// ahead of now; interval is the ms per message, 0 for no limit. It reports
+// whether one more message at now is within the limit.
+func allowCell(tat *uint32, now, interval, tolerance uint32) bool {
 	if interval == 0 {
 		return true
 	}
-	// ahead is how far msgTAT is ahead of now. Behind now, or further ahead
-	// than it can legitimately be (the clock wrapped over a month-long
-	// silence), it restarts from now.
-	ahead := int32(c.msgTAT - now)
+	// ahead is how far the TAT is ahead of now. Behind now, or further
+	// ahead than it can legitimately be (the clock wrapped over a
+	// month-long silence), it restarts from now.
+	ahead := int32(*tat - now)
 	if ahead < 0 || ahead > int32(tolerance+interval) {
-		c.msgTAT, ahead = now, 0
+		*tat, ahead = now, 0
 	}
 	if uint32(ahead) > tolerance {
 		return false
 	}
-	c.msgTAT += interval
+	*tat += interval
 	return true
 }

@@ -34,6 +34,10 @@ type metrics struct {
 	acks             prometheus.Counter
 	marksWritten     prometheus.Counter
 	missed           prometheus.Counter
+
+	// Upstream (upstream.go): [0] publish, [1] request.
+	upstream        [2][numUpstreamResults]prometheus.Counter
+	upstreamSeconds prometheus.Histogram
 }
 
 // busStats is what the metrics read from a bus that offers it.
@@ -112,6 +116,20 @@ func newMetrics(s *Server) *metrics {
 		m.historyRequests[k] = historyRequests.WithLabelValues(k.String())
 		m.historyErrors[k] = historyErrors.WithLabelValues(k.String())
 	}
+	upstream := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgate_upstream_total", Help: "Upstream ops (client messages for services) by op (publish, request) and result: ok, refused (disabled, invalid, forbidden), rate_limited, unavailable, timeout, no_responders, rejected.",
+	}, []string{"op", "result"})
+	for k, op := range [2]string{"publish", "request"} {
+		for r := upstreamResult(0); r < numUpstreamResults; r++ {
+			m.upstream[k][r] = upstream.WithLabelValues(op, r.String())
+		}
+	}
+	m.upstreamSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wsgate_upstream_request_seconds",
+		Help: "Time from a request op to the service's reply.",
+		// 0.5ms to about 16s.
+		Buckets: prometheus.ExponentialBuckets(5e-4, 2, 16),
+	})
 	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsgate_closes_total", Help: "Closed connections by reason.",
 	}, []string{"reason"})
@@ -128,6 +146,8 @@ func newMetrics(s *Server) *metrics {
 		m.connections, upgrades, closes, m.notifications, m.delivered, m.slowConsumers,
 		m.closeTimeouts, m.acceptErrors, clientMessages, m.opened, m.closed, m.acceptThrottled, m.fanout, m.compressed,
 		m.durableDelivered, m.replayed, resumes, m.replaySeconds, historyRequests, historyErrors, m.acks, m.marksWritten, m.missed,
+		upstream, m.upstreamSeconds,
+		pool("wsgate_users", "Distinct users with at least one open connection.", func() float64 { return float64(s.hub.users.Load()) }),
 		poolCounter("wsgate_written_bytes_total", "Bytes written to WebSocket sockets.", func() float64 { return float64(s.bytesOut.Load()) }),
 		pool("wsgate_write_queue_bytes", "Bytes waiting in the write queues of connections whose socket buffer is full.", func() float64 { return float64(s.queuedBytes.Load()) }),
 		pool("wsgate_sockets", "Sockets held, those still in their upgrade included.", func() float64 { return float64(s.hub.count()) }),

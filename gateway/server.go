@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -59,6 +60,12 @@ type Server struct {
 	resumer *resumer
 	acks    *acker
 	replays replaySet
+
+	// grantTable shares equal token patterns between connections.
+	grantTable grantTable
+	// upstreams holds the upstream state of the connections that sent
+	// upstream ops (upstream.go).
+	upstreams upstreamSet
 	// historyFailure is set while History requests fail (health.go).
 	historyFailure atomic.Pointer[historyFailure]
 
@@ -71,6 +78,7 @@ type Server struct {
 	admitted                  atomic.Int64  // connections holding a place under MaxConns
 	acceptLimit               *rate.Limiter // nil without AcceptRate
 	msgInterval, msgTolerance uint32        // MessageRate as ms per message and burst; 0 without
+	upInterval, upTolerance   uint32        // UpstreamRate likewise
 
 	bytesOut    atomic.Uint64 // bytes written to sockets
 	queuedBytes atomic.Int64  // bytes waiting in write queues
@@ -113,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 		origins:   parseOrigins(cfg.AllowedOrigins),
 		hub:       newHub(),
 		start:     time.Now(),
-		idPrefix:  randomPrefix(),
+		idPrefix:  cmp.Or(cfg.ID, randomPrefix()),
 		listeners: make(map[net.Listener]io.Closer),
 		replays:   replaySet{m: make(map[*Conn][]*replay)},
 		done:      make(chan struct{}),
@@ -136,6 +144,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MessageRate > 0 {
 		s.msgInterval = uint32(max(math.Round(1000/cfg.MessageRate), 1))
 		s.msgTolerance = uint32(cfg.MessageBurst) * s.msgInterval
+	}
+	if cfg.UpstreamRate > 0 {
+		s.upInterval = uint32(max(math.Round(1000/cfg.UpstreamRate), 1))
+		s.upTolerance = uint32(cfg.UpstreamBurst) * s.upInterval
 	}
 
 	s.pool, err = gopool.New(gopool.Config{

@@ -48,7 +48,7 @@ func (s *Server) welcome(c *Conn, id Identity, resp []byte, resume urlResume) bo
 		s.refuseUserLimit(c, resp)
 		return false
 	}
-	c.user, c.channels = id.User, id.Channels
+	c.user, c.grants = id.User, s.grantTable.get(&id)
 	if exp := id.Expires.Unix(); !id.Expires.IsZero() && exp > 0 && exp <= math.MaxUint32 {
 		c.expires = uint32(exp) // beyond 2106 it is never, not a wrapped past
 	}
