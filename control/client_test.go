@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // gatewayIDs returns the Gateway field of each answer.
@@ -271,17 +274,12 @@ func TestResponderClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	// Drain is asynchronous: the interest goes away soon after Close.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := c.Stats(context.Background())
-		if errors.Is(err, ErrNoGateways) {
-			break
+	wstest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if _, err := c.Stats(context.Background()); !errors.Is(err, ErrNoGateways) {
+			return fmt.Errorf("Stats after Close = %v, want ErrNoGateways", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats after Close = %v, want ErrNoGateways", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := Serve(dial(t, srv), fleet()[0], ServeConfig{Prefix: "bad..prefix"}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Serve with a bad prefix = %v, want ErrInvalid", err)
 	}
@@ -307,20 +305,16 @@ func TestCluster(t *testing.T) {
 	c.Expect = 3
 	// Interest crosses the routes asynchronously: poll until every
 	// gateway answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		p, err := c.Presence(context.Background(), PresenceQuery{User: "42"})
-		if err == nil && len(p.Gateways) == 3 {
-			if p.Sockets != 3 || p.Connections != 7 {
-				t.Fatalf("presence = %d sockets, %d connections; want 3, 7", p.Sockets, p.Connections)
-			}
-			break
+		if err != nil || len(p.Gateways) != 3 {
+			return fmt.Errorf("presence = %+v, %v; want 3 answers", p, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("presence = %+v, %v; want 3 answers", p, err)
+		if p.Sockets != 3 || p.Connections != 7 {
+			return fmt.Errorf("presence = %d sockets, %d connections; want 3, 7", p.Sockets, p.Connections)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	d, err := c.Disconnect(context.Background(), Disconnect{User: "42", Reason: ReasonRevoked})
 	if err != nil || d.Sockets != 3 || len(d.Gateways) != 3 {
 		t.Fatalf("Disconnect = %+v, %v; want 3 sockets from 3 gateways", d, err)
@@ -342,18 +336,12 @@ func TestCluster(t *testing.T) {
 // pollRevoked waits until every list's Revoked(user, tokenID, zero) is want.
 func pollRevoked(t *testing.T, lists []*Denylist, user, tokenID string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok := true
-		for _, l := range lists {
-			ok = ok && l.Revoked(user, tokenID, time.Time{}) == want
+	wstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for i, l := range lists {
+			if l.Revoked(user, tokenID, time.Time{}) != want {
+				return fmt.Errorf("denylist %d: Revoked(%q, %q) is not %v", i, user, tokenID, want)
+			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Revoked(%q, %q) did not become %v", user, tokenID, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

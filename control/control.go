@@ -165,7 +165,8 @@ type Gateway interface {
 // Errors.
 var (
 	// ErrNoGateways: no gateway is subscribed to the control subjects
-	// (NATS answered "no responders").
+	// (NATS answered "no responders" at once), or none answered before the
+	// request's end (the error then says "within <timeout>").
 	ErrNoGateways = errors.New("control: no gateway answered")
 	// ErrInvalid: a request names no user, an invalid user id or topic,
 	// or an unknown reason.
@@ -186,4 +187,5 @@ var (
 // ReplyError is a service's refusal of an upstream request (HeaderError).
 type ReplyError struct{ Message string }
 
+// Error returns "control: rejected: " and the service's message.
 func (e *ReplyError) Error() string { return "control: rejected: " + e.Message }

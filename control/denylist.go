@@ -306,7 +306,7 @@ func (d *Denylist) apply(e jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	d.Add(r)
+	d.add(r, e.Key())
 }
 
 // remove drops the entry bucket key holds.
@@ -352,7 +352,11 @@ func (d *Denylist) Revoked(user, tokenID string, issued time.Time) bool {
 // Add applies r locally, at once. An entry already there for the same
 // user (or token id) is extended: it keeps the later Before and the later
 // Until. An r whose Until has passed adds nothing.
-func (d *Denylist) Add(r Revocation) {
+func (d *Denylist) Add(r Revocation) { d.add(r, "") }
+
+// add is Add of r read from bucket key key, or given to Add when key is
+// "": its entries are then filed under the keys the Client writes them at.
+func (d *Denylist) add(r Revocation, key string) {
 	now := time.Now()
 	if !now.Before(r.Until) {
 		return
@@ -362,11 +366,18 @@ func (d *Denylist) Add(r Revocation) {
 	if r.User != "" {
 		e := d.users[r.User]
 		d.users[r.User] = userEntry{before: later(e.before, r.Before), until: later(e.until, r.Until)}
-		d.keys[userKey(r.User)] = entryRef{user: r.User}
+		if key == "" {
+			d.keys[userKey(r.User)] = entryRef{user: r.User}
+		}
 	}
 	if r.TokenID != "" {
 		d.tokens[r.TokenID] = later(d.tokens[r.TokenID], r.Until)
-		d.keys[tokenKey(r.TokenID)] = entryRef{token: r.TokenID}
+		if key == "" {
+			d.keys[tokenKey(r.TokenID)] = entryRef{token: r.TokenID}
+		}
+	}
+	if key != "" {
+		d.keys[key] = entryRef{user: r.User, token: r.TokenID}
 	}
 	if now.Sub(d.pruned) >= d.prune {
 		d.pruneLocked(now)
@@ -391,16 +402,24 @@ func (d *Denylist) pruneExpired(now time.Time) {
 func (d *Denylist) pruneLocked(now time.Time) {
 	d.pruned = now
 	for key, ref := range d.keys {
-		var until time.Time
-		if ref.user != "" {
-			until = d.users[ref.user].until
-		} else {
-			until = d.tokens[ref.token]
+		if ref.user != "" && now.Before(d.users[ref.user].until) ||
+			ref.token != "" && now.Before(d.tokens[ref.token]) {
+			continue
 		}
+		delete(d.keys, key)
+		delete(d.users, ref.user)
+		delete(d.tokens, ref.token)
+	}
+	// Entries whose key was filed over by another (a bucket key holding
+	// someone else's entry) are not reached above.
+	for user, e := range d.users {
+		if !now.Before(e.until) {
+			delete(d.users, user)
+		}
+	}
+	for token, until := range d.tokens {
 		if !now.Before(until) {
-			delete(d.keys, key)
-			delete(d.users, ref.user)
-			delete(d.tokens, ref.token)
+			delete(d.tokens, token)
 		}
 	}
 }

@@ -353,3 +353,39 @@ func TestStopWatchWithBacklog(t *testing.T) {
 		t.Errorf("Len = %d, want 600", n)
 	}
 }
+
+// TestRevokeUserAndToken: one revocation of a user and a token id is two
+// entries, removed one at a time; a bucket key holding an entry another
+// writer filed under a name of its own is removed with its key.
+func TestRevokeUserAndToken(t *testing.T) {
+	srv := runServer(t, true)
+	d := openDenylist(t, srv)
+	c := NewClient(dial(t, srv), "")
+	ctx := context.Background()
+	if err := c.Revoke(ctx, Revocation{User: "5", TokenID: "t5", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	kv := bucket(t, srv)
+	if u, tok := stored(t, kv, userKey("5")), stored(t, kv, tokenKey("t5")); u.User != "5" || u.TokenID != "" || tok.TokenID != "t5" || tok.User != "" {
+		t.Errorf("stored %+v and %+v, want one entry each", u, tok)
+	}
+	pollRevoked(t, []*Denylist{d}, "5", "", true)
+	pollRevoked(t, []*Denylist{d}, "", "t5", true)
+	if err := kv.Purge(ctx, tokenKey("t5")); err != nil {
+		t.Fatal(err)
+	}
+	pollRevoked(t, []*Denylist{d}, "", "t5", false)
+	if !d.Revoked("5", "", time.Time{}) {
+		t.Error("purging the token's key un-revoked the user")
+	}
+
+	v, _ := json.Marshal(Revocation{User: "6", Before: time.Now(), Until: time.Now().Add(time.Hour)})
+	if _, err := kv.Put(ctx, "user.elsewhere", v); err != nil {
+		t.Fatal(err)
+	}
+	pollRevoked(t, []*Denylist{d}, "6", "", true)
+	if err := kv.Delete(ctx, "user.elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	pollRevoked(t, []*Denylist{d}, "6", "", false)
+}
