@@ -3,8 +3,10 @@ import {
   CancelledError,
   ClosedError,
   HandlerError,
+  NotConnectedError,
   ProtocolError,
   ServerError,
+  TimeoutError,
   TokenError,
   WsgateError,
 } from "./errors.js";
@@ -15,8 +17,11 @@ import type {
   Handler,
   Message,
   Options,
+  PublishOptions,
+  RequestOptions,
   State,
   StateDetail,
+  SubscriptionChange,
   TokenContext,
   WebSocketConstructor,
   WebSocketLike,
@@ -30,6 +35,13 @@ const STABLE_AFTER = 5000;
 const CLIENT_TIMEOUT = 4000;
 
 const OPEN = 1;
+
+/** How long past an upstream op's timeout the client waits for the gateway's answer before it gives up by itself. */
+const UPSTREAM_GRACE = 2000;
+
+/** The gateway's channel names: dot-separated tokens of [A-Za-z0-9_-], at most 128 bytes (ASCII only, so characters). */
+const CHANNEL = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+const MAX_CHANNEL = 128;
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -45,6 +57,16 @@ interface Topic {
   waiters: Waiter[]; // subscribe() calls waiting for the answer
   retries: number; // consecutive "unavailable" answers
   retry?: Timer;
+  server: boolean; // the gateway added it on a service's request: a "forbidden" on restore drops it quietly
+}
+
+/** Upstream is a publish or request waiting for the gateway's answer, by ref. */
+interface Upstream {
+  op: "publish" | "request";
+  channel: string;
+  resolve(data: unknown): void;
+  reject(e: unknown): void;
+  timer: Timer;
 }
 
 /** Request is an op in flight, by ref. */
@@ -100,6 +122,7 @@ export class WsgateClient {
   private nextRef = 1;
   private readonly requests = new Map<number, Request>();
   private readonly topics = new Map<string, Topic>();
+  private readonly upstream = new Map<number, Upstream>();
   private readyWaiters: Array<{ resolve(w: Welcome): void; reject(e: unknown): void }> = [];
 
   private reconnectTimer: Timer | undefined;
@@ -184,7 +207,7 @@ export class WsgateClient {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const ws = this.ws;
-    this.teardown();
+    this.teardown(1000);
     if (ws) closeQuietly(ws, 1000);
     void this.open();
   }
@@ -241,7 +264,7 @@ export class WsgateClient {
     if (this.closed) return Promise.reject(new ClosedError());
     let t = this.topics.get(topic);
     if (!t) {
-      t = { subscribed: false, ref: 0, waiters: [], retries: 0 };
+      t = { subscribed: false, ref: 0, waiters: [], retries: 0, server: false };
       this.topics.set(topic, t);
     }
     if (t.subscribed) return Promise.resolve();
@@ -278,9 +301,40 @@ export class WsgateClient {
     return p;
   }
 
-  /** topicList returns the topics subscribed or being subscribed. */
+  /** topicList returns the topics subscribed or being subscribed, those the gateway added included. */
   topicList(): string[] {
     return [...this.topics.keys()];
+  }
+
+  /**
+   * publish sends data (any JSON value) up to the services listening on
+   * channel, through the gateway, which stamps the user id from the token
+   * on it. It resolves once the gateway answered "published" or, with
+   * `{ack: false}`, once the op is handed to the socket (the gateway then
+   * answers nothing, and an error it sends comes out as an "error" event).
+   *
+   * It rejects with NotConnectedError at once while the client has no
+   * connection (nothing is queued), with ServerError for the gateway's
+   * refusal (`forbidden`, `rate_limited`, `unavailable`,
+   * `upstream_disabled`, `invalid_channel` …), and with ClosedError when
+   * the connection ends before the answer: the publish is not sent again,
+   * since the gateway may or may not have forwarded it.
+   */
+  publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<void> {
+    return this.sendUpstream("publish", channel, data, options.ack ?? true, options.timeout).then(noop);
+  }
+
+  /**
+   * request sends data (any JSON value) to the service that answers on
+   * channel, through the gateway, and resolves with the service's reply
+   * (its JSON). It rejects like publish, and with ServerError `timeout`
+   * (no reply in `timeout` ms), `no_responders` (no service listens),
+   * `rejected` (the service refused: `message` is its text), `bad_reply`,
+   * `too_many_requests`; with TimeoutError when no answer at all came 2 s
+   * after the timeout.
+   */
+  request(channel: string, data: unknown, options: RequestOptions = {}): Promise<unknown> {
+    return this.sendUpstream("request", channel, data, true, options.timeout);
   }
 
   /**
@@ -391,7 +445,7 @@ export class WsgateClient {
   private giveUp(ws: WebSocketLike, reason: string): void {
     if (ws !== this.ws) return;
     this.log(reason);
-    this.teardown();
+    this.teardown(CLIENT_TIMEOUT);
     closeQuietly(ws, CLIENT_TIMEOUT, reason);
     this.ended(CLIENT_TIMEOUT, reason, true);
   }
@@ -400,7 +454,7 @@ export class WsgateClient {
     if (ws !== this.ws) return;
     this.log("closed", code, reason);
     const welcomed = this.welcomeInfo !== null;
-    this.teardown();
+    this.teardown(code);
     this.ended(code, reason, welcomed);
   }
 
@@ -416,6 +470,17 @@ export class WsgateClient {
     switch (true) {
       case code === 4003:
         stop = !this.opts.reconnectOnReplaced;
+        delay = this.backoff();
+        break;
+      case code === 4005:
+        // The user logged out: the app decides when (and as whom) to come back.
+        stop = !this.opts.reconnectOnLogout;
+        delay = this.backoff();
+        break;
+      case code === 4006:
+        // The credentials were revoked: the gateway refuses every token
+        // issued until now, so the provider must make a new one.
+        this.tokenReason = "revoked";
         delay = this.backoff();
         break;
       case code === 4002:
@@ -439,7 +504,7 @@ export class WsgateClient {
     if (stop) {
       this.stopped = new ClosedError(`wsgate: stopped reconnecting after close ${code} ${reason}`, code);
       this.rejectReady(this.stopped);
-      this.setState("disconnected", { code, reason, willReconnect: false, attempt: this.attempts });
+      this.setState(code === 4005 ? "closed" : "disconnected", { code, reason, willReconnect: false, attempt: this.attempts });
       return;
     }
     this.setState("disconnected", { code, reason, willReconnect: true, delay, attempt: this.attempts });
@@ -454,8 +519,13 @@ export class WsgateClient {
     return backoffDelay(this.attempts++, this.min, this.max);
   }
 
-  /** teardown forgets the current socket and everything tied to it; positions, topics and acks stay. */
-  private teardown(): void {
+  /**
+   * teardown forgets the current socket and everything tied to it;
+   * positions, topics and acks stay. Publishes and requests still waiting
+   * are rejected with ClosedError (code: the close code, when known): they
+   * are not sent again, since the gateway may have forwarded them.
+   */
+  private teardown(code?: number): void {
     this.gen++;
     const ws = this.ws;
     this.ws = null;
@@ -471,6 +541,18 @@ export class WsgateClient {
     this.connectTimer = this.pingTimer = this.pongTimer = undefined;
     for (const req of this.requests.values()) req.waiter?.resolve(); // an unsubscribe: the connection's subscriptions are gone
     this.requests.clear();
+    if (this.upstream.size > 0) {
+      const err = new ClosedError(
+        `wsgate: the connection ended${code !== undefined ? ` (${code})` : ""} before the gateway answered; the op may or may not have reached the service`,
+        code,
+      );
+      const pending = [...this.upstream.values()];
+      this.upstream.clear();
+      for (const u of pending) {
+        clearTimeout(u.timer);
+        u.reject(err);
+      }
+    }
     for (const t of this.topics.values()) {
       t.subscribed = false;
       t.ref = 0;
@@ -518,12 +600,18 @@ export class WsgateClient {
       case "message":
         return this.onMessage(m);
       case "subscribed":
+        if (serverSide(m)) return this.onServerSubscribed(m);
         return this.onSubscribed(m);
       case "unsubscribed": {
+        if (serverSide(m)) return this.onServerUnsubscribed(m);
         const req = this.take(m.ref, "unsubscribe");
         req?.waiter?.resolve();
         return;
       }
+      case "published":
+        return this.onUpstreamAnswer(m, "publish");
+      case "reply":
+        return this.onUpstreamAnswer(m, "request");
       case "resumed":
         return this.onResumed(m);
       case "missed":
@@ -567,11 +655,70 @@ export class WsgateClient {
     if (!req || !t || t.ref !== m.ref) return;
     t.ref = 0;
     t.retries = 0;
+    const was = t.subscribed; // the gateway added it meanwhile, and it was resumed then
     t.subscribed = true;
     const waiters = t.waiters;
     t.waiters = [];
     for (const w of waiters) w.resolve();
-    this.resumeChannels([req.channel]);
+    if (!was) this.resumeChannels([req.channel]);
+  }
+
+  /**
+   * onServerSubscribed takes a topic the gateway added on a service's
+   * request: it is delivered like any subscribed topic, resumed if it has
+   * a position, and subscribed again after every reconnect.
+   */
+  private onServerSubscribed(m: any): void {
+    const ch = m.channel;
+    if (typeof ch !== "string" || ch === "") return;
+    let t = this.topics.get(ch);
+    const was = t?.subscribed === true;
+    if (!t) {
+      t = { subscribed: true, ref: 0, waiters: [], retries: 0, server: true };
+      this.topics.set(ch, t);
+    }
+    t.server = true;
+    t.subscribed = true;
+    if (!t.ref) {
+      // No subscribe of the app's in flight (perhaps one waiting to retry
+      // after "unavailable"): the connection is in the topic now.
+      clearTimeout(t.retry);
+      t.retry = undefined;
+      t.retries = 0;
+      const waiters = t.waiters;
+      t.waiters = [];
+      for (const w of waiters) w.resolve();
+    }
+    this.log("the gateway subscribed", ch);
+    this.emit("subscription", { channel: ch, subscribed: true, server: true } satisfies SubscriptionChange);
+    if (!was) this.resumeChannels([ch]);
+  }
+
+  /** onServerUnsubscribed drops a topic the gateway removed on a service's request, even one the app subscribed itself. */
+  private onServerUnsubscribed(m: any): void {
+    const ch = m.channel;
+    if (typeof ch !== "string" || ch === "") return;
+    const t = this.topics.get(ch);
+    this.topics.delete(ch);
+    if (t) {
+      clearTimeout(t.retry);
+      const err = new CancelledError(`wsgate: the gateway unsubscribed ${ch} before it answered the subscribe`);
+      for (const w of t.waiters) w.reject(err);
+    }
+    this.stopResuming(ch);
+    this.log("the gateway unsubscribed", ch);
+    this.emit("subscription", { channel: ch, subscribed: false, server: true } satisfies SubscriptionChange);
+  }
+
+  private onUpstreamAnswer(m: any, op: Upstream["op"]): void {
+    const u = typeof m.ref === "number" && m.ref > 0 ? this.upstream.get(m.ref) : undefined;
+    if (!u || u.op !== op) {
+      this.log("an answer to no", op, "waiting:", m.ref); // given up on by its local timeout
+      return;
+    }
+    this.upstream.delete(m.ref);
+    clearTimeout(u.timer);
+    u.resolve(op === "request" ? m.data : undefined);
   }
 
   private onError(m: any): void {
@@ -589,6 +736,13 @@ export class WsgateClient {
       return;
     }
     const ref = typeof m.ref === "number" ? m.ref : 0;
+    const up = ref ? this.upstream.get(ref) : undefined;
+    if (up) {
+      this.upstream.delete(ref);
+      clearTimeout(up.timer);
+      up.reject(new ServerError(String(m.code), String(m.message ?? ""), up.op, up.channel, ref));
+      return;
+    }
     const req = ref ? this.requests.get(ref) : undefined;
     if (req) this.requests.delete(ref);
     const code = String(m.code);
@@ -602,6 +756,13 @@ export class WsgateClient {
         const t = this.topics.get(req.channel);
         if (!t || t.ref !== ref) return;
         t.ref = 0;
+        if (t.server && t.subscribed) {
+          // The gateway added the topic while the app's own subscribe was
+          // on its way: the connection is in it all the same, whatever
+          // the answer to the subscribe (an "unavailable" is moot).
+          for (const w of t.waiters.splice(0)) code === "unavailable" ? w.resolve() : w.reject(err);
+          return;
+        }
         if (code === "unavailable") {
           const delay = backoffDelay(t.retries++, this.min, this.max);
           this.log("subscribe", req.channel, "unavailable; again in", delay, "ms");
@@ -612,7 +773,12 @@ export class WsgateClient {
           return;
         }
         this.topics.delete(req.channel);
-        if (t.waiters.length === 0) this.fail(err);
+        if (t.waiters.length === 0) {
+          // A topic the gateway added, refused on a reconnect: the token
+          // no longer allows it, which is no error of the app's.
+          if (t.server && code === "forbidden") this.log("subscribe", req.channel, "(added by the gateway) forbidden now: dropped");
+          else this.fail(err);
+        }
         for (const w of t.waiters) w.reject(err);
         return;
       }
@@ -750,6 +916,52 @@ export class WsgateClient {
   }
 
   // --- ops ---
+
+  private sendUpstream(op: Upstream["op"], channel: string, data: unknown, answered: boolean, timeout: number | undefined): Promise<unknown> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    if (!validChannel(channel)) {
+      return Promise.reject(
+        new ServerError("invalid_channel", "a channel is dot-separated tokens of [A-Za-z0-9_-], at most 128 bytes, without wildcards (checked by the client)", op, String(channel), 0),
+      );
+    }
+    const ws = this.ws;
+    if (!this.welcomeInfo || !ws || ws.readyState !== OPEN) {
+      return Promise.reject(this.stopped ?? new NotConnectedError(`wsgate: ${op} ${channel}: not connected (${this.st})`));
+    }
+    const ms = positive(timeout, positive(this.opts.requestTimeout, 5000));
+    const ref = answered ? this.ref() : 0;
+    const frame: Record<string, unknown> = { op, channel, data: data === undefined ? null : data };
+    if (ref) frame["ref"] = ref;
+    if (op === "request") frame["timeout"] = Math.ceil(ms);
+    let text: string;
+    try {
+      text = JSON.stringify(frame);
+    } catch (e) {
+      return Promise.reject(new WsgateError(`wsgate: ${op} ${channel}: the data is not JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+    }
+    const limit = this.opts.maxMessageSize ?? 4096;
+    if (limit > 0 && text.length > limit / 3) {
+      const size = new TextEncoder().encode(text).length;
+      if (size > limit) {
+        // The gateway would close the connection with 1009.
+        return Promise.reject(new WsgateError(`wsgate: ${op} ${channel}: ${size} bytes, over the ${limit} bytes a client message may have (maxMessageSize)`));
+      }
+    }
+    try {
+      ws.send(text);
+    } catch (e) {
+      return Promise.reject(new NotConnectedError(`wsgate: ${op} ${channel}: the socket refused it: ${e instanceof Error ? e.message : String(e)}`));
+    }
+    if (!answered) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.upstream.get(ref)?.timer !== timer) return;
+        this.upstream.delete(ref);
+        reject(new TimeoutError(op, channel, ref, ms + UPSTREAM_GRACE));
+      }, ms + UPSTREAM_GRACE);
+      this.upstream.set(ref, { op, channel, resolve, reject, timer });
+    });
+  }
 
   private send(op: object): void {
     const ws = this.ws;
@@ -940,6 +1152,15 @@ export class WsgateClient {
 }
 
 function noop(): void {}
+
+/** serverSide reports whether a subscribed or unsubscribed frame is the gateway's own (a service's request), not an answer to an op of the client's, which always have a ref. */
+function serverSide(m: any): boolean {
+  return m.server === true || !(typeof m.ref === "number" && m.ref > 0);
+}
+
+function validChannel(ch: unknown): ch is string {
+  return typeof ch === "string" && ch.length <= MAX_CHANNEL && CHANNEL.test(ch);
+}
 
 function positive(v: number | undefined, dflt: number): number {
   return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : dflt;

@@ -14,12 +14,19 @@ export class WsgateError extends Error {
  * contract (docs/protocol.md, "Error codes"): `forbidden`,
  * `invalid_channel`, `too_many_subscriptions`, `unavailable`,
  * `bad_request`, `unknown_op`, `not_durable`, `resume_pending`,
- * `stale_epoch`; `message` is for humans and may change.
+ * `stale_epoch`, and for `publish` and `request`: `timeout`,
+ * `no_responders`, `rejected` (`message` is then the service's text),
+ * `bad_reply`, `rate_limited`, `too_many_requests`, `upstream_disabled`;
+ * otherwise `message` is for humans and may change.
+ *
+ * `publish` and `request` check the channel's name before sending, and
+ * reject a bad one with a ServerError of code `invalid_channel` too, as the
+ * gateway would (`ref` 0: nothing was sent).
  */
 export class ServerError extends WsgateError {
   /** The error code the gateway sent, e.g. "forbidden". */
   readonly code: string;
-  /** The op that was refused: "subscribe", "unsubscribe", "resume", "ack", or "" when the answer matched no op (ref 0). */
+  /** The op that was refused: "subscribe", "unsubscribe", "resume", "ack", "publish", "request", or "" when the answer matched no op (ref 0). */
   readonly op: string;
   /** The channel of the op, when it had one. */
   readonly channel: string | undefined;
@@ -38,11 +45,14 @@ export class ServerError extends WsgateError {
 
 /**
  * ClosedError rejects what cannot complete any more: the client was closed
- * with close(), or it stopped reconnecting after close code 4002 or 4003
- * (then `code` says which).
+ * with close(), or it stopped reconnecting after close code 4002, 4003 or
+ * 4005 (then `code` says which). It also rejects a `publish` or `request`
+ * whose connection ended before the gateway answered (`code`: the close
+ * code): such an op is not sent again, since the gateway may or may not
+ * have forwarded it.
  */
 export class ClosedError extends WsgateError {
-  /** The close code that stopped the client; undefined after close(). */
+  /** The close code that stopped the client, or ended the connection of a publish or request; undefined after close(). */
   readonly code: number | undefined;
 
   constructor(message = "wsgate: the client is closed", code?: number) {
@@ -60,6 +70,42 @@ export class CancelledError extends WsgateError {
   constructor(message: string) {
     super(message);
     this.name = "CancelledError";
+  }
+}
+
+/**
+ * NotConnectedError rejects a `publish` or `request` made while the client
+ * has no welcomed connection (connecting, or waiting to reconnect): they
+ * are not queued, since what they say may be stale by the time a
+ * connection comes. Wait for `ready()` and try again if it still matters.
+ */
+export class NotConnectedError extends WsgateError {
+  constructor(message = "wsgate: not connected") {
+    super(message);
+    this.name = "NotConnectedError";
+  }
+}
+
+/**
+ * TimeoutError rejects a `request` (or an acked `publish`) that the gateway
+ * has not answered within the op's timeout plus a grace period (2 s): the
+ * gateway answers a request that timed out on its side with a ServerError
+ * of code `timeout`, so this one means the answer itself went missing.
+ * `code` is "timeout" as well, so that one check covers both.
+ */
+export class TimeoutError extends WsgateError {
+  readonly code = "timeout";
+  /** "publish" or "request". */
+  readonly op: string;
+  readonly channel: string;
+  readonly ref: number;
+
+  constructor(op: string, channel: string, ref: number, ms: number) {
+    super(`wsgate: ${op} ${channel}: no answer from the gateway within ${ms} ms`);
+    this.name = "TimeoutError";
+    this.op = op;
+    this.channel = channel;
+    this.ref = ref;
   }
 }
 

@@ -8,13 +8,16 @@ import type { WsgateError } from "./errors.js";
  *  - "disconnected": the connection ended; `willReconnect` in the detail
  *    says whether a new attempt is scheduled (not after 4002 or 4003, see
  *    Options), and `delay` after how long;
- *  - "closed": close() was called; nothing happens any more.
+ *  - "closed": close() was called, and nothing happens any more; or the
+ *    gateway closed the connection with 4005 (the user logged out: the
+ *    detail has the code and reason), and nothing happens until
+ *    reconnect().
  */
 export type State = "connecting" | "connected" | "disconnected" | "closed";
 
 /** StateDetail comes with each "state" event. */
 export interface StateDetail {
-  /** The close code that ended the connection ("disconnected" only). 4000 is the client's own: a connect or ping timeout. */
+  /** The close code that ended the connection ("disconnected", and "closed" after 4005). 4000 is the client's own: a connect or ping timeout. */
   code?: number;
   /** The close reason, e.g. "token expired", "ping timeout". */
   reason?: string;
@@ -96,6 +99,44 @@ export interface Lost {
   epoch: number;
 }
 
+/**
+ * SubscriptionChange says that the gateway added a topic to the connection,
+ * or removed one, on a service's request (`server: true`): the client
+ * delivers the topic's notifications to the handlers of its channel and
+ * the "message" listeners, and subscribes it again after every reconnect
+ * until the gateway removes it (or refuses it on a reconnect: the token no
+ * longer allows it).
+ */
+export interface SubscriptionChange {
+  channel: string;
+  subscribed: boolean;
+  /** Always true for now: the change came from the gateway, not from subscribe() or unsubscribe(). */
+  server: boolean;
+}
+
+/** PublishOptions are the options of WsgateClient.publish. */
+export interface PublishOptions {
+  /**
+   * Wait for the gateway's "published" answer (true, the default), or
+   * resolve once the op is handed to the socket (false: ref 0, the gateway
+   * answers nothing, and an error it sends comes out as an "error" event).
+   */
+  ack?: boolean;
+  /** With ack: give up after this many ms without an answer (then plus 2 s of grace). Default: the requestTimeout option. */
+  timeout?: number;
+}
+
+/** RequestOptions are the options of WsgateClient.request. */
+export interface RequestOptions {
+  /**
+   * How long the service has to reply, in ms; sent to the gateway, which
+   * caps it at its own maximum and answers `timeout` after it. The client
+   * gives up by itself 2 s later if no answer came at all. Default: the
+   * requestTimeout option.
+   */
+  timeout?: number;
+}
+
 /** ClientEvents are the events of WsgateClient.on. */
 export interface ClientEvents {
   state: (state: State, detail: StateDetail) => void;
@@ -104,14 +145,22 @@ export interface ClientEvents {
   message: Handler;
   resumed: (resumed: Resumed) => void;
   lost: (lost: Lost) => void;
+  /** The gateway added or removed a topic on a service's request. */
+  subscription: (change: SubscriptionChange) => void;
   /** Errors that belong to no promise: a handler or storage failure, a refused ack or resume, a failed token provider. */
   error: (error: WsgateError) => void;
 }
 
 /** TokenContext tells the token provider why it is called. */
 export interface TokenContext {
-  /** "connect" for the first attempt, "expired" right after close 1008 "token expired" (a cached token must not be reused), "reconnect" otherwise. */
-  reason: "connect" | "reconnect" | "expired";
+  /**
+   * "connect" for the first attempt; "expired" after close 1008 "token
+   * expired", and "revoked" after close 4006 (the user's credentials were
+   * revoked: the gateway refuses every token issued until then), until
+   * the next welcome: a cached token must not be reused then; "reconnect"
+   * otherwise.
+   */
+  reason: "connect" | "reconnect" | "expired" | "revoked";
 }
 
 /** TokenProvider returns the JWT for the next connection attempt. */
@@ -151,6 +200,17 @@ export interface Options {
   reconnectOnReplaced?: boolean;
   /** Reconnect after close 4002 (too many connections of the user), with the maximum backoff. Default false: the client stops until reconnect() is called. */
   reconnectOnTooManyConnections?: boolean;
+  /** Reconnect (with backoff) after close 4005 (the user logged out). Default false: the client goes to state "closed" until reconnect() is called. */
+  reconnectOnLogout?: boolean;
+  /** The default timeout of request() and of an acked publish(), in ms. Default 5000, the gateway's default maximum. */
+  requestTimeout?: number;
+  /**
+   * The largest op the client sends, in bytes of JSON: a publish or
+   * request over it is rejected before it is sent, since the gateway
+   * closes a connection with 1009 for a message over its
+   * --max-message-size. Default 4096, the gateway's default; 0: no check.
+   */
+  maxMessageSize?: number;
   /** Where durable positions are kept. Default: localStorage in browsers, memory elsewhere. */
   storage?: PositionStorage;
   /** The prefix of storage keys. Default "wsgate:". */

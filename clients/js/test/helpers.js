@@ -1,6 +1,6 @@
 // Helpers of the Node tests: a real wsgate gateway in a child process,
 // tokens, publishes through the binary, and polling.
-import { spawn, execFile } from "node:child_process";
+import { spawn, spawnSync, execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -22,10 +22,17 @@ function b64url(v) {
   return Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
 }
 
-/** token signs an HS256 JWT for user sub, valid for ttl seconds (negative: expired that long ago). */
-export function token(sub, { ttl = 3600, channels = ["topic.>"] } = {}) {
+/**
+ * token signs an HS256 JWT for user sub, valid for ttl seconds (negative:
+ * expired that long ago), with the topic patterns channels, and, when
+ * given, the upstream patterns and the issue time iat (Unix seconds).
+ */
+export function token(sub, { ttl = 3600, channels = ["topic.>"], upstream, iat } = {}) {
   const head = b64url({ alg: "HS256", typ: "JWT" });
-  const body = b64url({ sub, exp: Math.floor(Date.now() / 1000) + ttl, channels });
+  const claims = { sub, exp: Math.floor(Date.now() / 1000) + ttl, channels };
+  if (upstream) claims.upstream = upstream;
+  if (iat !== undefined) claims.iat = iat;
+  const body = b64url(claims);
   const sig = createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${sig}`;
 }
@@ -131,6 +138,36 @@ export function publish(natsURL, target, payload, { durable = false, id, timeout
       const m = /seq (\d+)/.exec(stdout);
       if (!m) return rej(new Error(`wsgate publish printed ${JSON.stringify(stdout)}`));
       res(Number(m[1]));
+    });
+  });
+}
+
+let helpText;
+
+/**
+ * hasCommand reports whether `wsgate help` lists the command: tests of
+ * commands that have not landed yet skip.
+ */
+export function hasCommand(name) {
+  if (helpText === undefined) {
+    const r = spawnSync(bin, ["help"], { encoding: "utf8", timeout: 10000 });
+    helpText = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  }
+  return new RegExp(`^\\s*wsgate ${name}\\b`, "m").test(helpText);
+}
+
+/** needs is the options of a test that needs the commands: a skip with the reason when `wsgate help` does not list one. */
+export function needs(...names) {
+  const missing = names.filter((n) => !hasCommand(n));
+  return missing.length ? { skip: `\`wsgate help\` lists no ${missing.map((n) => `\`wsgate ${n}\``).join(", ")} yet` } : {};
+}
+
+/** wsgate runs the binary with args and resolves with what it printed. */
+export function wsgate(...args) {
+  return new Promise((res, rej) => {
+    execFile(bin, args, { timeout: 10000 }, (err, stdout, stderr) => {
+      if (err) return rej(new Error(`wsgate ${args.join(" ")}: ${err.message}\n${stdout}${stderr}`));
+      res(stdout + stderr);
     });
   });
 }

@@ -33,7 +33,7 @@ test("without a WebSocket implementation the constructor says what to pass", () 
 
 test("the bundle is one ES module with the same exports", async () => {
   const b = await import("../dist/wsgate.min.js");
-  for (const name of ["WsgateClient", "ServerError", "ClosedError", "MemoryStorage", "WebStorage", "backoffDelay"]) {
+  for (const name of ["WsgateClient", "ServerError", "ClosedError", "NotConnectedError", "TimeoutError", "MemoryStorage", "WebStorage", "backoffDelay"]) {
     assert.equal(typeof b[name], "function", name);
   }
 });
