@@ -17,7 +17,8 @@ import (
 var demoFiles embed.FS
 
 // demoConfig is what the demo page learns from /demo/config.json: where the
-// gateway's WebSocket endpoint is, and how to publish to it from a shell.
+// gateway's WebSocket endpoint is, how to publish to it from a shell, and
+// where the HTTP API is.
 type demoConfig struct {
 	// WS is the endpoint without a query, "ws://127.0.0.1:8080/ws"; the
 	// page adds ?user=.
@@ -26,6 +27,10 @@ type demoConfig struct {
 	// "./wsgate publish" with --nats-url and --subject-prefix when they
 	// differ from its defaults, as the try: line prints it.
 	Publish string `json:"publish"`
+	// API is the path of the HTTP API on the page's own origin, the admin
+	// listener: "/api/v1/". In development mode it takes calls without a
+	// key, so the page's form publishes with a plain fetch.
+	API string `json:"api"`
 }
 
 // withDemo serves the demo page at /demo/ beside admin's endpoints. The

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -89,6 +90,69 @@ func TestDemoServedInDevelopmentOnly(t *testing.T) {
 	}
 }
 
+// The demo page's form posts to the HTTP API on the page's own origin, the
+// admin listener, without a key in development mode: such a POST reaches
+// a connected socket, and config.json tells the page where the API is.
+// Under JWT the API wants a key, whatever the origin.
+func TestDemoAPIPublish(t *testing.T) {
+	bin := buildBinary(t)
+	g := startGateway(t, bin, "--embedded-nats-listen", "127.0.0.1:0")
+	admin := g.waitField(t, "admin listening", "addr")
+	addr := g.waitField(t, "gateway listening", "addr")
+	origin := "http://" + admin
+
+	resp, err := http.Get(origin + "/demo/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf demoConfig
+	err = json.NewDecoder(resp.Body).Decode(&conf)
+	resp.Body.Close()
+	if err != nil || conf.API != "/api/v1/" {
+		t.Fatalf("config.json: %+v, %v; want api /api/v1/", conf, err)
+	}
+
+	c := wstest.Connect(t, "ws://"+addr+"/ws?user=42", nil)
+	post := func(url, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the page's fetch sends.
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Referer", origin+"/demo/")
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(origin+conf.API+"publish", `{"channel":"user.42","data":{"via":"api"},"durable":false}`)
+	if code != http.StatusOK {
+		t.Fatalf("POST %spublish: %d %s", conf.API, code, body)
+	}
+	m := c.Next(t)
+	if data, _ := m["data"].(map[string]any); m["channel"] != "user.42" || data["via"] != "api" {
+		t.Fatalf("the socket got %v, want the API's notification", m)
+	}
+	// The form's durable checkbox, on a gateway without JetStream: the
+	// API says so, and the page shows it.
+	if code, body := post(origin+conf.API+"publish", `{"channel":"user.42","data":1,"durable":true}`); code != http.StatusServiceUnavailable || !strings.Contains(body, "jetstream_unavailable") {
+		t.Errorf("durable publish without JetStream: %d %s, want 503 jetstream_unavailable", code, body)
+	}
+
+	cmd := exec.Command(bin, append(append([]string(nil), gatewayFlags...), "--embedded-nats-listen", "127.0.0.1:0", "--auth=jwt")...)
+	cmd.Env = append(os.Environ(), "WSGATE_JWT_SECRET="+testSecret)
+	jwtAdmin := startCmd(t, cmd).waitField(t, "admin listening", "addr")
+	if code, body := post("http://"+jwtAdmin+"/api/v1/publish", `{"channel":"user.42","data":1}`); code != http.StatusForbidden {
+		t.Errorf("a JWT gateway without API keys answered %d %s, want 403 (the API is off)", code, body)
+	}
+}
+
 // httpStatus returns the status of GET url.
 func httpStatus(t *testing.T, url string) int {
 	t.Helper()
@@ -107,8 +171,9 @@ func httpStatus(t *testing.T, url string) int {
 // subscribes topic.sports through the form, and the publish commands the
 // page shows, run as they are printed, bring a volatile, a durable, a
 // broadcast and a topic notification onto it. Then it takes a screenshot
-// (its path is logged; WSGATE_DEMO_SCREENSHOT=file.png keeps a copy), and
-// unsubscribes. The page cannot break silently.
+// (its path is logged; WSGATE_DEMO_SCREENSHOT=file.png keeps a copy),
+// publishes through the HTTP API form, and unsubscribes. The page cannot
+// break silently.
 func TestDemoPage(t *testing.T) {
 	chromium := findChromium()
 	if chromium == "" {
@@ -165,6 +230,18 @@ func TestDemoPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// The HTTP API form publishes to the page's own user.
+	if _, err := eval[bool](p, `(() => {
+		document.getElementById("api-data").value = '{"via":"api"}';
+		document.getElementById("api-form").requestSubmit();
+		return true;
+	})()`); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS(t, `document.getElementById("api-result").textContent.startsWith("200") &&
+		[...document.querySelectorAll('#messages li[data-channel="user.42"]')].some((li) => li.textContent.includes('{"via":"api"}'))`,
+		"the API form's notification on the page")
 
 	if _, err := eval[bool](p, `(document.querySelector('#topic-list li[data-topic="topic.sports"] button').click(), true)`); err != nil {
 		t.Fatal(err)

@@ -375,7 +375,7 @@ func run(f serveFlags, log *zap.Logger) error {
 			return err
 		}
 		if f.auth == "none" && !f.conformanceEcho {
-			handler = withDemo(handler, demoConfig{WS: "ws://" + dialable(ln.Addr()) + f.path, Publish: publishCommand(f, b.ClientURL())})
+			handler = withDemo(handler, demoConfig{WS: "ws://" + dialable(ln.Addr()) + f.path, Publish: publishCommand(f, b.ClientURL()), API: "/api/v1/"})
 		}
 		admin = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 		go admin.Serve(aln)

@@ -1,7 +1,8 @@
 // The demo page of `make run`: a WsgateClient for the user in the form,
 // its state, welcome and notifications on the page, topics to subscribe,
-// and the publish commands that reach it. config.json (served by the
-// gateway's admin listener) says where the gateway and NATS are.
+// the publish commands that reach it, and a form that publishes through
+// the HTTP API. config.json (served by the gateway's admin listener) says
+// where the gateway, NATS and the API are.
 import { WsgateClient } from "./wsgate.min.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +14,7 @@ const topics = new Map(); // name ("topic.sports") to its <li>
 
 function connect(user) {
   if (client) client.close();
+  $("api-channel").value = `user.${user}`;
   const url = `${config.ws}?user=${encodeURIComponent(user)}`;
   $("url").textContent = url;
   client = new WsgateClient({
@@ -153,6 +155,36 @@ $("topic-form").onsubmit = (e) => {
   subscribe("topic." + $("topic").value.trim());
 };
 $("clear").onclick = () => $("messages").replaceChildren();
+
+// The HTTP API form: the same origin as this page, so a plain fetch.
+$("api-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const result = $("api-result");
+  result.className = "mono muted";
+  let data;
+  try {
+    data = JSON.parse($("api-data").value);
+  } catch (err) {
+    result.className = "mono error";
+    result.textContent = `data is not JSON: ${err.message}`;
+    return;
+  }
+  const body = { channel: $("api-channel").value.trim(), data, durable: $("api-durable").checked };
+  result.textContent = "publishing…";
+  try {
+    const res = await fetch(config.api + "publish", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    result.className = res.ok ? "mono ok" : "mono error";
+    result.textContent = `${res.status} ${res.statusText} ${text}`.trim();
+  } catch (err) {
+    result.className = "mono error";
+    result.textContent = `publish failed: ${err.message}`;
+  }
+};
 
 if (params.has("user")) $("user").value = params.get("user");
 connect($("user").value);
