@@ -51,7 +51,7 @@ test("server-side disconnect: reconnect → 4004 and back, logout → 4005 and c
   await Promise.all(Object.values(cs).map((x) => x.c.ready()));
 
   for (const [reason, user] of Object.entries(users)) {
-    await wsgate("disconnect", "--nats-url", g.natsURL, "--user", user, "--reason", reason);
+    await wsgate("disconnect", "--nats-url", g.natsURL, "--expect", "1", "--user", user, "--reason", reason);
   }
   const end = (x) => waitFor(() => x.r.states.find((s) => s.state === "disconnected" || s.state === "closed"), 5000, "the close");
 
@@ -75,7 +75,7 @@ test("server-side disconnect: reconnect → 4004 and back, logout → 4005 and c
   assert.deepEqual(cs.logout.calls, ["connect"]);
 });
 
-test("server-side subscribe: the topic reaches the client and its notifications are delivered, restored after a reconnect while the token allows it", needs("subscribe"), async (t) => {
+test("server-side subscribe: the topic reaches the client and its notifications are delivered, restored after a reconnect while the token allows it, until the gateway removes it", needs("subscribe", "unsubscribe"), async (t) => {
   const g = await startGateway(t);
   const topic = "topic.team-7";
   // a's token allows the topic, b's does not (the gateway adds it whatever the token says).
@@ -91,7 +91,7 @@ test("server-side subscribe: the topic reaches the client and its notifications 
   const a = mk("ss1", ["topic.>"]);
   const b = mk("ss2", ["topic.other"]);
   await Promise.all([a.c.ready(), b.c.ready()]);
-  for (const user of ["ss1", "ss2"]) await wsgate("subscribe", "--nats-url", g.natsURL, "--user", user, "--topic", topic);
+  for (const user of ["ss1", "ss2"]) await wsgate("subscribe", "--nats-url", g.natsURL, "--expect", "1", "--user", user, "--topic", topic);
   for (const x of [a, b]) {
     await waitFor(() => x.subs.length === 1, 5000, "the subscribed frame");
     assert.deepEqual(x.subs, [{ channel: topic, subscribed: true, server: true }]);
@@ -112,11 +112,22 @@ test("server-side subscribe: the topic reaches the client and its notifications 
   assert.deepEqual(a.c.topicList(), [topic]);
   assert.ok(!b.got.some((d) => d.n === 2), "b is out of the topic");
   assert.deepEqual([a.r.errors, b.r.errors], [[], []], "b's refusal is quiet");
+
+  await wsgate("unsubscribe", "--nats-url", g.natsURL, "--expect", "1", "--user", "ss1", "--topic", topic);
+  await waitFor(() => a.subs.length === 2, 5000, "the unsubscribed frame");
+  assert.deepEqual(a.subs[1], { channel: topic, subscribed: false, server: true });
+  assert.deepEqual(a.c.topicList(), []);
+  a.c.reconnect();
+  await waitFor(() => a.r.welcomes.length === 3, 5000, "another reconnect");
+  await publish(g.natsURL, { topic: "team-7" }, { n: 3 });
+  await publish(g.natsURL, { user: "ss1" }, "after");
+  await waitFor(() => a.r.messages.some((m) => m.data === "after"), 5000, "the user notification");
+  assert.ok(!a.got.some((d) => d.n === 3), "not restored");
 });
 
 test("upstream: a request answered by `wsgate upstream --echo` carries the user the gateway stamped, not the client's word", needs("upstream"), async (t) => {
   const g = await startGateway(t);
-  const echo = spawn(bin, ["upstream", "--nats-url", g.natsURL, "--echo"], { stdio: ["ignore", "pipe", "pipe"] });
+  const echo = spawn(bin, ["upstream", "--nats-url", g.natsURL, "--channel", "rpc.>", "--echo"], { stdio: ["ignore", "pipe", "pipe"] });
   let printed = "";
   echo.stdout.setEncoding("utf8").on("data", (d) => (printed += d));
   echo.stderr.setEncoding("utf8").on("data", (d) => (printed += d));
@@ -140,9 +151,13 @@ test("upstream: a request answered by `wsgate upstream --echo` carries the user 
   }, 5000, "an echo");
   assert.deepEqual(reply, { echo: data, user: "up1" });
 
-  await c.publish("chat.room-7", { text: "up we go" });
+  await c.publish("rpc.note", { text: "up we go" });
   await waitFor(() => printed.includes("up we go"), 5000, "the echo tool printing the publish");
 
-  const err = await c.request("admin.x", 1).then(() => null, (e) => e);
-  assert.ok(err instanceof ServerError && err.code === "forbidden", `outside the token's upstream claim: ${err}`);
+  for (const [channel, code] of [["chat.room-7", "no_responders"], ["admin.x", "forbidden"]]) {
+    const err = await c.request(channel, 1).then(() => null, (e) => e);
+    assert.ok(err instanceof ServerError && err.code === code, `${channel}: ${err}`);
+    assert.deepEqual([err.op, err.channel], ["request", channel]);
+  }
+  assert.equal(c.state, "connected");
 });
