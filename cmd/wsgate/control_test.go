@@ -207,6 +207,52 @@ func testSubscribe(t *testing.T, f *fleet) {
 	}
 }
 
+// The control commands refuse what they cannot send, with status 2, and
+// fail with status 1 when no gateway answers.
+func TestControlCommandLine(t *testing.T) {
+	bin := buildBinary(t)
+	nowhere := []string{"WSGATE_NATS_URL=nats://127.0.0.1:1"} // a dial would fail with status 1
+	runUsageCases(t, bin, []usageCase{
+		{name: "presence of a user and a topic", args: []string{"presence", "--user", "42", "--topic", "t"}, env: nowhere, code: 2, want: []string{"--user or --topic, not both"}},
+		{name: "subscribe without a topic", args: []string{"subscribe", "--user", "42"}, env: nowhere, code: 2, want: []string{"subscribe needs --user and --topic"}},
+		{name: "unsubscribe without a user", args: []string{"unsubscribe", "--topic", "t"}, env: nowhere, code: 2, want: []string{"unsubscribe needs --user and --topic"}},
+		{name: "stats argument", args: []string{"stats", "extra"}, env: nowhere, code: 2, want: []string{`unexpected argument "extra"`}},
+		{name: "no timeout", args: []string{"stats", "--timeout", "0"}, env: nowhere, code: 2, want: []string{"--timeout 0s: must be above 0"}},
+		{name: "negative expect", args: []string{"stats", "--expect", "-1"}, env: nowhere, code: 2, want: []string{"--expect -1: negative"}},
+		{name: "echo and reject", args: []string{"upstream", "--echo", "--reject", "no"}, env: nowhere, code: 2, want: []string{"--echo and --reject exclude each other"}},
+		{name: "bad channel pattern", args: []string{"upstream", "--channel", "chat.>.x"}, env: nowhere, code: 2, want: []string{`--channel "chat.>.x"`}},
+		{name: "NATS unreachable", args: []string{"stats"}, env: nowhere, code: 1, want: []string{"connect nats://127.0.0.1:1"}},
+		{name: "no gateway", args: []string{"presence", "--user", "42"}, env: []string{"WSGATE_NATS_URL=" + startNATS(t)}, code: 1, want: []string{"control: no gateway answered"}},
+	})
+}
+
+// Without JetStream a revocation cannot be stored, but the disconnect
+// carries it: the gateway closes the socket with 4006 and refuses the
+// user's reconnect from memory, and the command says the revocation was
+// not stored, with status 1.
+func TestRevokeWithoutJetStream(t *testing.T) {
+	bin := buildBinary(t)
+	g := startGateway(t, bin, "--embedded-nats-listen", "127.0.0.1:0", "--gateway-id", "solo") // --durable=false: no JetStream
+	addr := g.waitField(t, "gateway listening", "addr")
+	nats := g.waitField(t, "gateway listening", "nats")
+	c := wstest.Connect(t, "ws://"+addr+"/ws?user=42", nil)
+
+	r := runBinary(t, bin, []string{"WSGATE_NATS_URL=" + nats}, "disconnect", "--user", "42", "--reason", "revoked", "--expect", "1")
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "disconnected 1 socket of user 42 (revoked); 1 gateway answered\n") ||
+		!strings.Contains(r.stderr, "revocation not stored in the denylist") || !strings.Contains(r.stderr, "only in the memory of the 1 gateway that answered") {
+		t.Fatalf("disconnect --reason revoked without JetStream: status %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if code := c.CloseCode(t); code != 4006 {
+		t.Errorf("closed with %d, want 4006", code)
+	}
+	// In development mode every connection counts as issued before.
+	_, err := wstest.Dial(t.Context(), ws.Dialer{Timeout: 5 * time.Second}, "ws://"+addr+"/ws?user=42")
+	if status := ws.StatusError(0); !errors.As(err, &status) || status != http.StatusUnauthorized {
+		t.Errorf("a reconnect of the revoked user: %v, want 401", err)
+	}
+	wstest.Connect(t, "ws://"+addr+"/ws?user=43", nil) // others are unaffected
+}
+
 func testDisconnect(t *testing.T, f *fleet) {
 	runUsageCases(t, f.bin, []usageCase{
 		{name: "no reason", args: []string{"disconnect", "--user", "42"}, code: 2, want: []string{"disconnect needs --reason"}},
@@ -283,13 +329,20 @@ func testRevoke(t *testing.T, f *fleet) {
 }
 
 func testUpstream(t *testing.T, f *fleet) {
-	up := startProc(t, f.bin, "upstream", "--echo", "--nats-url", f.nats)
-	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
-		if !strings.Contains(up.log.String(), "wsgate upstream: listening on notify.up.>") {
-			return errors.New("wsgate upstream is not listening yet")
-		}
-		return nil
-	})
+	// One stand-in service echoes the requests on rpc.>, another refuses
+	// those on chat.>.
+	startUpstream := func(args ...string) *gatewayProc {
+		p := startProc(t, f.bin, append([]string{"upstream", "--nats-url", f.nats}, args...)...)
+		wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
+			if !strings.Contains(p.log.String(), "wsgate upstream: listening on notify.up.") {
+				return errors.New("wsgate upstream is not listening yet")
+			}
+			return nil
+		})
+		return p
+	}
+	startUpstream("--echo", "--channel", "rpc.>")
+	up := startUpstream("--reject", "not today", "--channel", "chat.>")
 	token := testJWT(t, "u1", time.Now(), "rpc.>", "chat.>")
 	c := f.dial(t, 1, token)
 
@@ -301,6 +354,11 @@ func testUpstream(t *testing.T, f *fleet) {
 		t.Fatalf("reply %v, want the echo of the data and user u1", m)
 	}
 
+	c.Send(t, map[string]any{"op": "request", "channel": "chat.room-1", "data": 1, "ref": 3})
+	if m := readUntil(t, c, "error"); m["ref"] != 3.0 || m["code"] != "rejected" || m["message"] != "not today" {
+		t.Fatalf("a request to the refusing service: %v, want error rejected, not today", m)
+	}
+
 	c.Send(t, map[string]any{"op": "publish", "channel": "chat.room-1", "data": map[string]any{"text": "hi"}, "ref": 2})
 	if m := readUntil(t, c, "published"); m["ref"] != 2.0 {
 		t.Fatalf("publish answered %v", m)
@@ -309,7 +367,7 @@ func testUpstream(t *testing.T, f *fleet) {
 	wstest.CheckFor(t, 5*time.Second, pollEvery, func() error {
 		for l := range strings.Lines(up.log.String()) {
 			var v map[string]any
-			if json.Unmarshal([]byte(l), &v) == nil && v["channel"] == "chat.room-1" {
+			if json.Unmarshal([]byte(l), &v) == nil && v["channel"] == "chat.room-1" && v["request"] == false {
 				line = v
 				return nil
 			}
