@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
 )
@@ -177,6 +179,30 @@ func TestPublishUnavailable(t *testing.T) {
 		nc := connect(t, srv)
 		e := newEnv(t, srv, Config{Insecure: true, Publisher: bus.NewPublisher(nc, "")}, 0)
 		nc.Close()
+		r := e.call(t, "POST", "/api/v1/publish", "", publishBody)
+		if r.status != 503 || r.errorCode() != "nats_unavailable" {
+			t.Fatalf("status %d: %s", r.status, r.raw)
+		}
+	})
+	t.Run("nats down", func(t *testing.T) {
+		// While the client reconnects, a publish lands in its reconnect
+		// buffer: the flush tells the caller NATS does not have it.
+		srv := runNATS(t, false)
+		nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		e := newEnv(t, srv, Config{Insecure: true, Publisher: bus.NewPublisher(nc, "")}, 0)
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		deadline := time.Now().Add(5 * time.Second)
+		for nc.IsConnected() {
+			if time.Now().After(deadline) {
+				t.Fatal("the client did not notice the server is gone")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		r := e.call(t, "POST", "/api/v1/publish", "", publishBody)
 		if r.status != 503 || r.errorCode() != "nats_unavailable" {
 			t.Fatalf("status %d: %s", r.status, r.raw)
