@@ -86,6 +86,10 @@ FUZZ_TARGETS = \
 	./gateway:FuzzClientOp \
 	./gateway:FuzzFrameSplits \
 	./gateway:FuzzUTF8Tail \
+	./control:FuzzRequestDecode \
+	./internal/httpapi:FuzzDecodePublish \
+	./internal/httpapi:FuzzDecodeDisconnect \
+	./internal/httpapi:FuzzDecodeSubscription \
 	./internal/wire:FuzzParseHeader \
 	./internal/wire:FuzzAppendJSONString \
 	./internal/wire:FuzzAppendMessage \
@@ -98,7 +102,7 @@ FUZZ_TARGETS = \
 FUZZMINTIME ?= 5s
 
 .PHONY: fuzz
-fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops, UTF-8, wire format, inflate, a durable message's stream headers, acked marks, channel names, bench's frame reader
+fuzz: ## run each fuzz target for FUZZTIME (default 30s): handshake, frames (whole and split), client ops (upstream included), control requests, HTTP API bodies, UTF-8, wire format, inflate, a durable message's stream headers, acked marks, channel names, bench's frame reader
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) $${t%%:*}; \
