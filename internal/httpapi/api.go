@@ -20,7 +20,9 @@ import (
 // Defaults of Config.
 const (
 	// DefaultMaxBody is the largest request body: a notification of a few
-	// KiB fits many times over, and 64 KiB is the gateway's largest frame.
+	// KiB fits many times over, while a body that would sit in every
+	// client's write queue stays out. A larger limit is bounded in turn by
+	// the NATS server's max_payload (1 MiB by default; beyond it, 413).
 	DefaultMaxBody = 64 << 10
 	// DefaultTimeout bounds each call: longer than the control client's
 	// scatter-gather (2s by default) and JetStream's ack, short enough
