@@ -20,6 +20,8 @@ const (
 	ScenarioChurn     = config.ScenarioChurn
 	ScenarioFloor     = config.ScenarioFloor
 	ScenarioResume    = config.ScenarioResume
+	ScenarioControl   = config.ScenarioControl
+	ScenarioUpstream  = config.ScenarioUpstream
 )
 
 // Scenarios lists every scenario name.

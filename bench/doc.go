@@ -61,6 +61,19 @@
 //     connection's replay is checked against its user's acked sequences;
 //     the report has the time to full recovery and, from ServerMetrics,
 //     the gateway's history requests and CPU per resume.
+//   - control: Queries presence queries of random users, then
+//     Disconnects disconnects of distinct random users, one at a time,
+//     through control.Client (Expect = Gateways, no stall) on a NATS
+//     connection of the scenario's own. A disconnect is measured two ways:
+//     the call's return and, from the engine's read side, the arrival of
+//     the close frame at the client's socket.
+//   - upstream: request ops at MsgRate in total for Hold, round-robin over
+//     the connections, answered on NATS by the scenario's responder with
+//     the request's data; the reply's latency is its read time − the send
+//     time in the data.
+//
+// With Revocations, any scenario first stores that many revocations of
+// users not in the run and waits until every URL refuses the last.
 //
 // With Durable, broadcast, topic and unicast publish through JetStream
 // and wait for each ack; the frames carry seq, prev and epoch before

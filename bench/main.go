@@ -85,6 +85,32 @@ round-robin over the --url values, the --source-addrs and the --workers):
              (?resume=channel:seq:epoch) instead of a resume op, and the gateway
              answers only when something is missing.
 
+  control    the control plane (package control) across --url gateways: after the
+             ramp, --queries presence queries of random users, one at a time, each
+             through control.Client on a NATS connection of wsbench's own with
+             Expect --gateways (default: the number of --url values) and no stall;
+             then --disconnects disconnects of distinct random users with
+             --disconnect-reason (reconnect: close 4004, the default; logout: 4005;
+             revoked: 4006). Reports presence latency (call → every gateway's
+             answer), how many got every gateway's answer and found the user,
+             disconnect latency measured two ways: the call's return (every
+             gateway answered) and the close frame's arrival at the client's
+             socket, and the close codes read. wsbench does not reconnect.
+  upstream   clients send request ops ({"op":"request","channel":--upstream-channel,
+             "ref":N,"data":{"seq":N,"ts":T}}) at --msg-rate in total for --hold
+             (default 10s), round-robin over the connections; wsbench answers them
+             on NATS (<prefix>.up.<channel>, the reply is the request's data) unless
+             --no-responder. Reports replies/s, latency (the request's write → its
+             reply read), error frames by code (rate_limited, timeout, …), and the
+             CPU of the gateway (--server-pid), NATS (--nats-pid) and wsbench per
+             1,000 requests. The gateway limits each connection to --upstream-rate
+             (10/s, bursts of 20): spread the rate over enough connections.
+
+--revocations N (any scenario): before the ramp, store N revocations in the
+denylist's KV bucket with control.Client.Revoke (users rv0…rvN-1, who are not in
+the run, for an hour; 32 at once) and wait until every --url refuses rvN-1 with
+401; the report says how long each took. Compare the connect rate of two runs.
+
 --durable (broadcast, topic, unicast): publish through JetStream with
 DurableBroadcast, DurableTopic or DurableUser, each publish waiting for its ack;
 the payload's ts is taken before the publish, so the delivery latency includes

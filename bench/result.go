@@ -32,6 +32,10 @@ func (r *runner) result(msgs []workerMsg, w window, end serverSample, clientCPU 
 	if w.resume != nil {
 		res.Resume = r.resumeFigures(msgs, w.resume, res.Server)
 	}
+	res.Revocations = r.revoked
+	if w.control != nil {
+		res.Control = r.controlFigures(msgs, w.control, res.Conns)
+	}
 	if w.floor != nil {
 		f := &report.Floor{Writes: w.floor.Writes, ShortWrites: w.floor.ShortWrites, CPUSeconds: w.floor.CPUSeconds,
 			FrameBytes: w.floor.FrameBytes, ServerRSSPerConnByte: res.Server.RSSPerConn}
@@ -48,6 +52,9 @@ func (r *runner) result(msgs []workerMsg, w window, end serverSample, clientCPU 
 		if delivered > 0 {
 			cl.CPUPerMillionDeliv = cl.MeasuredCPUSeconds / delivered * 1e6
 		}
+	}
+	if w.upstream != nil {
+		res.Upstream = r.upstreamFigures(msgs, w, res, clientCPU)
 	}
 	res.DurationS = time.Since(r.start).Seconds()
 	r.mu.Lock()

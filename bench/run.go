@@ -44,10 +44,11 @@ type runner struct {
 	workers []*workerHandle
 	events  chan workerEvent
 	start   time.Time
-	phase   atomic.Value // string
-	cpu0    float64      // this process's CPU seconds when Run started
-	before  serverSample // the servers before the ramp
-	after   serverSample // the servers after the ramp and the settle
+	phase   atomic.Value        // string
+	cpu0    float64             // this process's CPU seconds when Run started
+	before  serverSample        // the servers before the ramp
+	after   serverSample        // the servers after the ramp and the settle
+	revoked *report.Revocations // what --revocations stored; nil without
 
 	mu       sync.Mutex // protects timeline and warnings
 	timeline []report.Sample
@@ -71,6 +72,9 @@ func (r *runner) run(ctx context.Context, sc scenario) (*Result, error) {
 	err := sc.start(r, &spec)
 	defer sc.stop()
 	if err != nil {
+		return nil, err
+	}
+	if err := r.revoke(ctx); err != nil {
 		return nil, err
 	}
 	r.workers, err = startWorkers(spec, r.events)

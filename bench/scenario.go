@@ -38,6 +38,8 @@ type window struct {
 	natsEnd   float64      // and at the end
 	floor     *floorReport // floor: what the floor servers measured
 	resume    *resumeWindow
+	control   *controlWindow
+	upstream  *upstreamWindow
 }
 
 func newScenario(name string) scenario {
@@ -54,6 +56,10 @@ func newScenario(name string) scenario {
 		return &floorScenario{}
 	case ScenarioResume:
 		return &resumeScenario{}
+	case ScenarioControl:
+		return &controlScenario{}
+	case ScenarioUpstream:
+		return &upstreamScenario{}
 	}
 	return connectScenario{}
 }

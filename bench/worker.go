@@ -21,10 +21,11 @@ import (
 //
 //	coordinator → worker: {"cmd":"spec","spec":{…}}  {"cmd":"connect"}
 //	                      {"cmd":"churn","churn":"10s"}  {"cmd":"expect","expect":{…}}
-//	                      {"cmd":"cut"}  {"cmd":"resume","expect":{…}}  {"cmd":"finish","expect":{…}}
+//	                      {"cmd":"cut"}  {"cmd":"resume","expect":{…}}  {"cmd":"upstream"}
+//	                      {"cmd":"finish","expect":{…}}
 //	worker → coordinator: {"event":"progress","progress":{…}} every 250 ms
 //	                      {"event":"connected"} {"event":"churned"} {"event":"expected","n":…}
-//	                      {"event":"cut","n":…} {"event":"resumed","n":…}
+//	                      {"event":"cut","n":…} {"event":"resumed","n":…} {"event":"upstreamed","n":…}
 //	                      {"event":"result","result":{…}}  {"event":"error","error":"…"}
 
 // ChildEnv is set in the environment of the worker and floor-server
@@ -140,6 +141,8 @@ func serveWorker(in io.Reader, out io.Writer) error {
 			}
 		case "resume":
 			emit(workerMsg{Event: "resumed", N: e.SetResume(cmd.Expect), Progress: progress(e)})
+		case "upstream":
+			emit(workerMsg{Event: "upstreamed", N: e.Upstream(spec.Config.MsgRate/float64(spec.Workers), spec.Config.Hold.D())})
 		case "finish":
 			res := finish(cmd.Expect)
 			emit(workerMsg{Event: "result", Result: &res})

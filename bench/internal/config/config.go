@@ -22,10 +22,13 @@ const (
 	ScenarioChurn     = "churn"
 	ScenarioFloor     = "floor"
 	ScenarioResume    = "resume"
+	ScenarioControl   = "control"
+	ScenarioUpstream  = "upstream"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioBroadcast, ScenarioTopic, ScenarioUnicast, ScenarioChurn, ScenarioFloor, ScenarioResume}
+var Scenarios = []string{ScenarioConnect, ScenarioBroadcast, ScenarioTopic, ScenarioUnicast, ScenarioChurn, ScenarioFloor, ScenarioResume,
+	ScenarioControl, ScenarioUpstream}
 
 // Payload kinds (--payload-kind). Every payload is a JSON object that
 // starts with "seq" and "ts", which the delivery accounting reads.
@@ -112,6 +115,34 @@ type Config struct {
 	// restart for instance, and returns once the gateway takes
 	// connections again (--cut-cmd). Empty: wsbench closes them itself.
 	CutCmd string `json:"cut_cmd,omitempty"`
+
+	// Queries is how many presence queries control sends, one at a time,
+	// each to every gateway (--queries); default 1000.
+	Queries int `json:"queries,omitempty"`
+	// Disconnects is how many distinct users control disconnects, one at
+	// a time, after the queries (--disconnects); default 100, at most
+	// Conns.
+	Disconnects int `json:"disconnects,omitempty"`
+	// DisconnectReason is the reason of control's disconnects
+	// (--disconnect-reason): reconnect (close 4004, the default), logout
+	// (4005) or revoked (4006, which also stores a revocation). wsbench
+	// does not reconnect after any of them.
+	DisconnectReason string `json:"disconnect_reason,omitempty"`
+	// Gateways is how many gateways answer a control request
+	// (--gateways): control.Client.Expect. Default: the number of --url
+	// values.
+	Gateways int `json:"gateways,omitempty"`
+	// Revocations is how many revocations wsbench stores in the denylist
+	// before the ramp, of users not in the run (rv0, rv1, …, one hour
+	// each), waiting until every --url refuses the last one
+	// (--revocations). Any scenario; zero stores none.
+	Revocations int `json:"revocations,omitempty"`
+	// UpstreamChannel is the channel of upstream's request ops
+	// (--upstream-channel); default rpc.bench.
+	UpstreamChannel string `json:"upstream_channel,omitempty"`
+	// NoResponder leaves upstream's requests to a responder of one's own
+	// (wsgate upstream --echo, say) instead of wsbench's (--no-responder).
+	NoResponder bool `json:"no_responder,omitempty"`
 
 	// template is the payload object after "seq" and "ts" without its
 	// opening brace (payload.Template); nil for pad. Set by Normalize.
@@ -223,6 +254,13 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.NoResume, "no-resume", false, "resume: reconnect without resuming and publish nothing, as volatile clients do (needs --missed 0): the same storm for a gateway with --durable=false, to compare reconnect rates")
 	fs.StringVar(&c.CutCmd, "cut-cmd", "", "resume: cut by running this shell `command` (sh -c), which must make the gateway close every connection (restart it, say) and return once it accepts again; wsbench then waits for every connection to be closed. Default: wsbench closes them itself. With a restart, give --server-metrics, not --server-pid (the pid changes)")
 	fs.IntVar(&c.Publishers, "publishers", 0, "resume: goroutines publishing durable notifications at once, each waiting for its ack (default 64)")
+	fs.IntVar(&c.Queries, "queries", 0, "control: presence queries of random users, one at a time, each answered by every gateway (default 1000)")
+	fs.IntVar(&c.Disconnects, "disconnects", 0, "control: distinct random users disconnected one at a time after the queries (default 100)")
+	fs.StringVar(&c.DisconnectReason, "disconnect-reason", "", "control: reason of the disconnects: reconnect (close 4004), logout (4005) or revoked (4006; also stores a revocation) (default reconnect)")
+	fs.IntVar(&c.Gateways, "gateways", 0, "control: gateways that answer each request, the control client's Expect (default: the number of --url values)")
+	fs.IntVar(&c.Revocations, "revocations", 0, "any scenario: before the ramp, store N revocations in the denylist (users rv0…rvN-1, not in the run, for 1h) and wait until every --url refuses the last one with 401")
+	fs.StringVar(&c.UpstreamChannel, "upstream-channel", "", "upstream: channel of the request ops; wsbench answers on NATS subject <prefix>.up.<channel> (default rpc.bench)")
+	fs.BoolVar(&c.NoResponder, "no-responder", false, "upstream: do not answer the requests; a responder of one's own must (wsgate upstream --echo)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in reports (default <scenario>-<conns>)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed for unicast targets and churn picks (default 1)")
 	fs.StringVar(&c.JSONFile, "json", "", "write the full result as JSON to `FILE`")
@@ -274,8 +312,17 @@ func (c *Config) Normalize() error {
 	if c.Scenario == ScenarioResume {
 		c.Durable = true
 	}
-	if c.Scenario == ScenarioChurn && c.Hold == 0 {
+	if (c.Scenario == ScenarioChurn || c.Scenario == ScenarioUpstream) && c.Hold == 0 {
 		c.Hold = Duration(10 * time.Second)
+	}
+	if c.Scenario == ScenarioControl {
+		setDefaultInt(&c.Queries, 1000)
+		setDefaultInt(&c.Disconnects, 100)
+		setDefault(&c.DisconnectReason, "reconnect")
+		setDefaultInt(&c.Gateways, len(c.URLs))
+	}
+	if c.Scenario == ScenarioUpstream {
+		setDefault(&c.UpstreamChannel, "rpc.bench")
 	}
 	setDefaultDur(&c.Timeout, 15*time.Second)
 	setDefaultDur(&c.HandshakeTimeout, 10*time.Second)
@@ -333,7 +380,16 @@ func (c *Config) Normalize() error {
 		bad("--cut-cmd applies to resume")
 	case c.Publishers < 1:
 		bad("--publishers must be positive")
-	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect):
+	case c.Queries < 0 || c.Disconnects < 0 || c.Disconnects > c.Conns:
+		bad("--queries and --disconnects must not be negative, and --disconnects at most --conns")
+	case c.DisconnectReason != "" && c.DisconnectReason != "reconnect" && c.DisconnectReason != "logout" && c.DisconnectReason != "revoked":
+		bad("--disconnect-reason must be reconnect, logout or revoked")
+	case c.Revocations < 0 || c.Gateways < 0:
+		bad("--revocations and --gateways must not be negative")
+	case c.Revocations > 0 && c.Scenario == ScenarioFloor:
+		bad("--revocations needs gateways: the floor has none")
+	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect ||
+		c.Scenario == ScenarioControl || c.Scenario == ScenarioUpstream):
 		bad("--durable applies to broadcast, topic and unicast (resume is always durable)")
 	}
 	if _, err := ParseSources(c.SourceAddrs); err != nil {

@@ -117,6 +117,13 @@ type Engine struct {
 	lastComplete atomic.Int64 // unix ns
 	reconnFirst  atomic.Int64 // unix ns: the first reconnect's dial
 	reconnLast   atomic.Int64 // unix ns: the last reconnect's welcome
+
+	// control and upstream (upstream.go)
+	serverCloses map[int]int64 // guarded by mu: control: global index → unix ns its close frame was read
+	upSent       atomic.Int64
+	upFailed     atomic.Int64
+	upFirst      atomic.Int64 // unix ns
+	upLast       atomic.Int64 // unix ns
 }
 
 type dialJob struct {
@@ -327,6 +334,7 @@ func (e *Engine) Finish(x *Expectation) Totals {
 	seq := e.finish(x)
 	t := e.totals(seq)
 	t.Resume = e.resumeTotals()
+	t.Upstream = e.upstreamTotals()
 	return t
 }
 
@@ -484,6 +492,10 @@ type Totals struct {
 	LastDeliveryNS  int64            `json:"last_delivery_ns"`
 	PollErrors      int64            `json:"poll_errors"`
 	Resume          *ResumeTotals    `json:"resume,omitempty"`
+	// ServerCloses (control) is when each connection closed by the server
+	// read its close frame: global index → unix ns.
+	ServerCloses map[int]int64   `json:"server_closes,omitempty"`
+	Upstream     *UpstreamTotals `json:"upstream,omitempty"`
 }
 
 func (e *Engine) totals(t SeqTotals) Totals {
@@ -512,5 +524,6 @@ func (e *Engine) totals(t SeqTotals) Totals {
 		LastWelcomeNS:   e.lastWelcome.Load(),
 		LastDeliveryNS:  last,
 		PollErrors:      e.pollErrors.Load(),
+		ServerCloses:    e.serverCloses,
 	}
 }

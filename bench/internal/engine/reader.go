@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsgate/wsgate/bench/internal/config"
 	"github.com/wsgate/wsgate/bench/internal/hist"
 	"github.com/wsgate/wsgate/internal/rawio"
 	"github.com/wsgate/wsgate/internal/wire"
@@ -28,6 +29,8 @@ type reader struct {
 	// what it inflated to. Without context takeover equal bytes inflate
 	// to equal messages, so a repeat is served from here.
 	zlast, zout []byte
+
+	upErrors map[string]int64 // upstream: error frames by code; guarded by mu
 
 	mu           sync.Mutex // protects hist, lastDelivery, frameBytes and compressed; held for one read task
 	hist         *hdrhistogram.Histogram
@@ -136,6 +139,7 @@ func (r *reader) consume(c *conn, k int32, buf []byte, now int64) (int, string) 
 			r.out = appendClientFrame(r.out[:0], ws.OpPong, f.payload)
 			_, _ = rawio.Write(c.rc, r.out)
 		case ws.OpClose:
+			r.e.noteServerClose(k, now)
 			code := closeCode(f.payload)
 			writeClose(c.rc, code)
 			return used, "server_close_" + strconv.Itoa(code)
@@ -168,6 +172,10 @@ func (r *reader) inflateText(c *conn, k int32, z []byte, frameLen int, now int64
 // onText handles the text message p, which came in a frame of frameLen
 // bytes, compressed or not.
 func (r *reader) onText(c *conn, k int32, p []byte, frameLen int, compressed bool, now int64) {
+	if r.e.cfg.Scenario == config.ScenarioUpstream {
+		r.onUpstream(p, frameLen, now)
+		return
+	}
 	m := parseMessage(p)
 	if c.dur != nil && !r.durable(c, &m, now) {
 		return

@@ -33,9 +33,13 @@ type Result struct {
 	Floor     *Floor        `json:"floor,omitempty"`
 	Churn     *Churn        `json:"churn,omitempty"`
 	Resume    *Resume       `json:"resume,omitempty"`
-	Timeline  []Sample      `json:"timeline"`
-	Machine   Machine       `json:"machine"`
-	Warnings  []string      `json:"warnings,omitempty"`
+	// Control, Upstream and Revocations: see control.go.
+	Control     *Control     `json:"control,omitempty"`
+	Upstream    *Upstream    `json:"upstream,omitempty"`
+	Revocations *Revocations `json:"revocations,omitempty"`
+	Timeline    []Sample     `json:"timeline"`
+	Machine     Machine      `json:"machine"`
+	Warnings    []string     `json:"warnings,omitempty"`
 }
 
 // Connections are the figures of the initial ramp.
@@ -296,7 +300,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("reconnects\t%d, %d failed", ch.Reconnects, ch.ReconnectFailed)
 		p("reconnect µs\t%s", pct(ch.ReconnectLatency))
 	}
-	if d := r.Delivery; d.Published > 0 {
+	if d := r.Delivery; d.Published > 0 && r.Upstream == nil { // upstream: the replies, below
 		p("")
 		p("published\t%d", d.Published)
 		p("delivered\t%d of %d expected (%s/s over %.2f s)", d.Delivered, d.Expected, Num(d.PerS), d.WindowS)
@@ -336,6 +340,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 			p("NATS resume CPU\t%.3f s = %.1f µs per resume", rs.NATSCPUSeconds, rs.NATSCPUPerResumeUs)
 		}
 	}
+	r.writeControl(p)
 	if r.Config.Deflate {
 		p("permessage-deflate\toffered; accepted by %d of %d established; %d of %d delivered messages came compressed (%.1f%%)",
 			c.DeflateAccepted, c.Established, r.Delivery.Compressed, r.Delivery.Delivered, r.Delivery.CompressedShare*100)
