@@ -420,6 +420,7 @@ func upstream(args []string) error {
 	// NATS calls the handler for one message at a time: the lines do not
 	// interleave.
 	out := json.NewEncoder(os.Stdout)
+	out.SetEscapeHTML(false) // the data as the client sent it: "<b>", not "\u003cb\u003e"
 	sub, err := nc.QueueSubscribe(subject, f.queue, func(m *nats.Msg) {
 		out.Encode(upstreamMessage(f.prefix, m))
 		if m.Reply != "" {

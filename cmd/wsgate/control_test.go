@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +225,30 @@ func TestControlCommandLine(t *testing.T) {
 		{name: "NATS unreachable", args: []string{"stats"}, env: nowhere, code: 1, want: []string{"connect nats://127.0.0.1:1"}},
 		{name: "no gateway", args: []string{"presence", "--user", "42"}, env: []string{"WSGATE_NATS_URL=" + startNATS(t)}, code: 1, want: []string{"control: no gateway answered"}},
 	})
+}
+
+// A bad API key, or a key file with none, stops the start with status 2
+// and a message that says where the key was, never the key.
+func TestAPIKeyFlags(t *testing.T) {
+	bin := buildBinary(t)
+	quiet := []string{"--auth=jwt", "--listen", "127.0.0.1:0", "--admin", "", "--embedded-nats-listen", "127.0.0.1:0"}
+	secret := "WSGATE_JWT_SECRET=" + testSecret
+	empty := t.TempDir() + "/keys"
+	if err := os.WriteFile(empty, []byte("# no key yet\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runUsageCases(t, bin, []usageCase{
+		{name: "short key", args: quiet, env: []string{secret, "WSGATE_API_KEYS=" + testAPIKey + ",tooShortKey"}, code: 2,
+			want: []string{"invalid API key: 11 bytes, at least 16 needed (key 2 of the value)"}},
+		{name: "empty key file", args: append(quiet, "--api-keys-file", empty), env: []string{secret}, code: 2,
+			want: []string{"no API key"}},
+		{name: "missing key file", args: append(quiet, "--api-keys-file", empty+".missing"), env: []string{secret}, code: 1,
+			want: []string{"no such file"}},
+	})
+	r := runBinary(t, bin, []string{secret, "WSGATE_API_KEYS=tooShortKey"}, quiet...)
+	if strings.Contains(r.stdout+r.stderr, "tooShortKey") {
+		t.Errorf("the refusal shows the key:\n%s%s", r.stdout, r.stderr)
+	}
 }
 
 // Without JetStream a revocation cannot be stored, but the disconnect
