@@ -63,8 +63,8 @@ type (
 var controlZeroRefused = []string{"timeout"}
 
 // dial connects to NATS and returns a control client with the flags'
-// settings; close closes the connection.
-func (c *controlFlags) dial(name string) (cl *control.Client, close func(), err error) {
+// settings; done closes the connection.
+func (c *controlFlags) dial(name string) (cl *control.Client, done func(), err error) {
 	nc, err := bus.Dial(c.natsURL, "wsgate-"+name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w", c.natsURL, err)
@@ -298,10 +298,11 @@ func subscription(args []string, add bool) error {
 	} else {
 		r, err = cl.Unsubscribe(context.Background(), s)
 	}
-	verb := map[bool]string{true: "subscribed", false: "unsubscribed"}[add]
-	return cf.finish(countJSON{r, len(r.Gateways)}, len(r.Gateways), err, func(w io.Writer) {
-		printCount(w, r, fmt.Sprintf("%s %s of user %s to %s", verb, plural(r.Sockets, "socket"), s.User, s.Topic))
-	})
+	summary := fmt.Sprintf("subscribed %s of user %s to %s", plural(r.Sockets, "socket"), s.User, s.Topic)
+	if !add {
+		summary = fmt.Sprintf("unsubscribed %s of user %s from %s", plural(r.Sockets, "socket"), s.User, s.Topic)
+	}
+	return cf.finish(countJSON{r, len(r.Gateways)}, len(r.Gateways), err, func(w io.Writer) { printCount(w, r, summary) })
 }
 
 // printCount writes what the gateways did: the summary line, then one row
@@ -360,6 +361,7 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// orDash is s, or "-" for an empty table cell.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -404,6 +406,9 @@ func upstream(args []string) error {
 	fs.StringVar(&f.reject, "reject", "", "answer every request with a refusal carrying this message (header "+control.HeaderError+"); the client gets error code rejected")
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if f.prefix == "" {
+		f.prefix = bus.DefaultPrefix
 	}
 	if f.echo && f.reject != "" {
 		return usagef("--echo and --reject exclude each other")

@@ -200,7 +200,10 @@ func testSubscribe(t *testing.T, f *fleet) {
 			t.Fatalf("socket %s got %v, want the notification on topic.t", c.ID, m)
 		}
 	}
-	f.run(t, 0, "unsubscribe", "--user", "s1", "--topic", "t", "--expect", "3") // the name alone works too
+	r = f.run(t, 0, "unsubscribe", "--user", "s1", "--topic", "t", "--expect", "3") // the name alone works too
+	if !strings.HasPrefix(r.stdout, "unsubscribed 2 sockets of user s1 from topic.t; 3 gateways answered\n") {
+		t.Errorf("unsubscribe printed:\n%s", r.stdout)
+	}
 	for _, c := range []*wstest.Client{a, b} {
 		if m := c.Next(t); m["type"] != "unsubscribed" || m["server"] != true {
 			t.Fatalf("socket %s got %v, want unsubscribed from the server", c.ID, m)
