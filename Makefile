@@ -153,6 +153,10 @@ bench-compare: ## the standard broadcast scenario against wsgate and the gorilla
 bench-durable: ## durable vs volatile, same run: idle RSS and connect rate (--durable on/off), live unicast and broadcast p99, resume storms of 10,000 with 10 missed and none (history requests, CPU per resume); JSON in OUT
 	bash bench/durable.sh
 
+.PHONY: bench-control
+bench-control: ## the control plane: presence and disconnect latency across 3 gateways, connect rate with 0 and 10,000 revocations (same run, alternating), upstream request/reply by rate, and a Node client's check of it; JSON and summary.txt in OUT
+	bash bench/control.sh
+
 # bench-reconnect: RECONNECT_FLAGS go to the script (--n 1000, --bucket
 # 100); RECONNECT_OUT, a directory, gets its .txt and .json.
 RECONNECT_FLAGS ?=
