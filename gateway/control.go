@@ -33,11 +33,12 @@ func (s *Server) userConns(user string) []*Conn {
 // connByID returns the open connection with id, a connection id this
 // gateway gave, or nil.
 func (s *Server) connByID(id string) *Conn {
-	prefix, n, ok := strings.Cut(id, "-")
-	if !ok || prefix != s.idPrefix {
+	// The gateway id may hold dashes itself: the counter is after the last.
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 || id[:i] != s.idPrefix {
 		return nil
 	}
-	seq, err := strconv.ParseUint(n, 36, 64)
+	seq, err := strconv.ParseUint(id[i+1:], 36, 64)
 	if err != nil {
 		return nil
 	}

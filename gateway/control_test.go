@@ -78,7 +78,7 @@ func TestPresence(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) { c.ID = "gw-a" }) // a dash in the id: conn ids are "gw-a-<n>"
 	for _, tc := range []struct {
 		reason string
 		code   ws.StatusCode
