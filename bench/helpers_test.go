@@ -227,10 +227,18 @@ func newRestartable(t testing.TB) *restartable {
 			}
 			return
 		}
+		// Between a restart's stop and start there is no gateway: a poll
+		// then gets 503, as from a gateway that is down. (Dereferencing the
+		// nil server here panicked with mu held, and every later request
+		// and the restart itself waited for mu forever.)
 		g.mu.Lock()
-		h := g.s.AdminHandler()
+		s := g.s
 		g.mu.Unlock()
-		h.ServeHTTP(w, req)
+		if s == nil {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		s.AdminHandler().ServeHTTP(w, req)
 	}))
 	t.Cleanup(admin.Close)
 	g.url, g.metricsURL, g.restartURL = "ws://"+g.addr+"/ws", admin.URL+"/metrics", admin.URL+"/restart"
