@@ -113,6 +113,14 @@ func TestControlCluster(t *testing.T) {
 			t.Errorf("g%d: the revoked token: %v, want 401", i, err)
 		}
 	}
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
+		for i, e := range envs {
+			if v := gaugeValue(t, e, "wsgate_revocations"); v != 1 {
+				return fmt.Errorf("g%d: wsgate_revocations = %v, want 1", i, v)
+			}
+		}
+		return nil
+	})
 	fresh := signed(t, "kim", func(c *jwtClaims) { c.IssuedAt = jwt.NewNumericDate(revokedAt.Add(2 * time.Second)) })
 	for _, e := range envs {
 		e.connectToken("kim", fresh).Conn.Close()
@@ -133,4 +141,21 @@ func TestControlCluster(t *testing.T) {
 	if s, err := ask.Stats(context.Background()); err != nil || len(s.Gateways) != 3 {
 		t.Fatalf("stats = %+v, %v; want 3 gateways", s, err)
 	}
+}
+
+// gaugeValue reads the gauge name from e's metrics registry, failing when it
+// is not registered.
+func gaugeValue(t testing.TB, e *env, name string) float64 {
+	t.Helper()
+	families, err := e.srv.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -168,6 +168,12 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if rs, ok := s.cfg.Revocations.(interface{ Len() int }); ok {
+		r.MustRegister(pool("wsgate_revocations", "Revocations in force in the gateway's denylist.", func() float64 { return float64(rs.Len()) }))
+	}
+	if us, ok := s.cfg.Upstream.(interface{ Pending() int }); ok {
+		r.MustRegister(pool("wsgate_upstream_pending", "Request ops waiting for their reply.", func() float64 { return float64(us.Pending()) }))
+	}
 	if bs, ok := s.bus.(busStats); ok {
 		r.MustRegister(
 			pool("wsgate_bus_subscriptions", "Subscriptions held on the bus.", func() float64 { return float64(bs.Subscriptions()) }),

@@ -158,6 +158,9 @@ func TestUpstream(t *testing.T) {
 	if m := c.next(); m["code"] != codeTooManyRequests || m["ref"] != float64(12) {
 		t.Fatalf("third request: %v, want too_many_requests", m)
 	}
+	if v := gaugeValue(t, e, "wsgate_upstream_pending"); v != 2 {
+		t.Errorf("wsgate_upstream_pending = %v, want the 2 waiting requests", v)
+	}
 	for range 2 {
 		if m := c.next(); m["code"] != codeTimeout {
 			t.Fatalf("waiting request: %v, want its timeout", m)
