@@ -26,6 +26,8 @@ const (
 	docsOperations   = "../../docs/operations.md"
 	docsProtocol     = "../../docs/protocol.md"
 	docsArchitecture = "../../docs/architecture.md"
+	docsServices     = "../../docs/services.md"
+	docsSecurity     = "../../docs/security.md"
 	docsDashboard    = "../../docs/grafana-dashboard.json"
 )
 
@@ -160,7 +162,7 @@ func testDocsFlags(t *testing.T, bin string) {
 
 	// Flags quoted elsewhere: those of the gateway and its subcommands, and
 	// a few of other programs.
-	for _, sub := range []string{"publish", "token", "stream"} {
+	for _, sub := range []string{"publish", "token", "stream", "presence", "disconnect", "subscribe", "unsubscribe", "stats", "upstream"} {
 		for _, f := range docsHelpFlags(t, bin, sub) {
 			known[f.name] = true
 		}
@@ -169,7 +171,7 @@ func testDocsFlags(t *testing.T, bin string) {
 		known[other] = true
 	}
 	quoted := regexp.MustCompile("`--([a-z0-9][a-z0-9-]*)")
-	for _, path := range []string{docsOperations, docsProtocol, docsArchitecture} {
+	for _, path := range []string{docsOperations, docsProtocol, docsArchitecture, docsServices, docsSecurity} {
 		for _, m := range quoted.FindAllStringSubmatch(docsRead(t, path), -1) {
 			if !known[m[1]] {
 				t.Errorf("%s quotes --%s, which no wsgate command has", filepath.Base(path), m[1])
