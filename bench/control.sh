@@ -11,21 +11,26 @@
 #                         gateway after storing 0 or N=REVOCATIONS revocations
 #                         (--revocations), alternately in each round: the
 #                         revocation check's cost at upgrade
-#   upstream-<rate>       wsbench upstream through one gateway at each rate of
+#   upstream-<rate>-r<n>  wsbench upstream through one gateway at each rate of
 #                         UP_RATES requests/s, over rate/5 connections (5 per
 #                         connection per second, under the gateway's 10/s)
-#   check-wsbench-<rate>, the second client: wsbench upstream --no-responder and
-#   check-node-<rate>     bench/upstream_check.mjs (Node, ws), one after the
-#                         other against the same gateway and the same responder
-#                         (wsgate upstream --echo), CHECK_RATE requests/s
+#   check-wsbench-<rate>-r<n>, the second client: wsbench upstream --no-responder
+#   check-node-<rate>-r<n>  and bench/upstream_check.mjs (Node, ws), one after
+#                         the other against the same gateway and the same
+#                         responder (wsgate upstream --echo), CHECK_RATE
+#                         requests/s
 #
 # then the medians and ratios in $OUT/summary.txt. ONLY (a space-separated list
 # of control, deny, upstream, check) runs only those parts. Environment: ROUNDS
 # (3), CONTROL_CONNS (10000), QUERIES (2000), DISCONNECTS (500), DENY_CONNS
 # (10000), REVOCATIONS (10000), RATE (20000 connects/s asked), UP_RATES
-# ("2000 5000 10000 20000"), UP_HOLD (10s), CHECK_RATE (5000), OUT
-# (bench/results/control/latest). The load average before each run is in
-# $OUT/load.txt.
+# ("2000 5000 10000 15000 20000"), UP_HOLD (10s), CHECK_RATE (5000), DIALERS (256 per
+# worker: with wsbench's default 64 the ramp is bound by the dialers), OUT
+# (bench/results/control/latest), QUIET_LOAD (1.5) and QUIET_MAX (120): before
+# each run wait up to QUIET_MAX seconds for the 1-minute load average to fall
+# below QUIET_LOAD (the host is shared; the load our own previous run leaves
+# takes a minute to decay). The load average before each run, and how long it
+# waited, is in $OUT/load.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,9 +41,12 @@ DISCONNECTS=${DISCONNECTS:-500}
 DENY_CONNS=${DENY_CONNS:-10000}
 REVOCATIONS=${REVOCATIONS:-10000}
 RATE=${RATE:-20000}
-UP_RATES=${UP_RATES:-"2000 5000 10000 20000"}
+UP_RATES=${UP_RATES:-"2000 5000 10000 15000 20000"}
 UP_HOLD=${UP_HOLD:-10s}
 CHECK_RATE=${CHECK_RATE:-5000}
+QUIET_LOAD=${QUIET_LOAD:-1.5}
+QUIET_MAX=${QUIET_MAX:-120}
+DIALERS=${DIALERS:-256}
 OUT=${OUT:-bench/results/control/latest}
 source bench/lib.sh
 mkdir -p "$OUT"
@@ -47,7 +55,7 @@ part() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 go build -o "$BIN/wsgate" ./cmd/wsgate
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
-echo "built from $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench' || echo ' with uncommitted changes outside bench/') at $(date -u +%FT%TZ)" > "$OUT/build.txt"
+echo "built from $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench' || echo ' with uncommitted changes outside bench/') at $(date -u +%FT%TZ)" >> "$OUT/build.txt"
 
 check_ports 14222 18081 18082 18083 19091 19092 19093
 
@@ -71,12 +79,22 @@ start_fleet() {
 
 stop_fleet() { stop "${gws[@]}" "$nats"; }
 
+# quiet NAME: wait up to QUIET_MAX s for the load to fall below QUIET_LOAD, and
+# log the load before run NAME.
+quiet() {
+  local waited=0
+  while [ "$waited" -lt "$QUIET_MAX" ] && ! awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v q="$QUIET_LOAD" 'BEGIN {exit !(l < q)}'; do
+    sleep 5; waited=$((waited + 5))
+  done
+  echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg) before (waited ${waited}s)" >> "$OUT/load.txt"
+}
+
 # bench NAME SCENARIO FLAGS...: one wsbench run into $OUT/NAME.json.
 bench() {
   local name=$1 scenario=$2; shift 2
-  echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$OUT/load.txt"
+  quiet "$name"
   "$BIN/wsbench" "$scenario" --label "$name" --nats nats://127.0.0.1:14222 --nats-pid "$nats" \
-    "${urls[@]}" "${spids[@]}" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+    --dialers "$DIALERS" "${urls[@]}" "${spids[@]}" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
 }
 
 if part control; then
@@ -100,24 +118,29 @@ if part deny; then
 fi
 
 if part upstream; then
-  for rate in $UP_RATES; do
-    start_fleet 1
-    bench "upstream-$rate" upstream --conns $((rate / 5)) --rate "$RATE" --msg-rate "$rate" --hold "$UP_HOLD"
-    stop_fleet
+  for r in $(seq "$ROUNDS"); do
+    for rate in $UP_RATES; do
+      start_fleet 1
+      bench "upstream-$rate-r$r" upstream --conns $((rate / 5)) --rate "$RATE" --msg-rate "$rate" --hold "$UP_HOLD"
+      stop_fleet
+    done
   done
 fi
 
 if part check; then
-  start_fleet 1
-  "$BIN/wsgate" upstream --nats-url nats://127.0.0.1:14222 --channel rpc.bench --echo >/dev/null 2>"$BIN/echo.log" &
-  echo_pid=$!; pids+=("$echo_pid")
-  sleep 0.5
-  bench "check-wsbench-$CHECK_RATE" upstream --conns $((CHECK_RATE / 5)) --rate "$RATE" --msg-rate "$CHECK_RATE" --hold "$UP_HOLD" --no-responder
-  echo "check-node-$CHECK_RATE: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$OUT/load.txt"
-  node bench/upstream_check.mjs --url ws://127.0.0.1:18081/ws --conns $((CHECK_RATE / 5)) --rate "$CHECK_RATE" \
-    --duration "${UP_HOLD%s}" | tee "$OUT/check-node-$CHECK_RATE.json"
-  stop "$echo_pid"
-  stop_fleet
+  for r in $(seq "$ROUNDS"); do
+    start_fleet 1
+    "$BIN/wsgate" upstream --nats-url nats://127.0.0.1:14222 --channel rpc.bench --echo >/dev/null 2>"$BIN/echo.log" &
+    echo_pid=$!; pids+=("$echo_pid")
+    sleep 0.5
+    bench "check-wsbench-$CHECK_RATE-r$r" upstream --conns $((CHECK_RATE / 5)) --rate "$RATE" --msg-rate "$CHECK_RATE" \
+      --hold "$UP_HOLD" --no-responder
+    quiet "check-node-$CHECK_RATE-r$r"
+    node bench/upstream_check.mjs --url ws://127.0.0.1:18081/ws --conns $((CHECK_RATE / 5)) --rate "$CHECK_RATE" \
+      --duration "${UP_HOLD%s}" | tee "$OUT/check-node-$CHECK_RATE-r$r.json"
+    stop "$echo_pid"
+    stop_fleet
+  done
 fi
 
 python3 bench/control_summary.py "$OUT" | tee "$OUT/summary.txt"

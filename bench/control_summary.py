@@ -70,36 +70,50 @@ if zero:
     print(f"median ratio N/0: connect rate {med(ratios):.3f}, server CPU per connect {med(cpu_ratios):.3f}")
     print()
 
-ups = sorted(glob.glob(os.path.join(d, "upstream-*.json")), key=lambda f: int(re.search(r"upstream-(\d+)", f).group(1)))
+ups = glob.glob(os.path.join(d, "upstream-*-r*.json"))
 if ups:
-    print("== upstream request/reply through one gateway (wsbench's responder)")
-    print("rate     conns  sent/s    replies/s  replies  errors            p50 / p90 / p99 / max ms          CPU ms per 1000 req: gateway / NATS / wsbench   (core shares)")
+    print("== upstream request/reply through one gateway (wsbench's responder), each rate over rate/5 connections")
+    print("rate    run   sent/s   replies/s  replies  errors            p50 / p90 / p99 / max ms             CPU µs per request: gateway / NATS / wsbench   (cores: gateway / NATS / wsbench)")
+    byrate = {}
     for f in ups:
-        r = json.load(open(f))
-        u = r["upstream"]
-        lat = u["latency_us"]
-        print(f"{u['rate_per_s']:>6.0f}  {u['connections']:>5}  {u['sent_per_s']:>8.0f}  {u['replies_per_s']:>9.0f}  {u['replies']:>7}  {str(u['errors'] or '-'):<16}  "
-              f"{ms(lat['p50'])} / {ms(lat['p90'])} / {ms(lat['p99'])} / {ms(lat['max']):<10}  "
-              f"{u['server_cpu_ms_per_1000']:.1f} / {u['nats_cpu_ms_per_1000']:.1f} / {u['client_cpu_ms_per_1000']:.1f}   "
-              f"({u['server_cpu_share']:.2f} / {u['nats_cpu_share']:.2f} / {u['client_cpu_share']:.2f})")
+        m = re.search(r"upstream-(\d+)-r(\d+)\.json$", f)
+        byrate.setdefault(int(m.group(1)), []).append((int(m.group(2)), f))
+    for rate in sorted(byrate):
+        rps, p50, p99, gw = [], [], [], []
+        for rn, f in sorted(byrate[rate]):
+            r = json.load(open(f))
+            u = r["upstream"]
+            lat = u["latency_us"]
+            print(f"{rate:>6}  r{rn:<3} {u['sent_per_s']:>7.0f}  {u['replies_per_s']:>9.0f}  {u['replies']:>7}  {str(u['errors'] or '-'):<16}  "
+                  f"{ms(lat['p50'])} / {ms(lat['p90'])} / {ms(lat['p99'])} / {ms(lat['max']):<10}  "
+                  f"{u['server_cpu_ms_per_1000']:>6.1f} / {u['nats_cpu_ms_per_1000']:>5.1f} / {u['client_cpu_ms_per_1000']:>5.1f}   "
+                  f"({u['server_cpu_share']:.2f} / {u['nats_cpu_share']:.2f} / {u['client_cpu_share']:.2f})")
+            rps.append(u["replies_per_s"]); p50.append(lat["p50"]); p99.append(lat["p99"]); gw.append(u["server_cpu_ms_per_1000"])
+        print(f"{rate:>6}  median  replies/s {med(rps):.0f}, p50 {ms(med(p50))} ms, p99 {ms(med(p99))} ms, gateway {med(gw):.1f} µs CPU per request")
     print()
 
-checks = glob.glob(os.path.join(d, "check-wsbench-*.json"))
-for f in checks:
-    rate = re.search(r"check-wsbench-(\d+)", f).group(1)
-    r = json.load(open(f))
-    u = r["upstream"]
-    lat = u["latency_us"]
-    print(f"== second client, {rate} requests/s, same gateway, same responder (wsgate upstream --echo)")
-    print(f"wsbench upstream --no-responder: {u['sent']} sent, {u['replies']} replies, {u['replies_per_s']:.0f}/s, "
-          f"p50 {ms(lat['p50'])} p90 {ms(lat['p90'])} p99 {ms(lat['p99'])} max {ms(lat['max'])} ms, errors {u['errors'] or '-'}")
-    nf = os.path.join(d, f"check-node-{rate}.json")
-    if os.path.exists(nf):
+checks = glob.glob(os.path.join(d, "check-wsbench-*-r*.json"))
+if checks:
+    rows = []
+    for f in sorted(checks):
+        m = re.search(r"check-wsbench-(\d+)-r(\d+)\.json$", f)
+        rate, rn = m.group(1), m.group(2)
+        nf = os.path.join(d, f"check-node-{rate}-r{rn}.json")
+        if not os.path.exists(nf):
+            continue
+        u = json.load(open(f))["upstream"]
         n = json.loads(open(nf).read().strip().splitlines()[-1])
-        nl = n["latency_ms"]
-        print(f"{n['client']}: {n['sent']} sent, {n['replies']} replies, {n['replies_per_s']:.0f}/s, "
-              f"p50 {nl['p50']:.2f} p90 {nl['p90']:.2f} p99 {nl['p99']:.2f} max {nl['max']:.2f} ms, errors {n['errors'] or '-'}, "
-              f"unanswered {n['unanswered']}, its CPU {n['cpu_s']} s")
-        if lat["p50"] > 0:
-            print(f"node / wsbench: replies/s {n['replies_per_s'] / u['replies_per_s']:.3f}, p50 {nl['p50'] * 1000 / lat['p50']:.2f}, p99 {nl['p99'] * 1000 / lat['p99']:.2f}")
+        rows.append((rate, rn, u, n))
+    print(f"== second client, same gateway, same responder (wsgate upstream --echo); wsbench upstream --no-responder, then {rows[0][3]['client'] if rows else ''}")
+    print("rate   run  client   sent    replies  replies/s  p50 / p90 / p99 / max ms        errors   unanswered")
+    rr, r50, r99 = [], [], []
+    for rate, rn, u, n in rows:
+        lat, nl = u["latency_us"], n["latency_ms"]
+        print(f"{rate:>5}  r{rn:<3} wsbench  {u['sent']:>6}  {u['replies']:>7}  {u['replies_per_s']:>9.0f}  "
+              f"{ms(lat['p50'])} / {ms(lat['p90'])} / {ms(lat['p99'])} / {ms(lat['max']):<8}  {u['errors'] or '-'}")
+        print(f"{rate:>5}  r{rn:<3} node     {n['sent']:>6}  {n['replies']:>7}  {n['replies_per_s']:>9.0f}  "
+              f"{nl['p50']:.2f} / {nl['p90']:.2f} / {nl['p99']:.2f} / {nl['max']:<8.2f}  {n['errors'] or '-'}  {n['unanswered']}  (node CPU {n['cpu_s']} s)")
+        if lat["p50"] > 0 and lat["p99"] > 0 and u["replies_per_s"] > 0:
+            rr.append(n["replies_per_s"] / u["replies_per_s"]); r50.append(nl["p50"] * 1000 / lat["p50"]); r99.append(nl["p99"] * 1000 / lat["p99"])
+    print(f"median ratio node / wsbench: replies/s {med(rr):.3f}, p50 {med(r50):.2f}, p99 {med(r99):.2f}")
     print()
