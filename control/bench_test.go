@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 // BenchmarkDenylistRevoked is the check every upgrade makes, against a
@@ -41,7 +43,7 @@ func BenchmarkDenylistRevoked(b *testing.B) {
 // on one embedded NATS server, with Expect 3 so that it ends with the
 // third answer.
 func BenchmarkPresence3(b *testing.B) {
-	srv := runServer(b, false)
+	srv := natstest.Run(b, false)
 	for _, g := range fleet() {
 		serve(b, srv, g, ServeConfig{})
 	}

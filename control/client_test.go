@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -25,7 +26,7 @@ func gatewayIDs[T any](gws []T, id func(T) string) []string {
 }
 
 func TestScatterGather(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	gws := fleet()
 	for _, g := range gws {
 		serve(t, srv, g, ServeConfig{})
@@ -87,7 +88,7 @@ func TestScatterGather(t *testing.T) {
 }
 
 func TestExpectEndsEarly(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	for _, g := range fleet() {
 		serve(t, srv, g, ServeConfig{})
 	}
@@ -104,7 +105,7 @@ func TestExpectEndsEarly(t *testing.T) {
 }
 
 func TestStallEndsRequest(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	gws := fleet()
 	hold := make(chan struct{})
 	defer close(hold) // before the responders close, or Drain waits
@@ -124,7 +125,7 @@ func TestStallEndsRequest(t *testing.T) {
 }
 
 func TestTimeoutAndContext(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	nc := dial(t, srv)
 	// A subscriber that never answers: NATS sees a responder, so the
 	// request waits for its end.
@@ -151,7 +152,7 @@ func TestTimeoutAndContext(t *testing.T) {
 }
 
 func TestNoGateways(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	c := NewClient(dial(t, srv), "other")
 	c.Timeout = time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -167,7 +168,7 @@ func TestNoGateways(t *testing.T) {
 }
 
 func TestClientRefusesInvalid(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	g := fleet()[0]
 	serve(t, srv, g, ServeConfig{})
 	c := NewClient(dial(t, srv), "")
@@ -209,7 +210,7 @@ func TestClientRefusesInvalid(t *testing.T) {
 }
 
 func TestResponderRefusesInvalid(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	g := fleet()[0]
 	serve(t, srv, g, ServeConfig{})
 	nc := dial(t, srv)
@@ -258,7 +259,7 @@ func TestResponderRefusesInvalid(t *testing.T) {
 }
 
 func TestResponderClose(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	r, err := Serve(dial(t, srv), fleet()[0], ServeConfig{Prefix: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +291,7 @@ func TestResponderClose(t *testing.T) {
 // and a revocation stored at three replicas reaches each gateway's
 // denylist.
 func TestCluster(t *testing.T) {
-	srvs := runCluster(t, 3)
+	srvs := natstest.Cluster(t, 3)
 	lists := make([]*Denylist, 3)
 	for i, g := range fleet() {
 		d, err := OpenDenylist(context.Background(), dial(t, srvs[i]), DenylistConfig{Manage: true, Replicas: 3, Memory: true})

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -116,7 +117,7 @@ func TestRevokedAllocatesNothing(t *testing.T) {
 }
 
 func TestRevokeReachesDenylist(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	d := openDenylist(t, srv)
 	if !d.Following() {
 		t.Error("OpenDenylist returned before following its bucket")
@@ -170,7 +171,7 @@ func TestRevokeReachesDenylist(t *testing.T) {
 }
 
 func TestRevokeMerge(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	d := openDenylist(t, srv)
 	c := NewClient(dial(t, srv), "")
 	kv := bucket(t, srv)
@@ -211,7 +212,7 @@ func TestRevokeMerge(t *testing.T) {
 // bucket drops it by its TTL (whole seconds, rounded up), which the watch
 // sees as a removal.
 func TestRevokeExpires(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	d := openDenylist(t, srv)
 	c := NewClient(dial(t, srv), "")
 	if err := c.Revoke(context.Background(), Revocation{User: "42", Until: time.Now().Add(1500 * time.Millisecond)}); err != nil {
@@ -239,7 +240,7 @@ func TestRevokeExpires(t *testing.T) {
 }
 
 func TestDenylistWithoutJetStream(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	c := NewClient(dial(t, srv), "")
 	if err := c.Revoke(context.Background(), Revocation{User: "42"}); !errors.Is(err, ErrNoDenylist) {
 		t.Errorf("Revoke without JetStream = %v, want ErrNoDenylist", err)
@@ -273,7 +274,7 @@ func TestDenylistWithoutJetStream(t *testing.T) {
 }
 
 func TestDenylistRetries(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	nc := dial(t, srv)
 	// No bucket yet, and no Manage: it retries until one exists.
 	d, err := OpenDenylist(context.Background(), nc, DenylistConfig{Retry: 20 * time.Millisecond})
@@ -302,7 +303,7 @@ func TestDenylistRetries(t *testing.T) {
 }
 
 func TestDisconnectRevoked(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	d := openDenylist(t, srv)
 	g := fleet()[1]
 	serve(t, srv, g, ServeConfig{Denylist: d})
@@ -333,7 +334,7 @@ func TestDisconnectRevoked(t *testing.T) {
 // even while nats.go's callback waits on a full updates channel (600
 // entries outrun its buffer of 256); a Denylist opened then loads them all.
 func TestStopWatchWithBacklog(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	openDenylist(t, srv) // creates the bucket
 	kv := bucket(t, srv)
 	until := time.Now().Add(time.Hour)
@@ -358,7 +359,7 @@ func TestStopWatchWithBacklog(t *testing.T) {
 // entries, removed one at a time; a bucket key holding an entry another
 // writer filed under a name of its own is removed with its key.
 func TestRevokeUserAndToken(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t, true)
 	d := openDenylist(t, srv)
 	c := NewClient(dial(t, srv), "")
 	ctx := context.Background()

@@ -1,100 +1,18 @@
 package control
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
-
-	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// runServer starts a NATS server on a free port, with JetStream when js is
-// true, shut down at the end of the test.
-func runServer(t testing.TB, js bool) *server.Server {
-	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
-	if js {
-		opts.JetStream, opts.StoreDir = true, t.TempDir()
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("NewServer: %v", err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
-
-// runCluster starts n NATS servers with JetStream, routed to each other as
-// one cluster, and waits until every route is up and JetStream has a meta
-// leader that knows every peer (as gateway/cluster_test.go does).
-func runCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	ports, routes := make([]int, n), make([]string, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		routes[i] = "nats-route://" + ln.Addr().String()
-		ln.Close()
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		srv, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i),
-			Host:       "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-			JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "control", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats server %d not ready", i)
-		}
-		t.Cleanup(func() {
-			srv.Shutdown()
-			srv.WaitForShutdown()
-		})
-		srvs[i] = srv
-	}
-	wstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		for _, s := range srvs {
-			if s.NumRoutes() < n-1 {
-				return fmt.Errorf("%s: %d routes", s.Name(), s.NumRoutes())
-			}
-		}
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
-				return nil
-			}
-		}
-		return errors.New("no JetStream meta leader with every peer")
-	})
-	return srvs
 }
 
 // dial connects to srv, closed at the end of the test.

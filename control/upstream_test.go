@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 // newUpstream returns an Upstream for gateway "gw-1" on a connection of
@@ -65,7 +66,7 @@ func service(t *testing.T, srv *server.Server, subject string, h func(m *nats.Ms
 }
 
 func TestUpstreamPublish(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	snc := dial(t, srv)
 	sub, err := snc.SubscribeSync("notify.up.>")
 	if err != nil {
@@ -94,7 +95,7 @@ func TestUpstreamPublish(t *testing.T) {
 }
 
 func TestUpstreamRequest(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	service(t, srv, "notify.up.rpc.echo", func(m *nats.Msg) *nats.Msg {
 		return &nats.Msg{Data: []byte(m.Header.Get(HeaderUser) + ":" + string(m.Data))}
 	})
@@ -128,7 +129,7 @@ func TestUpstreamRequest(t *testing.T) {
 }
 
 func TestUpstreamClose(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	service(t, srv, "notify.up.rpc.silent", func(*nats.Msg) *nats.Msg { return nil })
 	u := newUpstream(t, srv)
 	var calls atomic.Int32
@@ -165,7 +166,7 @@ func TestUpstreamClose(t *testing.T) {
 // TestUpstreamConcurrent: 1000 requests at once, each answered with its
 // own data, each done called once with its own reply.
 func TestUpstreamConcurrent(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, false)
 	service(t, srv, "notify.up.rpc.echo", func(m *nats.Msg) *nats.Msg { return &nats.Msg{Data: m.Data} })
 	u := newUpstream(t, srv)
 	const n = 1000

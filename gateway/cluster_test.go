@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -18,71 +17,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wsgate/wsgate/bus"
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
-
-// runCluster starts n NATS servers with JetStream, routed to each other as
-// one cluster, and waits until JetStream has a meta leader that knows
-// every peer. Each is shut down at the end of the test if still running.
-func runCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	// Route ports picked now, so that each server can be given the others'.
-	ports, routes := make([]int, n), make([]string, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		routes[i] = "nats-route://" + ln.Addr().String()
-		ln.Close()
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		srv, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i),
-			Host:       "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-			JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "wsgate", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats server %d not ready", i)
-		}
-		t.Cleanup(func() {
-			srv.Shutdown()
-			srv.WaitForShutdown()
-		})
-		srvs[i] = srv
-	}
-	wstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		for _, s := range srvs {
-			if s.NumRoutes() < n-1 {
-				return fmt.Errorf("%s: %d routes", s.Name(), s.NumRoutes())
-			}
-		}
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
-				return nil
-			}
-		}
-		return errors.New("no JetStream meta leader with every peer")
-	})
-	return srvs
-}
-
-// clusterURLs returns the client URLs of srvs, comma-separated.
-func clusterURLs(srvs []*server.Server) string {
-	urls := make([]string, len(srvs))
-	for i, s := range srvs {
-		urls[i] = s.ClientURL()
-	}
-	return strings.Join(urls, ",")
-}
 
 // positionsClient keeps ch the way docs/protocol.md tells a durable client
 // to: it reconnects with jitter, subscribes ch if it is a topic, resumes
@@ -196,8 +133,8 @@ func storeUntilAcked(ctx context.Context, p *bus.Publisher, id, msgID string) (u
 //     notification of their channel and get back by resume, so the
 //     publisher goes on for a few rounds once the bus has reconnected.
 func TestDurableClusterNodeLoss(t *testing.T) {
-	srvs := runCluster(t, 3)
-	e := newEnvBus(t, bus.Config{URL: clusterURLs(srvs)}, func(c *Config) {
+	srvs := natstest.Cluster(t, 3)
+	e := newEnvBus(t, bus.Config{URL: natstest.URLs(srvs)}, func(c *Config) {
 		h, err := c.Bus.(*bus.Bus).History(bus.HistoryConfig{})
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -23,7 +24,7 @@ import (
 // gateway afterwards, and an upstream request through one gateway is
 // answered by a service on another node.
 func TestControlCluster(t *testing.T) {
-	srvs := runCluster(t, 3)
+	srvs := natstest.Cluster(t, 3)
 	ctx := t.Context()
 	envs := make([]*env, len(srvs))
 	for i, srv := range srvs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 // publishBody is a volatile publish that needs only NATS, used where a
@@ -18,7 +19,7 @@ import (
 const publishBody = `{"channel":"user.42","data":{"n":1}}`
 
 func TestAuth(t *testing.T) {
-	srv := runNATS(t, false)
+	srv := natstest.Run(t, false)
 	withKeys := newEnv(t, srv, Config{Keys: []string{key1, key2}}, 0)
 	noKeys := newEnv(t, srv, Config{}, 0)
 	insecure := newEnv(t, srv, Config{Insecure: true}, 0)
@@ -62,7 +63,7 @@ func TestAuth(t *testing.T) {
 // TestAuthBeforeRouting: without a key, an unknown path or a wrong method
 // is 401, so that a caller without a key learns nothing about the API.
 func TestAuthBeforeRouting(t *testing.T) {
-	e := newEnv(t, runNATS(t, false), Config{Keys: []string{key1}}, 0)
+	e := newEnv(t, natstest.Run(t, false), Config{Keys: []string{key1}}, 0)
 	for _, c := range []struct{ method, path string }{{"GET", "/api/v1/nope"}, {"GET", "/api/v1/publish"}} {
 		if r := e.call(t, c.method, c.path, "", ""); r.status != 401 {
 			t.Errorf("%s %s without key: status %d, want 401", c.method, c.path, r.status)
@@ -71,7 +72,7 @@ func TestAuthBeforeRouting(t *testing.T) {
 }
 
 func TestPublishVolatile(t *testing.T) {
-	srv := runNATS(t, false)
+	srv := natstest.Run(t, false)
 	e := newEnv(t, srv, Config{Keys: []string{key1}}, 0)
 	sub := connect(t, srv)
 
@@ -117,7 +118,7 @@ func TestPublishVolatile(t *testing.T) {
 }
 
 func TestPublishDurable(t *testing.T) {
-	srv := runNATS(t, true)
+	srv := natstest.Run(t, true)
 	e := newEnv(t, srv, Config{Keys: []string{key1}}, 0)
 	applyStream(t, e.nc)
 	sub := connect(t, srv)
@@ -161,21 +162,21 @@ func TestPublishDurable(t *testing.T) {
 
 func TestPublishUnavailable(t *testing.T) {
 	t.Run("no stream", func(t *testing.T) {
-		e := newEnv(t, runNATS(t, true), Config{Insecure: true}, 0)
+		e := newEnv(t, natstest.Run(t, true), Config{Insecure: true}, 0)
 		r := e.call(t, "POST", "/api/v1/publish", "", `{"channel":"user.42","data":1,"durable":true}`)
 		if r.status != 503 || r.errorCode() != "no_stream" {
 			t.Fatalf("status %d: %s", r.status, r.raw)
 		}
 	})
 	t.Run("no jetstream", func(t *testing.T) {
-		e := newEnv(t, runNATS(t, false), Config{Insecure: true}, 0)
+		e := newEnv(t, natstest.Run(t, false), Config{Insecure: true}, 0)
 		r := e.call(t, "POST", "/api/v1/publish", "", `{"channel":"user.42","data":1,"durable":true}`)
 		if r.status != 503 || r.errorCode() != "jetstream_unavailable" {
 			t.Fatalf("status %d: %s", r.status, r.raw)
 		}
 	})
 	t.Run("nats closed", func(t *testing.T) {
-		srv := runNATS(t, false)
+		srv := natstest.Run(t, false)
 		nc := connect(t, srv)
 		e := newEnv(t, srv, Config{Insecure: true, Publisher: bus.NewPublisher(nc, "")}, 0)
 		nc.Close()
@@ -187,7 +188,7 @@ func TestPublishUnavailable(t *testing.T) {
 	t.Run("nats down", func(t *testing.T) {
 		// While the client reconnects, a publish lands in its reconnect
 		// buffer: the flush tells the caller NATS does not have it.
-		srv := runNATS(t, false)
+		srv := natstest.Run(t, false)
 		nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -210,7 +211,7 @@ func TestPublishUnavailable(t *testing.T) {
 	})
 	t.Run("deadline", func(t *testing.T) {
 		// A Timeout of 1ns has run out before the call is made.
-		e := newEnv(t, runNATS(t, true), Config{Insecure: true, Timeout: time.Nanosecond}, 0)
+		e := newEnv(t, natstest.Run(t, true), Config{Insecure: true, Timeout: time.Nanosecond}, 0)
 		for _, body := range []string{publishBody, `{"channel":"user.42","data":1,"durable":true}`} {
 			r := e.call(t, "POST", "/api/v1/publish", "", body)
 			if r.status != 504 || r.errorCode() != "timeout" {
@@ -221,7 +222,7 @@ func TestPublishUnavailable(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	e := newEnv(t, runNATS(t, false), Config{Keys: []string{key1}, MaxBody: 256}, 0)
+	e := newEnv(t, natstest.Run(t, false), Config{Keys: []string{key1}, MaxBody: 256}, 0)
 	big := `{"channel":"user.42","data":"` + strings.Repeat("x", 300) + `"}`
 	json := http.Header{"Content-Type": {"application/json"}}
 	tests := []struct {
@@ -293,7 +294,7 @@ func TestBadRequests(t *testing.T) {
 // TestTooLargeChunked: a body without Content-Length is cut at MaxBody
 // too.
 func TestTooLargeChunked(t *testing.T) {
-	e := newEnv(t, runNATS(t, false), Config{Insecure: true, MaxBody: 64}, 0)
+	e := newEnv(t, natstest.Run(t, false), Config{Insecure: true, MaxBody: 64}, 0)
 	req, err := http.NewRequest("POST", e.url+"/api/v1/publish", strings.NewReader(strings.Repeat(" ", 100)+publishBody))
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +312,7 @@ func TestTooLargeChunked(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	nc := connect(t, runNATS(t, false))
+	nc := connect(t, natstest.Run(t, false))
 	pub, ctl := bus.NewPublisher(nc, ""), &control.Client{}
 	tests := []struct {
 		name string

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/control"
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 // TestControlRoutes runs every control route against two gateways that
 // answer over a real NATS server.
 func TestControlRoutes(t *testing.T) {
-	srv := runNATS(t, false)
+	srv := natstest.Run(t, false)
 	serveGateway(t, srv, "gw-a", map[string][]string{"42": {"a-1", "a-2"}, "7": {"a-3"}})
 	serveGateway(t, srv, "gw-b", map[string][]string{"42": {"b-1"}})
 	e := newEnv(t, srv, Config{Keys: []string{key1}}, 2)
@@ -74,7 +75,7 @@ func TestControlRoutes(t *testing.T) {
 // TestNoGateways: with no gateway listening, every control route is 503
 // no_gateways, at once rather than after a timeout.
 func TestNoGateways(t *testing.T) {
-	e := newEnv(t, runNATS(t, false), Config{Insecure: true}, 0)
+	e := newEnv(t, natstest.Run(t, false), Config{Insecure: true}, 0)
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/api/v1/presence?user=42", ""},
 		{"GET", "/api/v1/presence", ""},
@@ -95,7 +96,7 @@ func TestNoGateways(t *testing.T) {
 func TestDisconnectRevoked(t *testing.T) {
 	body := `{"user":"42","reason":"revoked"}`
 	t.Run("stored", func(t *testing.T) {
-		srv := runNATS(t, true)
+		srv := natstest.Run(t, true)
 		nc := connect(t, srv)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -120,7 +121,7 @@ func TestDisconnectRevoked(t *testing.T) {
 		}
 	})
 	t.Run("no jetstream", func(t *testing.T) {
-		srv := runNATS(t, false)
+		srv := natstest.Run(t, false)
 		serveGateway(t, srv, "gw-a", map[string][]string{"42": {"a-1", "a-2"}})
 		e := newEnv(t, srv, Config{Insecure: true}, 1)
 		r := e.call(t, "POST", "/api/v1/disconnect", "", body)
@@ -132,7 +133,7 @@ func TestDisconnectRevoked(t *testing.T) {
 		}
 	})
 	t.Run("no jetstream, no gateways", func(t *testing.T) {
-		e := newEnv(t, runNATS(t, false), Config{Insecure: true}, 1)
+		e := newEnv(t, natstest.Run(t, false), Config{Insecure: true}, 1)
 		r := e.call(t, "POST", "/api/v1/disconnect", "", body)
 		if r.status != 503 || r.errorCode() != "no_gateways" {
 			t.Fatalf("status %d: %s", r.status, r.raw)
@@ -142,7 +143,7 @@ func TestDisconnectRevoked(t *testing.T) {
 
 // TestControlDeadline: a call whose time ran out is 504.
 func TestControlDeadline(t *testing.T) {
-	srv := runNATS(t, false)
+	srv := natstest.Run(t, false)
 	serveGateway(t, srv, "gw-a", nil)
 	e := newEnv(t, srv, Config{Insecure: true, Timeout: time.Nanosecond}, 1)
 	r := e.call(t, "GET", "/api/v1/stats", "", "")

@@ -30,30 +30,6 @@ const (
 	key2 = "k2-fedcba9876543210"
 )
 
-// runNATS starts a NATS server on a free port, with JetStream (in its own
-// temporary directory) when js is set, shut down at the end of the test.
-func runNATS(t testing.TB, js bool) *server.Server {
-	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
-	if js {
-		opts.JetStream = true
-		opts.StoreDir = t.TempDir()
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("NewServer: %v", err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
-
 // connect opens a client connection to srv, closed at the end of the test.
 func connect(t testing.TB, srv *server.Server) *nats.Conn {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgate/wsgate/internal/natstest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -16,7 +17,7 @@ import (
 // neither key in any log entry.
 func TestKeyNeverLogged(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	srv := runNATS(t, false)
+	srv := natstest.Run(t, false)
 	e := newEnv(t, srv, Config{Keys: []string{key1}, MaxBody: 512, Logger: zap.New(core)}, 0)
 	wrong := "wrong-key-" + key2
 
