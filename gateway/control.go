@@ -108,35 +108,37 @@ func (s *Server) Disconnect(d control.Disconnect) control.GatewayCount {
 // that the bus could not subscribe. It waits for the bus to confirm the
 // topic, as a client's subscribe does.
 func (s *Server) Subscribe(sub control.Subscription) control.GatewayCount {
-	n := control.GatewayCount{Gateway: s.idPrefix}
-	if !channel.IsTopic(sub.Topic) {
-		n.Error = "not a topic channel: " + strconv.Quote(sub.Topic)
-		return n
-	}
-	frame := serverReplyFrame("subscribed", sub.Topic)
-	for _, c := range s.userConns(sub.User) {
-		if code, _ := c.join(sub.Topic, frame); code != "" {
-			n.Refused++
-			continue
-		}
-		n.Sockets++
-	}
-	return n
+	return s.changeTopic(sub, "subscribed", func(c *Conn, frame []byte) (done, refused bool) {
+		code, _ := c.join(sub.Topic, frame)
+		return code == "", code != ""
+	})
 }
 
 // Unsubscribe leaves sub.Topic on every socket of sub.User and tells each
 // client that was in it with {"type":"unsubscribed","channel":…,
 // "server":true}. Sockets counts those that left it.
 func (s *Server) Unsubscribe(sub control.Subscription) control.GatewayCount {
+	return s.changeTopic(sub, "unsubscribed", func(c *Conn, frame []byte) (done, refused bool) {
+		return c.leave(sub.Topic, frame), false
+	})
+}
+
+// changeTopic applies change to every socket of sub.User with the frame
+// {"type":typ,"channel":sub.Topic,"server":true}, and counts the sockets it
+// reports done in Sockets and those it reports refused in Refused.
+func (s *Server) changeTopic(sub control.Subscription, typ string, change func(c *Conn, frame []byte) (done, refused bool)) control.GatewayCount {
 	n := control.GatewayCount{Gateway: s.idPrefix}
 	if !channel.IsTopic(sub.Topic) {
 		n.Error = "not a topic channel: " + strconv.Quote(sub.Topic)
 		return n
 	}
-	frame := serverReplyFrame("unsubscribed", sub.Topic)
+	frame := serverReplyFrame(typ, sub.Topic)
 	for _, c := range s.userConns(sub.User) {
-		if c.leave(sub.Topic, frame) {
+		switch done, refused := change(c, frame); {
+		case done:
 			n.Sockets++
+		case refused:
+			n.Refused++
 		}
 	}
 	return n
