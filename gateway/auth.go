@@ -7,9 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/channel"
 )
@@ -91,20 +93,51 @@ func (InsecureAuth) Authenticate(c Credentials) (Identity, error) {
 	return Identity{User: string(c.User), Channels: allTopics, Upstream: allChannels}, nil
 }
 
-// JWTConfig configures NewJWTAuth. Exactly one of Secret and PublicKeyPEM is
-// set.
+// JWTConfig configures NewJWTAuth. Exactly one key source is set: Secret,
+// PublicKeyPEM, or a JSON Web Key Set (JWKSURL, JWKSFile or JWKS).
 type JWTConfig struct {
 	// Secret is the HS256 shared secret.
 	Secret []byte
 	// PublicKeyPEM is an RSA (RS256) or ECDSA P-256 (ES256) public key in
 	// PEM form.
 	PublicKeyPEM []byte
+	// JWKSURL is where an identity provider publishes its JSON Web Key Set
+	// (Keycloak: <realm>/protocol/openid-connect/certs; Auth0 and Cognito:
+	// .well-known/jwks.json). It must be https; http is allowed to a
+	// loopback host only. NewJWTAuth loads it before returning, and it is
+	// loaded again every JWKSRefresh and when a token names an unknown kid.
+	JWKSURL string
+	// JWKSFile is a JWKS on disk, for sites without access to the identity
+	// provider; it is read again like JWKSURL.
+	JWKSFile string
+	// JWKS is a JWKS document, used as it is: never reloaded.
+	JWKS []byte
+	// JWKSRefresh is how often the JWKS is loaded again, so that new keys
+	// are known before tokens use them and removed keys stop verifying.
+	// A failed load keeps the last good keys. Zero means
+	// DefaultJWKSRefresh (15m).
+	JWKSRefresh time.Duration
+	// JWKSMinRefresh is the least time between two loads caused by tokens
+	// whose kid is not in the set (a key the provider has just added).
+	// Zero means DefaultJWKSMinRefresh (10s).
+	JWKSMinRefresh time.Duration
+	// JWKSTimeout bounds one load of the JWKS, the first one included.
+	// Zero means DefaultJWKSTimeout (5s).
+	JWKSTimeout time.Duration
+	// Algorithms are the signing algorithms JWKS keys may verify, among
+	// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 and
+	// EdDSA. Nil means DefaultJWKSAlgorithms (RS256, ES256, EdDSA). Only
+	// with a JWKS; Secret and PublicKeyPEM each verify their one algorithm.
+	Algorithms []string
 	// Issuer, when set, must equal the token's iss claim.
 	Issuer string
 	// Audience, when set, must be among the token's aud claim.
 	Audience string
 	// Leeway tolerates clock skew on exp, nbf and iat. Zero means none.
 	Leeway time.Duration
+	// Logger receives the JWKS loads and their failures (rate-limited).
+	// Nil means zap.NewNop().
+	Logger *zap.Logger
 }
 
 // JWTAuth verifies JSON Web Tokens: sub is the user id, exp is required,
@@ -112,11 +145,14 @@ type JWTConfig struct {
 // claim the channel patterns the user may send to services on, and jti and
 // iat, when present, are what a revocation names. Only the algorithm that
 // matches the configured key is accepted (no "none", no algorithm
-// confusion).
+// confusion). With a JWKS, a token must carry the kid of a key in the set,
+// and its alg must be that key's. Close stops the JWKS refresher.
 type JWTAuth struct {
-	parser *jwt.Parser
-	key    any
-	leeway time.Duration
+	parser  *jwt.Parser
+	keyfunc jwt.Keyfunc
+	jwks    *jwks // nil without a JWKS
+	leeway  time.Duration
+	closed  sync.Once
 }
 
 type jwtClaims struct {
@@ -125,31 +161,52 @@ type jwtClaims struct {
 	Upstream []string `json:"upstream,omitempty"`
 }
 
-// NewJWTAuth returns a JWT authenticator for the key in cfg.
+// NewJWTAuth returns a JWT authenticator for the key in cfg. With a JWKS
+// URL or file it loads the set first, within JWKSTimeout, and fails if the
+// set holds no usable key; it then refreshes the set in the background until
+// Close.
 func NewJWTAuth(cfg JWTConfig) (*JWTAuth, error) {
-	var (
-		method string
-		key    any
-	)
+	sources := 0
+	for _, set := range []bool{len(cfg.Secret) > 0, len(cfg.PublicKeyPEM) > 0, cfg.JWKSURL != "" || cfg.JWKSFile != "" || len(cfg.JWKS) > 0} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 || cfg.JWKSURL != "" && cfg.JWKSFile != "" || (cfg.JWKSURL != "" || cfg.JWKSFile != "") && len(cfg.JWKS) > 0 {
+		return nil, errors.New("gateway: set one JWT key source: a secret, a public key, or a JWKS (URL, file or document)")
+	}
+	if len(cfg.Algorithms) > 0 && len(cfg.Secret)+len(cfg.PublicKeyPEM) > 0 {
+		return nil, errors.New("gateway: JWT algorithms can be chosen only with a JWKS")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	a := &JWTAuth{leeway: cfg.Leeway}
+	var methods []string
 	switch {
-	case len(cfg.Secret) > 0 && len(cfg.PublicKeyPEM) > 0:
-		return nil, errors.New("gateway: set either a JWT secret or a public key, not both")
 	case len(cfg.Secret) > 0:
 		if len(cfg.Secret) < 32 {
 			return nil, fmt.Errorf("gateway: the HS256 secret has %d bytes; use at least 32", len(cfg.Secret))
 		}
-		method, key = jwt.SigningMethodHS256.Alg(), cfg.Secret
+		methods, a.keyfunc = []string{jwt.SigningMethodHS256.Alg()}, staticKey(cfg.Secret)
 	case len(cfg.PublicKeyPEM) > 0:
-		var err error
-		method, key, err = parsePublicKey(cfg.PublicKeyPEM)
+		method, key, err := parsePublicKey(cfg.PublicKeyPEM)
 		if err != nil {
 			return nil, err
 		}
+		methods, a.keyfunc = []string{method}, staticKey(key)
+	case sources == 1:
+		j, err := newJWKS(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		a.jwks, methods, a.keyfunc = j, j.algs, j.keyfunc
 	default:
-		return nil, errors.New("gateway: JWT auth needs a secret or a public key")
+		return nil, errors.New("gateway: JWT auth needs a secret, a public key or a JWKS")
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{method}),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 	}
@@ -159,7 +216,24 @@ func NewJWTAuth(cfg JWTConfig) (*JWTAuth, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &JWTAuth{parser: jwt.NewParser(opts...), key: key, leeway: cfg.Leeway}, nil
+	a.parser = jwt.NewParser(opts...)
+	return a, nil
+}
+
+func staticKey(key any) jwt.Keyfunc {
+	return func(*jwt.Token) (any, error) { return key, nil }
+}
+
+// Close stops the JWKS refresher and waits for it; a load under way is
+// cancelled. It does nothing without a JWKS and may be called more than
+// once. Authenticate still works after Close, with the keys last loaded.
+func (a *JWTAuth) Close() error {
+	a.closed.Do(func() {
+		if a.jwks != nil {
+			a.jwks.close()
+		}
+	})
+	return nil
 }
 
 func parsePublicKey(pemBytes []byte) (method string, key any, err error) {
@@ -193,7 +267,7 @@ func (a *JWTAuth) Authenticate(c Credentials) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: missing token", ErrUnauthorized)
 	}
 	var claims jwtClaims
-	_, err := a.parser.ParseWithClaims(string(c.Token), &claims, func(*jwt.Token) (any, error) { return a.key, nil })
+	_, err := a.parser.ParseWithClaims(string(c.Token), &claims, a.keyfunc)
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
