@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -32,6 +33,8 @@ type serveFlags struct {
 	listen, admin, path             string
 	auth, jwtSecret, jwtPublicKey   string
 	jwtIssuer, jwtAudience          string
+	jwksURL, jwksFile               string
+	jwksRefresh, jwksMinRefresh     time.Duration
 	allowedOrigins                  string
 	natsURL, embeddedNATS, prefix   string
 	durable, manageStream           bool
@@ -87,6 +90,7 @@ var serveZeroRefused = append([]string{
 	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
 	"saturation-timeout", "stall-timeout", "replay-limit", "replay-batch", "replay-readers", "ack-interval",
 	"upstream-burst", "upstream-timeout", "max-upstream-requests",
+	"jwks-refresh", "jwks-min-refresh",
 }, streamZeroRefused...)
 
 func serve(args []string) error {
@@ -98,6 +102,10 @@ func serve(args []string) error {
 	fs.StringVar(&f.auth, "auth", "jwt", "authentication: jwt, or none (development only: trusts ?user=)")
 	fs.StringVar(&f.jwtSecret, "jwt-secret", "", "HS256 shared secret (prefer WSGATE_JWT_SECRET over the command line)")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "PEM file of the RS256 or ES256 public key")
+	fs.StringVar(&f.jwksURL, "jwks-url", "", "JWKS URL of the identity provider (https; http only to loopback): RS256, ES256 and EdDSA keys by kid, reloaded every --jwks-refresh")
+	fs.StringVar(&f.jwksFile, "jwks-file", "", "JWKS file, read again every --jwks-refresh (for sites without access to the identity provider)")
+	fs.DurationVar(&f.jwksRefresh, "jwks-refresh", gateway.DefaultJWKSRefresh, "reload the JWKS this often; a failed load keeps the last good keys")
+	fs.DurationVar(&f.jwksMinRefresh, "jwks-min-refresh", gateway.DefaultJWKSMinRefresh, "least time between two JWKS loads caused by tokens with an unknown kid")
 	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "required iss claim, if set")
 	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim, if set")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated allowed browser origins (https://app.example.com, https://*.example.com, *); empty allows any")
@@ -202,7 +210,17 @@ func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error)
 		log.Warn("INSECURE: --auth=none trusts ?user= from anyone and allows every topic; for development only, never in production")
 		return gateway.InsecureAuth{}, nil
 	case "jwt":
-		cfg := gateway.JWTConfig{Secret: []byte(f.jwtSecret), Issuer: f.jwtIssuer, Audience: f.jwtAudience, Leeway: 5 * time.Second}
+		cfg := gateway.JWTConfig{Secret: []byte(f.jwtSecret), Issuer: f.jwtIssuer, Audience: f.jwtAudience, Leeway: 5 * time.Second,
+			JWKSURL: f.jwksURL, JWKSFile: f.jwksFile, JWKSRefresh: f.jwksRefresh, JWKSMinRefresh: f.jwksMinRefresh, Logger: log.Named("jwks")}
+		var sources []string
+		for _, s := range []struct{ flag, value string }{{"--jwt-secret", f.jwtSecret}, {"--jwt-public-key", f.jwtPublicKey}, {"--jwks-url", f.jwksURL}, {"--jwks-file", f.jwksFile}} {
+			if s.value != "" {
+				sources = append(sources, s.flag)
+			}
+		}
+		if len(sources) > 1 {
+			return nil, usagef("%s: give one JWT key source", strings.Join(sources, " and "))
+		}
 		if f.jwtPublicKey != "" {
 			pem, err := os.ReadFile(f.jwtPublicKey)
 			if err != nil {
@@ -210,8 +228,8 @@ func authenticator(f serveFlags, log *zap.Logger) (gateway.Authenticator, error)
 			}
 			cfg.PublicKeyPEM = pem
 		}
-		if len(cfg.Secret) == 0 && len(cfg.PublicKeyPEM) == 0 {
-			return nil, errors.New("--auth=jwt needs --jwt-secret (or WSGATE_JWT_SECRET) or --jwt-public-key; use --auth=none only for development")
+		if len(sources) == 0 {
+			return nil, errors.New("--auth=jwt needs --jwt-secret (or WSGATE_JWT_SECRET), --jwt-public-key, --jwks-url or --jwks-file; use --auth=none only for development")
 		}
 		if f.allowedOrigins == "" {
 			log.Warn("no --allowed-origins: any web page may open a connection, and with the wsgate_token cookie it would be the visitor's; list your origins")
@@ -237,6 +255,9 @@ func run(f serveFlags, log *zap.Logger) error {
 	auth, err := authenticator(f, log)
 	if err != nil {
 		return err
+	}
+	if c, ok := auth.(io.Closer); ok { // a JWKS refresher
+		defer c.Close()
 	}
 	policy, err := gateway.ParseUserConnsPolicy(f.userConnsPolicy)
 	if err != nil {
