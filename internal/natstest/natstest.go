@@ -1,11 +1,14 @@
 // Package natstest starts real NATS servers inside a test process: one
 // server, with JetStream or without, or a cluster of them routed to each
-// other. Like net/http/httptest it is imported only by tests; every server
-// is shut down when its test ends.
+// other, or one with the options a test gives (authorization, TLS). Like
+// net/http/httptest it is imported only by tests; every server is shut
+// down when its test ends.
 //
 //	srv := natstest.Run(t, true)           // JetStream in t.TempDir()
 //	srvs := natstest.Cluster(t, 3)         // three routed nodes, JetStream R3-ready
 //	url := natstest.URLs(srvs)             // "nats://…,nats://…,nats://…"
+//	pki := natstest.NewPKI(t)              // a CA, server and client certificates in PEM files
+//	srv = natstest.RunWith(t, &server.Options{TLSConfig: pki.ServerTLS, TLSVerify: true})
 package natstest
 
 import (
