@@ -29,11 +29,11 @@ const (
 
 // Connection tuning shared by the gateway's connection and Dial.
 const (
-	// reconnectWait plus a random jitter of up to reconnectJitter is the pause
-	// between two rounds of reconnect attempts: 1–2 s, so that a fleet of
-	// gateways does not hit a restarted NATS server in one wave.
-	reconnectWait   = time.Second
-	reconnectJitter = time.Second
+	// reconnectWait, plus a random jitter of up to as much again, is the
+	// default pause between two rounds of reconnect attempts: 1–2 s, so that
+	// a fleet of gateways does not hit a restarted NATS server in one wave.
+	// ConnectOptions.ReconnectWait changes it.
+	reconnectWait = time.Second
 
 	// pingInterval and maxPingsOut notice a dead server (half-open TCP) in
 	// about a minute instead of nats.go's default of 4–6 minutes; readiness
@@ -79,6 +79,13 @@ type Config struct {
 	// Empty means "wsgate".
 	Name string
 
+	// Connect holds the connection's credentials, TLS files and reconnect
+	// pause; the zero value connects without authentication or TLS, as to
+	// the embedded server. Its authentication and TLS fields need URL: New
+	// refuses them with the embedded server, which is for development and
+	// accepts any client on its listen address.
+	Connect ConnectOptions
+
 	// Dispatchers is the number of goroutines that call the Handler given to
 	// Start. Zero means
 	// 2: the reference host runs with GOMAXPROCS=2, Handler only looks up
@@ -112,6 +119,7 @@ type Bus struct {
 	nc      *nats.Conn
 	srv     *server.Server // the embedded server; nil when Config.URL is set
 	url     string         // what ClientURL reports
+	redact  redactor       // secrets of Config.URL and Config.Connect, kept out of errors and logs
 	prefix  string
 	handler Handler // set once by Start, before the dispatchers start
 	timeout time.Duration
@@ -153,10 +161,13 @@ type Bus struct {
 // and connects. Messages are handed to a Handler once Start has been called;
 // until then they wait in the dispatch queues.
 //
-// The connection reconnects forever (1–2 s between rounds of attempts) and
-// New does not fail when the NATS server is not reachable yet: the bus
-// connects in the background, so a gateway can start before NATS. Interest
-// calls made meanwhile wait up to SubscribeTimeout.
+// The connection reconnects forever (1–2 s between rounds of attempts by
+// default) and New does not fail when the NATS server is not reachable
+// yet: the bus connects in the background, so a gateway can start before
+// NATS. Interest calls made meanwhile wait up to SubscribeTimeout. New does
+// fail when a server answers but refuses the connection: an authorization
+// error (wrong credentials) or a TLS certificate that does not verify,
+// which no retry would mend.
 func New(cfg Config) (*Bus, error) {
 	prefix := cfg.Prefix
 	if prefix == "" {
@@ -189,9 +200,17 @@ func New(cfg Config) (*Bus, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.URL == "" && cfg.Connect.secured() {
+		return nil, fmt.Errorf("%w: Connect: credentials and TLS need URL: the embedded NATS server is for development and takes neither", ErrInvalidConfig)
+	}
+	connOpts, err := cfg.Connect.natsOptions()
+	if err != nil {
+		return nil, err
+	}
 
 	b := &Bus{
 		url:     cfg.URL,
+		redact:  newRedactor(cfg.URL, cfg.Connect),
 		prefix:  prefix,
 		timeout: timeout,
 		log:     log,
@@ -216,14 +235,21 @@ func New(cfg Config) (*Bus, error) {
 		log.Info("embedded nats server listening", zap.String("url", url))
 	}
 
-	nc, err := nats.Connect(b.url, b.options(name)...)
+	// A first attempt that fails at once when a server refuses what the
+	// client presented; only a server that is not reachable makes the bus
+	// connect in the background.
+	opts := append(b.options(name), connOpts...)
+	nc, err := nats.Connect(b.url, append(opts, nats.RetryOnFailedConnect(false))...)
+	if err != nil && !refused(err) {
+		nc, err = nats.Connect(b.url, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		b.stopEmbedded()
-		return nil, fmt.Errorf("bus: connect %s: %w", b.url, err)
+		return nil, fmt.Errorf("bus: connect %s: %w", RedactURL(b.url), b.redact.error(err))
 	}
 	b.nc = nc
 	if !nc.IsConnected() {
-		log.Warn("nats not reachable yet, connecting in the background", zap.String("url", b.url))
+		log.Warn("nats not reachable yet, connecting in the background", zap.String("url", RedactURL(b.url)))
 	}
 
 	b.queues = make([]chan *nats.Msg, max(dispatchers, 1))
@@ -272,34 +298,31 @@ func (b *Bus) Start(h Handler) error {
 }
 
 // options returns the connection options of the gateway's connection: named,
-// reconnecting forever with jitter, connecting in the background when the
-// server is not up yet, and logging its state changes.
+// reconnecting forever, and logging its state changes with URLs and errors
+// redacted. Config.Connect adds the credentials, TLS and reconnect pause.
 func (b *Bus) options(name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(reconnectWait),
-		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
-		nats.RetryOnFailedConnect(true),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		// Close logs by itself; the callback would run on nats.go's
 		// callback goroutine after Close has returned.
 		nats.NoCallbacksAfterClientClose(),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			b.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.log.Info("nats connected", zap.String("url", RedactURL(nc.ConnectedUrl())))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.log.Warn("nats disconnected", zap.Error(err))
+			b.log.Warn("nats disconnected", zap.Error(b.redact.error(err)))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.reconnects.Add(1)
-			b.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.log.Info("nats reconnected", zap.String("url", RedactURL(nc.ConnectedUrl())))
 			b.reconnected() // the stream may have been recreated meanwhile
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if ok, held := b.reconnectErrs.Allow(); ok {
-				b.log.Warn("nats reconnect attempt failed", zap.Error(err), zap.Int("suppressed", held))
+				b.log.Warn("nats reconnect attempt failed", zap.Error(b.redact.error(err)), zap.Int("suppressed", held))
 			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) {
@@ -312,7 +335,7 @@ func (b *Bus) options(name string) []nats.Option {
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if ok, held := b.asyncErrs.Allow(); ok {
-				fields := []zap.Field{zap.Error(err), zap.Int("suppressed", held)}
+				fields := []zap.Field{zap.Error(b.redact.error(err)), zap.Int("suppressed", held)}
 				if sub != nil {
 					fields = append(fields, zap.String("subject", sub.Subject))
 				}
@@ -395,7 +418,8 @@ func subDropped(sub *nats.Subscription) uint64 {
 func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
 
 // ClientURL returns the URL publishers should use: the embedded server's
-// when Config.URL was empty, Config.URL otherwise.
+// when Config.URL was empty, Config.URL otherwise. It holds whatever
+// secret Config.URL holds: log RedactURL(ClientURL()).
 func (b *Bus) ClientURL() string { return b.url }
 
 // Conn returns the underlying connection, e.g. for a Publisher in the same

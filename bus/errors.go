@@ -17,7 +17,9 @@ var (
 	ErrStarted = errors.New("bus: already started")
 
 	// ErrInvalidConfig is returned by New for a negative count, length or
-	// timeout, or an EmbeddedListen that is not host:port.
+	// timeout, an EmbeddedListen that is not host:port, or ConnectOptions
+	// that do not hold together or name a file that cannot be used (by
+	// DialWith too).
 	ErrInvalidConfig = errors.New("bus: invalid config")
 
 	// ErrSubscribeTimeout is returned by Interest when the NATS server did not

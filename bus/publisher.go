@@ -127,20 +127,34 @@ func (p *Publisher) publish(subject string, payload []byte) error {
 // outage fails after its timeout: flush and check the error to know that
 // the server has what was published.
 func Dial(url, name string) (*nats.Conn, error) {
+	return DialWith(url, name, ConnectOptions{})
+}
+
+// DialWith is Dial with credentials, TLS files and a reconnect pause, for
+// a secured NATS server:
+//
+//	nc, err := bus.DialWith("tls://nats-1:4222,tls://nats-2:4222", "mail-storage", bus.ConnectOptions{
+//		CredsFile: "/run/secrets/mail-storage.creds",
+//		TLSCA:     "/etc/nats/ca.pem",
+//	})
+//
+// An invalid opts fails with ErrInvalidConfig before anything is dialed;
+// a server that refuses the credentials or the certificate fails it too.
+// The error shows url redacted (RedactURL) and never a secret.
+func DialWith(url, name string, opts ConnectOptions) (*nats.Conn, error) {
 	if url == "" {
 		url = nats.DefaultURL
 	}
 	if name == "" {
 		name = "wsgate-publisher"
 	}
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(reconnectWait),
-		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
-	)
+	connOpts, err := opts.natsOptions()
 	if err != nil {
-		return nil, fmt.Errorf("bus: dial %s: %w", url, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, connOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("bus: dial %s: %w", RedactURL(url), newRedactor(url, opts).error(err))
 	}
 	return nc, nil
 }
