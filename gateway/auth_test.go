@@ -95,6 +95,8 @@ func TestNewJWTAuthRefusesBadKeys(t *testing.T) {
 		"both":         {Secret: testSecret, PublicKeyPEM: []byte("x")},
 		"not pem":      {PublicKeyPEM: []byte("not pem")},
 		"P-384":        {PublicKeyPEM: pemPublic(t, &ecKey.PublicKey)},
+		"key and JWKS": {PublicKeyPEM: pemPublic(t, &ecKey.PublicKey), JWKS: []byte(`{"keys":[]}`)},
+		"empty JWKS":   {JWKS: []byte(`{"keys":[]}`)},
 	} {
 		if _, err := NewJWTAuth(cfg); err == nil {
 			t.Errorf("%s: accepted", name)

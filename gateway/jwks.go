@@ -387,9 +387,9 @@ func (j *jwks) recovered() {
 
 // key returns the key with kid. For an unknown kid it asks the refresher
 // for a load, if no unknown kid did in the last minRefresh, and waits for
-// that load (at most the timeout); otherwise it answers at once. So a flood
-// of made-up kids costs one load per minRefresh and holds at most one
-// caller at a time.
+// that load, at most the timeout; otherwise it answers at once. So a flood
+// of made-up kids costs one load per minRefresh and holds one caller for
+// at most the timeout.
 func (j *jwks) key(kid string) (jwksKey, bool) {
 	if k, ok := (*j.keys.Load())[kid]; ok {
 		return k, true
@@ -411,8 +411,12 @@ func (j *jwks) key(kid string) (jwksKey, bool) {
 	default: // a kick is pending already
 		return jwksKey{}, false
 	}
+	wait := time.NewTimer(j.timeout) // the refresher may be busy with a periodic load
+	defer wait.Stop()
 	select {
 	case <-done:
+	case <-wait.C:
+		return jwksKey{}, false
 	case <-j.ctx.Done():
 		return jwksKey{}, false
 	}
