@@ -189,32 +189,24 @@ func (o ConnectOptions) tlsConfig() (*tls.Config, error) {
 
 // refused reports whether err from a first connect attempt is the
 // server's, or the TLS handshake's, answer to what the client presented:
-// an authorization error or a certificate that does not verify. Retrying
-// cannot help; a server that is not reachable yet is another matter.
+// an authorization error, a certificate that does not verify, or a TLS
+// connection the server closed right after the handshake, which is how
+// TLS 1.3 refuses a client certificate when the alert itself is lost.
+// Retrying cannot help; a server that is not reachable yet is another
+// matter.
 func refused(err error) bool {
 	for _, e := range []error{
 		nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
-		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted,
+		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted, nats.ErrTLS,
 	} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
-	var (
-		verify  *tls.CertificateVerificationError
-		unknown x509.UnknownAuthorityError
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-		alert   tls.AlertError
-		rec     tls.RecordHeaderError
-		op      *net.OpError
-	)
-	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) ||
-		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &rec) {
-		return true
-	}
-	// The server's alert (bad or missing client certificate) arrives as
-	// "remote error: tls: …", whose alert type crypto/tls does not export.
+	// The server's alert (bad or missing client certificate) read after
+	// the handshake arrives as "remote error: tls: …", whose alert type
+	// crypto/tls does not export.
+	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "remote error"
 }
 
