@@ -28,14 +28,15 @@ import (
 
 // controlFlags are the flags every control command takes.
 type controlFlags struct {
-	natsURL, prefix string
-	timeout         time.Duration
-	expect          int
-	json            bool
+	nats    natsFlags
+	prefix  string
+	timeout time.Duration
+	expect  int
+	json    bool
 }
 
 func (c *controlFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.natsURL, "nats-url", defaultPublishURL, "NATS server URL(s), comma-separated: the gateways' --nats-url, or the embedded server of one")
+	c.nats.register(fs, defaultPublishURL, "NATS server URL(s), comma-separated: the gateways' --nats-url, or the embedded server of one")
 	fs.StringVar(&c.prefix, "subject-prefix", bus.DefaultPrefix, "NATS subject prefix: the gateways' --subject-prefix")
 	fs.DurationVar(&c.timeout, "timeout", control.DefaultTimeout, "how long to wait for the gateways' answers")
 	fs.IntVar(&c.expect, "expect", 0, "the number of gateways: return as soon as this many answered, and fail when fewer did; 0 means unknown (wait until answers stop coming)")
@@ -65,9 +66,9 @@ var controlZeroRefused = []string{"timeout"}
 // dial connects to NATS and returns a control client with the flags'
 // settings; done closes the connection.
 func (c *controlFlags) dial(name string) (cl *control.Client, done func(), err error) {
-	nc, err := bus.Dial(c.natsURL, "wsgate-"+name)
+	nc, err := c.nats.dial(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", c.natsURL, err)
+		return nil, nil, err
 	}
 	cl = control.NewClient(nc, c.prefix)
 	cl.Timeout = c.timeout
@@ -371,10 +372,11 @@ func orDash(s string) string {
 
 // upstreamFlags are the flags of wsgate upstream.
 type upstreamFlags struct {
-	natsURL, prefix string
-	channel, queue  string
-	echo            bool
-	reject          string
+	nats           natsFlags
+	prefix         string
+	channel, queue string
+	echo           bool
+	reject         string
 }
 
 // upstreamLine is what wsgate upstream prints for each message.
@@ -398,7 +400,7 @@ func upstream(args []string) error {
 		fmt.Fprintf(fs.Output(), "usage: %s\n\n", fs.Name())
 		printFlags(fs)
 	}
-	fs.StringVar(&f.natsURL, "nats-url", defaultPublishURL, "NATS server URL(s), comma-separated: the gateways' --nats-url, or the embedded server of one")
+	f.nats.register(fs, defaultPublishURL, "NATS server URL(s), comma-separated: the gateways' --nats-url, or the embedded server of one")
 	fs.StringVar(&f.prefix, "subject-prefix", bus.DefaultPrefix, "NATS subject prefix: the gateways' --subject-prefix")
 	fs.StringVar(&f.channel, "channel", ">", "channels to listen on, a NATS pattern: chat.*, rpc.>, >")
 	fs.StringVar(&f.queue, "queue", "", "NATS queue group: several wsgate upstream in one group share the messages")
@@ -416,9 +418,9 @@ func upstream(args []string) error {
 	if !validPattern(f.channel) {
 		return usagef("--channel %q: a pattern is dot-separated tokens of [A-Za-z0-9_-], * for one token, > for the rest", f.channel)
 	}
-	nc, err := bus.Dial(f.natsURL, "wsgate-upstream")
+	nc, err := f.nats.dial("upstream")
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", f.natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	subject := f.prefix + "." + control.SubjectUpstream + "." + f.channel

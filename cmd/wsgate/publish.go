@@ -20,7 +20,8 @@ const defaultPublishURL = "nats://127.0.0.1:4222"
 
 func publish(args []string) error {
 	fs := flag.NewFlagSet("wsgate publish [--durable [--id ID] [--ttl D]] (--user ID | --topic NAME | --broadcast) PAYLOAD", flag.ContinueOnError)
-	natsURL := fs.String("nats-url", defaultPublishURL, "NATS server URL(s), comma-separated: the gateway's --nats-url, or its embedded server")
+	var nf natsFlags
+	nf.register(fs, defaultPublishURL, "NATS server URL(s), comma-separated: the gateway's --nats-url, or its embedded server")
 	prefix := fs.String("subject-prefix", bus.DefaultPrefix, "NATS subject prefix: the gateway's --subject-prefix")
 	user := fs.String("user", "", "publish to this user's channel (the id alone: 42, not user.42)")
 	topic := fs.String("topic", "", "publish to this topic (the name alone: sports, not topic.sports)")
@@ -62,9 +63,9 @@ func publish(args []string) error {
 			return err
 		}
 	}
-	nc, err := bus.Dial(*natsURL, "wsgate-publish")
+	nc, err := nf.dial("publish")
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	if *prefix == "" {

@@ -36,7 +36,9 @@ type serveFlags struct {
 	jwksURL, jwksFile               string
 	jwksRefresh, jwksMinRefresh     time.Duration
 	allowedOrigins                  string
-	natsURL, embeddedNATS, prefix   string
+	nats                            natsFlags
+	natsReconnectWait               time.Duration
+	embeddedNATS, prefix            string
 	durable, manageStream           bool
 	storeDir                        string
 	stream                          streamFlags
@@ -90,7 +92,7 @@ var serveZeroRefused = append([]string{
 	"write-queue-limit", "max-subscriptions", "pool-size", "ready-conns-ratio",
 	"saturation-timeout", "stall-timeout", "replay-limit", "replay-batch", "replay-readers", "ack-interval",
 	"upstream-burst", "upstream-timeout", "max-upstream-requests",
-	"jwks-refresh", "jwks-min-refresh",
+	"jwks-refresh", "jwks-min-refresh", "nats-reconnect-wait",
 }, streamZeroRefused...)
 
 func serve(args []string) error {
@@ -109,7 +111,8 @@ func serve(args []string) error {
 	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "required iss claim, if set")
 	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim, if set")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated allowed browser origins (https://app.example.com, https://*.example.com, *); empty allows any")
-	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL(s); empty starts an embedded NATS server")
+	f.nats.register(fs, "", "NATS server URL(s), comma-separated seeds of one cluster; empty starts an embedded NATS server (development: no credentials or TLS)")
+	fs.DurationVar(&f.natsReconnectWait, "nats-reconnect-wait", time.Second, "pause between rounds of NATS reconnect attempts, plus a random jitter of up to as much again; the gateway reconnects forever")
 	fs.StringVar(&f.embeddedNATS, "embedded-nats-listen", bus.DefaultEmbeddedListen, "listen address of the embedded NATS server")
 	fs.StringVar(&f.prefix, "subject-prefix", bus.DefaultPrefix, "NATS subject prefix: channel X is subject <prefix>.X")
 	fs.BoolVar(&f.durable, "durable", true, "durable notifications: JetStream in the embedded server, and the stream that stores durable.<prefix>.> and republishes it to the sockets")
@@ -176,6 +179,9 @@ func serve(args []string) error {
 	}
 	if f.auth == "none" && !given(fs, "listen") {
 		f.listen = devListen
+	}
+	if secured := f.nats.secured(fs); f.nats.url == "" && len(secured) > 0 {
+		return usagef("%s: need --nats-url: the embedded NATS server is for development and takes no credentials or TLS", strings.Join(secured, ", "))
 	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
@@ -280,8 +286,14 @@ func run(f serveFlags, log *zap.Logger) error {
 		// be the gateway's own: chosen here and given to both.
 		id = randomID()
 	}
+	natsOpts, err := f.nats.options()
+	if err != nil {
+		return err
+	}
+	natsOpts.ReconnectWait = f.natsReconnectWait
 	b, err := bus.New(bus.Config{
-		URL:            f.natsURL,
+		URL:            f.nats.url,
+		Connect:        natsOpts,
 		EmbeddedListen: f.embeddedNATS,
 		StoreDir:       jetStreamDir(f, log),
 		Prefix:         f.prefix,
@@ -406,7 +418,7 @@ func run(f serveFlags, log *zap.Logger) error {
 	}
 	log.Info("gateway listening",
 		zap.Stringer("addr", ln.Addr()), zap.String("path", f.path), zap.String("auth", f.auth),
-		zap.String("nats", b.ClientURL()), zap.String("subject_prefix", f.prefix), zap.String("gateway_id", id))
+		zap.String("nats", bus.RedactURL(b.ClientURL())), zap.String("subject_prefix", f.prefix), zap.String("gateway_id", id))
 	if f.auth == "none" && !f.conformanceEcho {
 		log.Info(tryLine(f, ln.Addr(), adminAddr, b.ClientURL()))
 	}
@@ -450,7 +462,7 @@ func run(f serveFlags, log *zap.Logger) error {
 // when the directory cannot be made, which it logs (volatile notifications
 // work without it).
 func jetStreamDir(f serveFlags, log *zap.Logger) string {
-	if !f.durable || f.natsURL != "" {
+	if !f.durable || f.nats.url != "" {
 		return ""
 	}
 	dir, err := f.storeDir, error(nil)
@@ -553,7 +565,7 @@ func publishCommand(f serveFlags, natsURL string) string {
 	}
 	cmd := self + " publish"
 	if natsURL != defaultPublishURL {
-		cmd += " --nats-url " + natsURL
+		cmd += " --nats-url " + bus.RedactURL(natsURL)
 	}
 	if f.prefix != bus.DefaultPrefix {
 		cmd += " --subject-prefix " + f.prefix

@@ -108,7 +108,8 @@ func stream(args []string) error {
 	}
 	var sf streamFlags
 	fs := flag.NewFlagSet("wsgate stream (apply | info) [flags]", flag.ContinueOnError)
-	natsURL := fs.String("nats-url", defaultPublishURL, "NATS server URL(s), comma-separated: the gateway's --nats-url, or its embedded server")
+	var nf natsFlags
+	nf.register(fs, defaultPublishURL, "NATS server URL(s), comma-separated: the gateway's --nats-url, or its embedded server")
 	prefix := fs.String("subject-prefix", bus.DefaultPrefix, "NATS subject prefix: the gateway's --subject-prefix")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for JetStream's answer")
 	sf.register(fs)
@@ -129,9 +130,9 @@ func stream(args []string) error {
 	if err := sf.checkStorage(); err != nil {
 		return err
 	}
-	nc, err := bus.Dial(*natsURL, "wsgate-stream")
+	nc, err := nf.dial("stream")
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
