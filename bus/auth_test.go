@@ -2,10 +2,12 @@ package bus
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // secret is the password or token of the tests: no error or log line may
@@ -391,3 +394,81 @@ func TestRedactURL(t *testing.T) {
 	}
 }
 
+
+// A server that stops accepting the bus's credentials (rotated on the
+// server before the gateway's secret) leaves the bus reconnecting, not
+// closed: once the server takes them again, the bus is back with its
+// subscriptions. nats.go's default would give up after the second
+// identical authorization error.
+func TestAuthRecovers(t *testing.T) {
+	opts := &server.Options{Authorization: secret}
+	srv := natstest.RunWith(t, opts)
+	failures := &authLog{}
+	srv.SetLogger(failures, false, false)
+	url := srv.ClientURL()
+	b, rec := newBus(t, Config{URL: url, Connect: ConnectOptions{Token: secret, ReconnectWait: 20 * time.Millisecond}}, nil)
+	if err := b.Interest("user.1"); err != nil {
+		t.Fatal(err)
+	}
+
+	reload := func(token string) {
+		t.Helper()
+		o := *opts
+		o.Authorization = token
+		if err := srv.ReloadOptions(&o); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	}
+	reload("rotated-" + secret)
+	wstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := failures.count(); n < 5 {
+			return fmt.Errorf("%d authorization failures so far", n)
+		}
+		return nil
+	})
+	if b.Conn().IsClosed() {
+		t.Fatal("the connection gave up after repeated authorization errors")
+	}
+	reload(secret)
+	wstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !b.Connected() {
+			return errors.New("not reconnected")
+		}
+		return nil
+	})
+	nc, err := DialWith(url, "", ConnectOptions{Token: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := NewPublisher(nc, "").User("1", []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, delivery{channel: "user.1", payload: "back"})
+}
+
+// authLog counts the authorization failures a NATS server logs.
+type authLog struct {
+	mu sync.Mutex // protects n
+	n  int
+}
+
+func (l *authLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+func (l *authLog) Errorf(format string, v ...any) {
+	if strings.Contains(fmt.Sprintf(format, v...), server.ErrAuthentication.Error()) {
+		l.mu.Lock()
+		l.n++
+		l.mu.Unlock()
+	}
+}
+
+func (l *authLog) Noticef(string, ...any) {}
+func (l *authLog) Warnf(string, ...any)   {}
+func (l *authLog) Fatalf(string, ...any)  {}
+func (l *authLog) Debugf(string, ...any)  {}
+func (l *authLog) Tracef(string, ...any)  {}

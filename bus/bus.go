@@ -167,7 +167,9 @@ type Bus struct {
 // NATS. Interest calls made meanwhile wait up to SubscribeTimeout. New does
 // fail when a server answers but refuses the connection: an authorization
 // error (wrong credentials) or a TLS certificate that does not verify,
-// which no retry would mend.
+// which no retry would mend. Once connected, the bus keeps reconnecting
+// through authorization errors too, so that credentials rotated on the
+// server and in the gateway's files in either order are picked up.
 func New(cfg Config) (*Bus, error) {
 	prefix := cfg.Prefix
 	if prefix == "" {
@@ -304,6 +306,12 @@ func (b *Bus) options(name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
+		// Credentials rotated on the server before the gateway's file, or a
+		// user JWT that expired before its successor was written: keep
+		// trying, where nats.go would give up for good after the second
+		// identical authorization error. New has already refused
+		// credentials that never worked.
+		nats.IgnoreAuthErrorAbort(),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		// Close logs by itself; the callback would run on nats.go's
@@ -327,7 +335,7 @@ func (b *Bus) options(name string) []nats.Option {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) {
 			// Only when nats.go gives up by itself; never with MaxReconnects(-1)
-			// short of an authorization error.
+			// and IgnoreAuthErrorAbort.
 			b.log.Error("nats connection closed")
 		}),
 		nats.LameDuckModeHandler(func(*nats.Conn) {
