@@ -36,6 +36,21 @@
 //	p := bus.NewPublisher(nc, "")
 //	err = p.User("42", []byte(`{"new_mail":1}`))
 //
+// # A secured NATS
+//
+// Config.Connect and DialWith take ConnectOptions: a credentials file, an
+// nkey seed file, a user and password or a token, and TLS files (a CA, a
+// client certificate and key):
+//
+//	b, err := bus.New(bus.Config{
+//		URL:     "tls://nats-1:4222,tls://nats-2:4222",
+//		Connect: bus.ConnectOptions{CredsFile: "/run/secrets/wsgate.creds", TLSCA: "/etc/nats/ca.pem"},
+//	})
+//
+// New and DialWith fail at once when the server refuses the credentials or
+// the certificate; the embedded server takes none of them. Log lines and
+// errors never hold a secret: URLs go through RedactURL.
+//
 // # Durable notifications
 //
 // A durable notification is stored in a JetStream stream before anyone
