@@ -394,7 +394,6 @@ func TestRedactURL(t *testing.T) {
 	}
 }
 
-
 // A server that stops accepting the bus's credentials (rotated on the
 // server before the gateway's secret) leaves the bus reconnecting, not
 // closed: once the server takes them again, the bus is back with its
