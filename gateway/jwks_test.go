@@ -361,6 +361,63 @@ func TestJWKSUnknownKidFlood(t *testing.T) {
 	}
 }
 
+// While a load asked for by an unknown kid hangs on an identity provider
+// that does not answer, only that upgrade waits, and at most JWKSTimeout:
+// other unknown kids are refused at once and known ones verify.
+func TestJWKSUnknownKidHangingProvider(t *testing.T) {
+	a := newIdPKey(t, "a", "ES256")
+	var hang atomic.Bool
+	var hanging atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			hanging.Add(1)
+			<-r.Context().Done()
+			return
+		}
+		w.Write(jwksDoc(t, a.jwk))
+	}))
+	defer srv.Close()
+
+	for _, timeout := range []time.Duration{time.Hour, 50 * time.Millisecond} {
+		hang.Store(false)
+		hanging.Store(0)
+		auth, err := NewJWTAuth(JWTConfig{JWKSURL: srv.URL, JWKSRefresh: time.Hour, JWKSMinRefresh: time.Hour, JWKSTimeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hang.Store(true)
+		first := make(chan error, 1)
+		go func() {
+			_, err := auth.Authenticate(Credentials{Token: signKid(t, jwt.SigningMethodES256, a.priv, "new")})
+			first <- err
+		}()
+		if timeout == time.Hour {
+			checkFor(t, 5*time.Second, func() error {
+				if hanging.Load() == 0 {
+					return errors.New("the unknown kid asked for no load")
+				}
+				return nil
+			})
+			if _, err := auth.Authenticate(Credentials{Token: signKid(t, jwt.SigningMethodES256, a.priv, "other")}); !errors.Is(err, ErrUnauthorized) {
+				t.Fatalf("another unknown kid during the load: %v", err)
+			}
+			if _, err := auth.Authenticate(Credentials{Token: a.token(t)}); err != nil {
+				t.Fatalf("a known kid during the load: %v", err)
+			}
+			select {
+			case err := <-first:
+				t.Fatalf("the upgrade that asked for the load returned before it ended: %v", err)
+			default:
+			}
+			auth.Close() // the only way the load ends
+		}
+		if err := <-first; !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("the unknown kid whose load hung (timeout %v): %v", timeout, err)
+		}
+		auth.Close()
+	}
+}
+
 // While the JWKS cannot be loaded (the endpoint fails, answers garbage or
 // an empty set, or is gone), the last good keys keep working.
 func TestJWKSKeepsLastGoodKeys(t *testing.T) {
