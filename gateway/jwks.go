@@ -62,7 +62,8 @@ type keySet map[string]jwksKey
 
 // jwks is a JSON Web Key Set from a URL, a file or bytes, loaded again every
 // refresh and, at most every minRefresh, when a token names an unknown kid.
-// The last good set stays in use while loads fail.
+// The last good set stays in use while loads fail. key and keyfunc may be
+// called concurrently, with each other and with the refresher.
 type jwks struct {
 	source     string                                    // the URL or path, for errors and logs
 	read       func(ctx context.Context) ([]byte, error) // nil for a static set
