@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -87,7 +88,8 @@ func (o ConnectOptions) wait() time.Duration {
 
 // natsOptions checks o and returns its nats.go options: authentication,
 // TLS, and the reconnect pause with its jitter. Its errors wrap
-// ErrInvalidConfig and name the field and file.
+// ErrInvalidConfig and name the field; a file that cannot be used is a
+// *FileError.
 func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 	if o.ReconnectWait < 0 {
 		return nil, fmt.Errorf("%w: ReconnectWait %v is negative", ErrInvalidConfig, o.ReconnectWait)
@@ -127,7 +129,7 @@ func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 	case o.NKeySeedFile != "":
 		opt, err := nats.NkeyOptionFromSeed(o.NKeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: NKeySeedFile %s: %w", ErrInvalidConfig, o.NKeySeedFile, err)
+			return nil, fileError("NKeySeedFile", o.NKeySeedFile, err)
 		}
 		opts = append(opts, opt)
 	case o.User != "":
@@ -150,15 +152,15 @@ func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 func checkCreds(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("%w: CredsFile: %w", ErrInvalidConfig, err)
+		return fileError("CredsFile", path, err)
 	}
 	defer clear(b) // it holds the seed
 	if _, err := nkeys.ParseDecoratedJWT(b); err != nil {
-		return fmt.Errorf("%w: CredsFile %s: no user JWT: %w", ErrInvalidConfig, path, err)
+		return fileError("CredsFile", path, fmt.Errorf("no user JWT: %w", err))
 	}
 	kp, err := nkeys.ParseDecoratedUserNKey(b)
 	if err != nil {
-		return fmt.Errorf("%w: CredsFile %s: no user nkey seed: %w", ErrInvalidConfig, path, err)
+		return fileError("CredsFile", path, fmt.Errorf("no user nkey seed: %w", err))
 	}
 	kp.Wipe()
 	return nil
@@ -170,21 +172,46 @@ func (o ConnectOptions) tlsConfig() (*tls.Config, error) {
 	if o.TLSCA != "" {
 		pem, err := os.ReadFile(o.TLSCA)
 		if err != nil {
-			return nil, fmt.Errorf("%w: TLSCA: %w", ErrInvalidConfig, err)
+			return nil, fileError("TLSCA", o.TLSCA, err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: TLSCA %s: no PEM certificate", ErrInvalidConfig, o.TLSCA)
+			return nil, fileError("TLSCA", o.TLSCA, errors.New("no PEM certificate"))
 		}
 	}
 	if o.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: TLSCert %s, TLSKey %s: %w", ErrInvalidConfig, o.TLSCert, o.TLSKey, err)
+			return nil, fileError("TLSCert", o.TLSCert+", "+o.TLSKey, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// FileError is returned by New and DialWith for a file of ConnectOptions
+// that cannot be used: missing, unreadable, or not holding what it should.
+// It is an ErrInvalidConfig, and never quotes the file's content.
+type FileError struct {
+	Field string // the ConnectOptions field: CredsFile, NKeySeedFile, TLSCA, or TLSCert for the certificate and key
+	Path  string // the file; for TLSCert, "<cert>, <key>"
+	Err   error  // why
+}
+
+func (e *FileError) Error() string {
+	return fmt.Sprintf("%v: %s %s: %v", ErrInvalidConfig, e.Field, e.Path, e.Err)
+}
+
+// Unwrap returns ErrInvalidConfig and the cause.
+func (e *FileError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
+
+// fileError returns a *FileError, without the path an *fs.PathError would
+// repeat.
+func fileError(field, path string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return &FileError{Field: field, Path: path, Err: err}
 }
 
 // refused reports whether err from a first connect attempt is the

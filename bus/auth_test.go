@@ -128,6 +128,9 @@ func TestConnectOptionsInvalid(t *testing.T) {
 			if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.names)) {
 				t.Errorf("New: %v, want it to name %s", err, tt.names)
 			}
+			if fe, ok := errors.AsType[*FileError](err); strings.HasPrefix(tt.names, "/") && (!ok || fe.Path != tt.names) {
+				t.Errorf("New: %v, want a *FileError for %s", err, tt.names)
+			}
 			noSecret(t, "New's error", err.Error())
 			if tt.url == "" {
 				return

@@ -117,6 +117,8 @@ func TestSecuredNATS(t *testing.T) {
 			[]string{"publish", "--nats-url", url, "--nats-user", "pub", "--nats-tls-ca", pki.CA}, 1, noClientCert},
 		{"password file and variable", []string{"WSGATE_NATS_PASSWORD=" + natsPassword},
 			append(append([]string{}, pub...), "--nats-password-file", passwordFile), 2, "--nats-password and --nats-password-file exclude each other"},
+		{"missing CA file", []string{"WSGATE_NATS_PASSWORD=" + natsPassword},
+			[]string{"publish", "--nats-url", url, "--nats-user", "pub", "--nats-tls-ca", filepath.Join(dir, "nope.pem")}, 1, "--nats-tls-ca .*nope.pem: open: no such file"},
 		{"two ways", []string{"WSGATE_NATS_PASSWORD=" + natsPassword},
 			append(append([]string{}, pub...), "--nats-nkey", seedFile), 2, "--nats-nkey, --nats-user"},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -135,8 +136,32 @@ func (n *natsFlags) dial(name string) (*nats.Conn, error) {
 	}
 	nc, err := bus.DialWith(n.url, "wsgate-"+name, opts)
 	if err != nil {
-		// It names the file when one cannot be used, never a secret.
-		return nil, fmt.Errorf("connect %s: %w", bus.RedactURL(n.url), err)
+		if err := natsFileError(err); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("connect %s: %w", bus.RedactURL(n.url), err) // redacted, never a secret
 	}
 	return nc, nil
+}
+
+// natsFileFlags are the flags of the ConnectOptions file fields.
+var natsFileFlags = map[string]string{
+	"CredsFile":    "--nats-creds",
+	"NKeySeedFile": "--nats-nkey",
+	"TLSCA":        "--nats-tls-ca",
+	"TLSCert":      "--nats-tls-cert, --nats-tls-key",
+}
+
+// natsFileError returns a bus.FileError in the flags' terms, or nil for
+// any other error.
+func natsFileError(err error) error {
+	fe, ok := errors.AsType[*bus.FileError](err)
+	if !ok {
+		return nil
+	}
+	flags := natsFileFlags[fe.Field]
+	if flags == "" {
+		flags = fe.Field
+	}
+	return fmt.Errorf("%s %s: %w", flags, fe.Path, fe.Err)
 }

@@ -299,6 +299,9 @@ func run(f serveFlags, log *zap.Logger) error {
 		Prefix:         f.prefix,
 		Logger:         log.Named("bus"),
 	})
+	if err := natsFileError(err); err != nil {
+		return err
+	}
 	if err != nil {
 		return err // the bus's errors say "bus:" themselves
 	}
