@@ -348,13 +348,12 @@ func TestLogRedacted(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for logs.FilterMessage("nats reconnect attempt failed").Len() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no reconnect attempt logged within 10s")
+	wstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if logs.FilterMessage("nats reconnect attempt failed").Len() == 0 {
+			return errors.New("no reconnect attempt logged")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	b.Close()
 	connected := logs.FilterMessage("nats connected").All()
 	if len(connected) != 1 || connected[0].ContextMap()["url"] != strings.Replace(url, secret, "xxxxx", 1) {
