@@ -61,6 +61,15 @@ FAULT_TESTS = TestDurableSurvives|TestDurableClusterNodeLoss|TestSlowDurableCons
 fault: ## the durable fault tests FAULT_COUNT (3) more times, with the race detector: SIGKILL, NATS restart, a cluster node lost, slow consumers
 	$(GO) test -race -shuffle=on -count=$(FAULT_COUNT) -timeout 20m -run '$(FAULT_TESTS)' ./gateway ./cmd/wsgate
 
+# fault-cluster is the reference fleet of deploy/cluster under a NATS node's
+# loss, FAULT_COUNT times: three natsd processes with routes, two gateway
+# binaries, HAProxy when installed, a node killed with SIGKILL while it
+# leads the stream and while it does not. About 30 s a run, hence a target
+# of its own; it is an integration test (TEST_TAGS), run once by make test.
+.PHONY: fault-cluster
+fault-cluster: ## the reference fleet (deploy/cluster) losing a NATS node, FAULT_COUNT (3) times with the race detector
+	$(GO) test -race -count=$(FAULT_COUNT) -timeout 10m -tags '$(TEST_TAGS)' -run '^TestClusterFailover$$' ./cmd/wsgate
+
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: lint
