@@ -55,9 +55,9 @@ const deployCluster = "../../deploy/cluster"
 //   - every notification JetStream acknowledged reaches U and V exactly
 //     once and in order, what the gateway missed while it moved recovered
 //     by resume as docs/protocol.md tells a client to;
-//   - /readyz on A answers 503 "bus disconnected" only while its NATS
-//     connection is down (docs/operations.md, "NATS") and 200 again once
-//     it has reconnected.
+//   - /readyz on A, sampled every pollEvery, answers nothing but 200 and
+//     the 503 "bus disconnected" docs/operations.md ("NATS") promises while
+//     the bus is down, and 200 once it has reconnected.
 //
 // With HAProxy installed it also runs deploy/cluster/haproxy.cfg in front
 // of the gateways: a client through it reaches a gateway and its
@@ -251,8 +251,8 @@ func testClusterFailover(t *testing.T, killedLeader bool) {
 			t.Errorf("%s: %d resumes answered recovered:false", c.channel, n)
 		}
 		st := c.stats()
-		t.Logf("%s (gateway %s): %d acknowledged notifications applied on its one WebSocket; %d resumes after a gap or a missed frame replayed %d",
-			c.channel, []string{"A", "B"}[i], len(stored[i]), st.resumes, st.replayed)
+		t.Logf("%s (gateway %s): %d acknowledged notifications applied on its one WebSocket; %d missed frames, %d resumes (for them or a gap) that replayed %d",
+			c.channel, []string{"A", "B"}[i], len(stored[i]), st.missed, st.resumes, st.replayed)
 	}
 
 	// /readyz followed the bus: 503 only for its disconnect, 200 again.
@@ -412,18 +412,19 @@ type fleetClient struct {
 	ended    chan error    // why the connection ended before ctx did
 	done     chan struct{} // closed once the reading goroutine has returned
 
-	mu       sync.Mutex // protects resumes and replayed
-	resumes  int        // resumes sent after the first
+	mu       sync.Mutex // protects the counts below
+	missed   int        // "missed" frames: the gateway lost notifications meanwhile, perhaps
+	resumes  int        // resumes sent after the first, for a gap or a "missed"
 	replayed int        // frames the answers to those resumes announced
 }
 
 // fleetStats is a fleetClient's counts.
-type fleetStats struct{ resumes, replayed int }
+type fleetStats struct{ missed, resumes, replayed int }
 
 func (c *fleetClient) stats() fleetStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return fleetStats{c.resumes, c.replayed}
+	return fleetStats{c.missed, c.resumes, c.replayed}
 }
 
 // dialFleetClient connects a fleetClient to url and reads its channel
@@ -470,11 +471,14 @@ func (c *fleetClient) run(conn *wstest.Client) error {
 			}
 			continue
 		}
+		c.mu.Lock()
 		if count, _ := m["count"].(float64); m["type"] == "resumed" && ref > 1 {
-			c.mu.Lock()
 			c.replayed += int(count)
-			c.mu.Unlock()
 		}
+		if m["type"] == "missed" {
+			c.missed++
+		}
+		c.mu.Unlock()
 		again, err := c.pos.Handle(m)
 		if err != nil {
 			return err
