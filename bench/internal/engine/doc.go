@@ -31,10 +31,17 @@
 // masked pongs, record latencies in their own HDR histogram (one lock per
 // read task, not per message), and re-arm.
 //
+// The control and upstream scenarios (upstream.go) add two things: the
+// readers note when each connection reads a close frame from the server
+// (control: a disconnect's arrival), and Upstream writes request ops on
+// the open connections at a paced rate, under each connection's mutex,
+// while the readers count the replies (as deliveries, with their latency)
+// and the error frames by code.
+//
 // # Concurrency
 //
-// Start, Ramp, Churn, SetExpect and Finish are called by one goroutine,
-// one at a time, Finish last; Progress may be called from any goroutine
+// Start, Ramp, Churn, SetExpect, Upstream and Finish are called by one
+// goroutine, one at a time, Finish last; Progress may be called from any goroutine
 // until Finish. Inside, a connection's mutex serializes its reader with
 // churn and finish.
 package engine
