@@ -52,6 +52,9 @@ const deployCluster = "../../deploy/cluster"
 //   - gateway A logs its reconnect to a survivor, and neither WebSocket is
 //     closed: each client dials once, answers the gateway's pings (a 1 s
 //     ping interval against a 5 s idle timeout) and never reconnects;
+//   - gateway A looks the stream up again (its durable frames carry epoch
+//     0 until then; when the node killed led the stream, that waits for
+//     the new leader) and then sends its connections {"type":"missed"};
 //   - every notification JetStream acknowledged reaches U and V exactly
 //     once and in order, what the gateway missed while it moved recovered
 //     by resume as docs/protocol.md tells a client to;
@@ -229,6 +232,20 @@ func testClusterFailover(t *testing.T, killedLeader bool) {
 	}
 	t.Logf("the service's longest round of two acknowledged durable publishes after the kill took %v", stall.Round(time.Millisecond))
 
+	// After its reconnect gateway A looks the stream up again (durable
+	// frames carry epoch 0 until it has), and then tells each of its
+	// connections that it may have missed notifications meanwhile
+	// ({"type":"missed"}, docs/protocol.md); U resumes.
+	epoch := a.waitLogN(t, "stream epoch", 2, 30*time.Second)
+	wstest.CheckFor(t, 10*time.Second, pollEvery, func() error {
+		if u.stats().missed == 0 {
+			return errors.New(`U has not been told "missed" after gateway A found the stream again`)
+		}
+		return nil
+	})
+	t.Logf("gateway A knew the stream's epoch again %v after the kill, and told its connections they may have missed notifications",
+		logTime(t, epoch).Sub(killed).Round(time.Millisecond))
+
 	// Every acknowledged notification, once, in order, on the WebSocket
 	// each client opened at the start.
 	wstest.CheckFor(t, 30*time.Second, pollEvery, func() error {
@@ -251,8 +268,8 @@ func testClusterFailover(t *testing.T, killedLeader bool) {
 			t.Errorf("%s: %d resumes answered recovered:false", c.channel, n)
 		}
 		st := c.stats()
-		t.Logf("%s (gateway %s): %d acknowledged notifications applied on its one WebSocket; %d missed frames, %d resumes (for them or a gap) that replayed %d",
-			c.channel, []string{"A", "B"}[i], len(stored[i]), st.missed, st.resumes, st.replayed)
+		t.Logf("%s (gateway %s): %d acknowledged notifications applied on its one WebSocket; %d came with epoch 0; %d missed frames, %d resumes (for them or a gap) that replayed %d",
+			c.channel, []string{"A", "B"}[i], len(stored[i]), st.epochless, st.missed, st.resumes, st.replayed)
 	}
 
 	// /readyz followed the bus: 503 only for its disconnect, 200 again.
@@ -262,13 +279,17 @@ func testClusterFailover(t *testing.T, killedLeader bool) {
 		}
 		return nil
 	})
-	down := ready.summary(killed)
 	for _, s := range ready.samples() {
 		if s.code != http.StatusOK && s.reason != "bus disconnected" {
 			t.Errorf("/readyz on A answered %d %q at %v, want 200 or 503 bus disconnected", s.code, s.reason, s.at.Sub(killed))
 		}
 	}
-	t.Logf("/readyz on A, sampled every %v: %s", pollEvery, down)
+	if s := ready.last(); s.durable != "durable: ok" {
+		t.Errorf("/readyz on A says %q once the stream is known again, want durable: ok", s.durable)
+	}
+	t.Logf("/readyz on A, sampled every %v from the kill: status %s; second line %s", pollEvery,
+		ready.summary(killed, func(s readySample) string { return fmt.Sprintf("%d %s", s.code, s.reason) }),
+		ready.summary(killed, func(s readySample) string { return s.durable }))
 
 	// The WebSockets are still up: a last volatile notification arrives
 	// on each.
@@ -299,6 +320,30 @@ func logTime(t *testing.T, line map[string]any) time.Time {
 		t.Fatalf("log line %v has no ts", line)
 	}
 	return time.Unix(0, int64(ts*1e9))
+}
+
+// waitLogN returns the nth JSON log line whose message starts with msg,
+// waiting up to total for it.
+func (g *gatewayProc) waitLogN(t *testing.T, msg string, n int, total time.Duration) map[string]any {
+	t.Helper()
+	var found map[string]any
+	wstest.CheckFor(t, total, pollEvery, func() error {
+		seen := 0
+		for line := range strings.Lines(g.log.String()) {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			if s, _ := m["msg"].(string); strings.HasPrefix(s, msg) {
+				if seen++; seen == n {
+					found = m
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("%d of %d log lines %q", seen, n, msg)
+	})
+	return found
 }
 
 // natsNode is one NATS process of the test's cluster.
@@ -412,19 +457,20 @@ type fleetClient struct {
 	ended    chan error    // why the connection ended before ctx did
 	done     chan struct{} // closed once the reading goroutine has returned
 
-	mu       sync.Mutex // protects the counts below
-	missed   int        // "missed" frames: the gateway lost notifications meanwhile, perhaps
-	resumes  int        // resumes sent after the first, for a gap or a "missed"
-	replayed int        // frames the answers to those resumes announced
+	mu        sync.Mutex // protects the counts below
+	epochless int        // durable frames with epoch 0 (the gateway did not know it)
+	missed    int        // "missed" frames: the gateway lost notifications meanwhile, perhaps
+	resumes   int        // resumes sent after the first, for a gap or a "missed"
+	replayed  int        // frames the answers to those resumes announced
 }
 
 // fleetStats is a fleetClient's counts.
-type fleetStats struct{ missed, resumes, replayed int }
+type fleetStats struct{ epochless, missed, resumes, replayed int }
 
 func (c *fleetClient) stats() fleetStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return fleetStats{c.missed, c.resumes, c.replayed}
+	return fleetStats{c.epochless, c.missed, c.resumes, c.replayed}
 }
 
 // dialFleetClient connects a fleetClient to url and reads its channel
@@ -453,6 +499,7 @@ func dialFleetClient(ctx context.Context, t *testing.T, url, channel string) *fl
 
 func (c *fleetClient) run(conn *wstest.Client) error {
 	ref := 1
+	var epoch float64 // the last known (non-zero) epoch
 	if err := sendJSON(conn, c.pos.Resume(c.channel, ref)); err != nil {
 		return err
 	}
@@ -470,6 +517,21 @@ func (c *fleetClient) run(conn *wstest.Client) error {
 			default:
 			}
 			continue
+		}
+		// A gateway that is looking the stream up again after a
+		// reconnect sends epoch 0: unknown, not another epoch. Keep the
+		// known one, as clients/js does (positions.ts, apply), so that
+		// the resume its "missed" frame asks for goes on from the
+		// position; wstest.Positions alone would take the 0 and resume
+		// without one, from the acked watermark, and get everything
+		// again.
+		if e, _ := m["epoch"].(float64); e != 0 {
+			epoch = e
+		} else if m["type"] == "message" && epoch != 0 {
+			m["epoch"] = epoch
+			c.mu.Lock()
+			c.epochless++
+			c.mu.Unlock()
 		}
 		c.mu.Lock()
 		if count, _ := m["count"].(float64); m["type"] == "resumed" && ref > 1 {
@@ -516,9 +578,10 @@ func (c *fleetClient) expectVolatile(want string, d time.Duration) error {
 
 // readySample is one answer of /readyz.
 type readySample struct {
-	at     time.Time
-	code   int    // 0 when the request failed
-	reason string // the first line of the body
+	at      time.Time
+	code    int    // 0 when the request failed
+	reason  string // the first line of the body
+	durable string // the second: JetStream as the gateway sees it
 }
 
 // readyPoller keeps asking a gateway's /readyz.
@@ -538,7 +601,7 @@ func pollReady(ctx context.Context, url string) *readyPoller {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				s.code = resp.StatusCode
-				s.reason, _, _ = strings.Cut(string(body), "\n")
+				s.reason, s.durable, _ = strings.Cut(strings.TrimSpace(string(body)), "\n")
 			} else {
 				s.reason = err.Error()
 			}
@@ -566,20 +629,19 @@ func (p *readyPoller) last() readySample {
 	return p.list[len(p.list)-1]
 }
 
-// summary describes the answers since t0: each change of status, as an
-// offset from t0.
-func (p *readyPoller) summary(t0 time.Time) string {
+// summary describes the answers since t0 by what key makes of them: the
+// first, and each change, as an offset from t0.
+func (p *readyPoller) summary(t0 time.Time, key func(readySample) string) string {
 	var out []string
-	prev := -1
+	prev := ""
 	for _, s := range p.samples() {
-		if s.at.Before(t0) || s.code == prev {
-			continue
+		if k := key(s); !s.at.Before(t0) && (len(out) == 0 || k != prev) {
+			prev = k
+			out = append(out, fmt.Sprintf("%q at %v", k, s.at.Sub(t0).Round(time.Millisecond)))
 		}
-		prev = s.code
-		out = append(out, fmt.Sprintf("%d %q at %v", s.code, s.reason, s.at.Sub(t0).Round(time.Millisecond)))
 	}
-	if len(out) == 1 && prev == http.StatusOK {
-		return "200 throughout (the disconnect fell between two samples)"
+	if len(out) == 1 {
+		return out[0] + " throughout"
 	}
 	return strings.Join(out, ", then ")
 }
