@@ -64,7 +64,7 @@ fault: ## the durable fault tests FAULT_COUNT (3) more times, with the race dete
 # fault-cluster is the reference fleet of deploy/cluster under a NATS node's
 # loss, FAULT_COUNT times: three natsd processes with routes, two gateway
 # binaries, HAProxy when installed, a node killed with SIGKILL while it
-# leads the stream and while it does not. About 30 s a run, hence a target
+# leads the stream and while it does not. About 35 s a run, hence a target
 # of its own; it is an integration test (TEST_TAGS), run once by make test.
 .PHONY: fault-cluster
 fault-cluster: ## the reference fleet (deploy/cluster) losing a NATS node, FAULT_COUNT (3) times with the race detector

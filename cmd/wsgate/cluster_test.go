@@ -284,9 +284,12 @@ func testClusterFailover(t *testing.T, killedLeader bool) {
 			t.Errorf("/readyz on A answered %d %q at %v, want 200 or 503 bus disconnected", s.code, s.reason, s.at.Sub(killed))
 		}
 	}
-	if s := ready.last(); s.durable != "durable: ok" {
-		t.Errorf("/readyz on A says %q once the stream is known again, want durable: ok", s.durable)
-	}
+	wstest.CheckFor(t, 5*time.Second, pollEvery, func() error {
+		if s := ready.last(); s.durable != "durable: ok" {
+			return fmt.Errorf("/readyz on A says %q once the stream is known again, want durable: ok", s.durable)
+		}
+		return nil
+	})
 	t.Logf("/readyz on A, sampled every %v from the kill: status %s; second line %s", pollEvery,
 		ready.summary(killed, func(s readySample) string { return fmt.Sprintf("%d %s", s.code, s.reason) }),
 		ready.summary(killed, func(s readySample) string { return s.durable }))
@@ -322,8 +325,9 @@ func logTime(t *testing.T, line map[string]any) time.Time {
 	return time.Unix(0, int64(ts*1e9))
 }
 
-// waitLogN returns the nth JSON log line whose message starts with msg,
-// waiting up to total for it.
+// waitLogN returns the nth JSON log line whose message is msg, waiting up
+// to total for it. The message must match whole: "stream epoch" is not
+// "stream epoch unknown: …".
 func (g *gatewayProc) waitLogN(t *testing.T, msg string, n int, total time.Duration) map[string]any {
 	t.Helper()
 	var found map[string]any
@@ -334,7 +338,7 @@ func (g *gatewayProc) waitLogN(t *testing.T, msg string, n int, total time.Durat
 			if json.Unmarshal([]byte(line), &m) != nil {
 				continue
 			}
-			if s, _ := m["msg"].(string); strings.HasPrefix(s, msg) {
+			if m["msg"] == msg {
 				if seen++; seen == n {
 					found = m
 					return nil
