@@ -60,7 +60,8 @@ const deployCluster = "../../deploy/cluster"
 //     by resume as docs/protocol.md tells a client to;
 //   - /readyz on A, sampled every pollEvery, answers nothing but 200 and
 //     the 503 "bus disconnected" docs/operations.md ("NATS") promises while
-//     the bus is down, and 200 once it has reconnected.
+//     the bus is down, and 200 once it has reconnected; its second line
+//     says "durable: ok" once the stream is known again.
 //
 // With HAProxy installed it also runs deploy/cluster/haproxy.cfg in front
 // of the gateways: a client through it reaches a gateway and its
