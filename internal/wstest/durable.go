@@ -91,7 +91,12 @@ func (p *Positions) Handle(m map[string]any) (resume []string, err error) {
 		return nil, fmt.Errorf("%s: seq %d after %d with prev %d", ch, seq, last, prev)
 	}
 	p.last[ch] = seq
-	p.epoch = uint64(num(m["epoch"]))
+	// Epoch 0: the gateway is looking the stream up again (after a NATS
+	// reconnect); the frame says nothing about the epoch, so the known
+	// one stays, as protocol.md tells clients.
+	if e := uint64(num(m["epoch"])); e != 0 {
+		p.epoch = e
+	}
 	p.applied[ch] = append(p.applied[ch], seq)
 	return nil, nil
 }
