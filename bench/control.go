@@ -13,12 +13,12 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/wsgate/wsgate/bench/internal/engine"
 	"github.com/wsgate/wsgate/bench/internal/hist"
 	"github.com/wsgate/wsgate/bench/internal/report"
+	"github.com/wsgate/wsgate/bench/internal/token"
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
 )
@@ -250,10 +250,12 @@ func (r *runner) upgradeStatus(ctx context.Context, target, user string) (int, e
 		return 0, err
 	}
 	q := u.Query()
-	if r.cfg.JWTSecret != "" {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"sub": user, "exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"topic.>"},
-		}).SignedString([]byte(r.cfg.JWTSecret))
+	if r.cfg.Auth == "jwt" {
+		s, err := token.New([]byte(r.cfg.JWTSecret), r.cfg.JWTKey, r.cfg.JWTKid)
+		if err != nil {
+			return 0, err
+		}
+		tok, err := s.Sign(user, time.Now().Add(time.Hour))
 		if err != nil {
 			return 0, err
 		}

@@ -25,8 +25,14 @@
 //
 // Every scenario starts with the same ramp: Conns connections at Rate per
 // second (spread evenly over the workers), connection i authenticating as
-// user "<UserPrefix><i>" with ?user= (development auth) or ?token= (an HS256
-// token signed with JWTSecret: sub, exp in 24 h, channels [topic.>]).
+// user "<UserPrefix><i>" with ?user= (development auth) or ?token= (a token
+// with sub, exp in 24 h and channels [topic.>], signed HS256 with JWTSecret,
+// or with the PEM private key in JWTKey: RS256, ES256 or EdDSA, with the
+// kid header JWTKid, for a gateway that verifies against a JWKS). Each
+// worker signs its connections' tokens before the ramp, so that the
+// client's signing (an RSA-2048 signature costs more than the gateway's
+// whole upgrade) stays out of the connect rate and the handshake latency;
+// a reconnect presents the same token.
 // Connection i goes to URLs[i mod len], from source address
 // SourceAddrs[i mod len], in worker i mod Workers. The ramp ends when every
 // connection is welcomed or has failed (dial, timeout, closed, http_<status>,

@@ -23,8 +23,9 @@ Usage:
   wsbench worker | floor-server      internal: the processes wsbench starts itself
 
 Scenarios (every one starts with the same ramp: --conns connections at --rate per
-second, each one user u<i> (?user=, or a signed ?token= with --jwt-secret), spread
-round-robin over the --url values, the --source-addrs and the --workers):
+second, each one user u<i> (?user=, or a ?token= signed before the ramp with
+--jwt-secret or --jwt-key), spread round-robin over the --url values, the
+--source-addrs and the --workers):
   connect    ramp, wait until every connection is welcomed or failed, wait --settle,
              sample the server, hold --hold, close. Reports the connect rate
              (established / first dial → last welcome), handshake latency

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/bench/internal/token"
 )
 
 // Scenarios, in the order the help lists them.
@@ -78,8 +79,11 @@ type Config struct {
 	Settle           Duration `json:"settle"`             // --settle before the server is sampled after the ramp; default 2s
 	Dialers          int      `json:"dialers"`            // --dialers per worker; default 64
 	UserPrefix       string   `json:"user_prefix"`        // --user-prefix; users are <prefix><i>; default u
-	Auth             string   `json:"auth"`               // "user" (?user=) or "jwt" (?token=, when --jwt-secret is set)
+	Auth             string   `json:"auth"`               // "user" (?user=) or "jwt" (?token=, when --jwt-secret or --jwt-key is set)
 	JWTSecret        string   `json:"-"`                  // --jwt-secret; never written to reports
+	JWTKey           string   `json:"jwt_key,omitempty"`  // --jwt-key: a PEM private key file (RSA, EC P-256, Ed25519)
+	JWTKid           string   `json:"jwt_kid,omitempty"`  // --jwt-kid: the kid header of the tokens signed with JWTKey
+	JWTAlg           string   `json:"jwt_alg,omitempty"`  // the tokens' alg, HS256, RS256, ES256 or EdDSA; set by Normalize
 	ServerPIDs       []int    `json:"server_pids"`        // --server-pid, repeatable
 	ServerMetrics    []string `json:"server_metrics"`     // --server-metrics, repeatable
 	NATSPID          int      `json:"nats_pid,omitempty"` // --nats-pid: the NATS server's process, for its CPU over the measured window
@@ -244,7 +248,9 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var(&c.Settle, "settle", "wait after the ramp before sampling the server's memory (default 2s)")
 	fs.IntVar(&c.Dialers, "dialers", 0, "dialer goroutines per worker (default 64)")
 	fs.StringVar(&c.UserPrefix, "user-prefix", "", "user ids are <prefix><i>, i = 0..conns-1 (default u)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "sign an HS256 token per user (sub=<user>, channels [topic.>], 24h) sent as ?token= instead of ?user=")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "sign an HS256 token per user (sub=<user>, channels [topic.>], 24h) sent as ?token= instead of ?user=; every token is signed before the ramp")
+	fs.StringVar(&c.JWTKey, "jwt-key", "", "like --jwt-secret, with the PEM private key in `FILE`: RS256 for RSA, ES256 for EC P-256, EdDSA for Ed25519 (a gateway with --jwks-file, --jwks-url or --jwt-public-key verifies them)")
+	fs.StringVar(&c.JWTKid, "jwt-kid", "", "with --jwt-key: the kid header of the tokens, the key's kid in the gateway's JWKS")
 	fs.Var(intListFlag{&c.ServerPIDs}, "server-pid", "gateway process `id` for RSS and CPU from /proc; repeatable, summed")
 	fs.IntVar(&c.NATSPID, "nats-pid", 0, "NATS server process `id` on this host: its CPU over the publish and drain window (resume: over the resumes) is reported beside the gateway's")
 	fs.Var(listFlag{&c.ServerMetrics}, "server-metrics", "gateway Prometheus `URL` (http://host:9090/metrics); repeatable, summed; also the source of goroutines")
@@ -337,11 +343,20 @@ func (c *Config) Normalize() error {
 	if c.Scenario == ScenarioFloor {
 		c.FloorServers = (c.Conns + connsPerWorker - 1) / connsPerWorker
 	}
-	c.Auth = "user"
-	if c.JWTSecret != "" {
+	c.Auth, c.JWTAlg = "user", ""
+	switch {
+	case c.JWTSecret != "" && c.JWTKey != "":
+		bad("--jwt-secret and --jwt-key: give one")
+	case c.JWTKid != "" && c.JWTKey == "":
+		bad("--jwt-kid needs --jwt-key")
+	case c.JWTSecret != "" && len(c.JWTSecret) < 32:
+		bad("--jwt-secret must have at least 32 bytes (the gateway refuses shorter ones)")
+	case c.JWTSecret != "" || c.JWTKey != "":
 		c.Auth = "jwt"
-		if len(c.JWTSecret) < 32 {
-			bad("--jwt-secret must have at least 32 bytes (the gateway refuses shorter ones)")
+		if s, err := token.New([]byte(c.JWTSecret), c.JWTKey, c.JWTKid); err != nil {
+			bad("--jwt-key: %v", err)
+		} else {
+			c.JWTAlg = s.Alg()
 		}
 	}
 	if c.Label == "" {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsgate/wsgate/bench/internal/config"
 	"github.com/wsgate/wsgate/internal/wire"
@@ -184,19 +183,12 @@ func (d *dialer) upgrade(tcp *net.TCPConn, g int, deadline time.Time) (rest []by
 	} else {
 		req = append(req, '?')
 	}
-	user := cfg.UserPrefix + strconv.Itoa(g)
-	if len(e.secret) > 0 {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"sub":      user,
-			"exp":      time.Now().Add(24 * time.Hour).Unix(),
-			"channels": []string{"topic.>"},
-		}).SignedString(e.secret)
-		if err != nil {
-			return nil, false, "jwt"
-		}
-		req = append(append(req, "token="...), tok...)
+	if e.tokens != nil {
+		k := (g - e.spec.Index) / e.spec.Workers
+		req = append(append(req, "token="...), e.tokens[k]...)
 	} else {
-		req = append(append(req, "user="...), user...)
+		req = append(append(req, "user="...), cfg.UserPrefix...)
+		req = strconv.AppendInt(req, int64(g), 10)
 	}
 	req = e.appendResumeParam(req, g)
 	req = append(req, " HTTP/1.1\r\nHost: "...)

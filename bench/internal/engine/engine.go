@@ -73,7 +73,7 @@ type Engine struct {
 	cfg       *config.Config
 	targets   []config.Target
 	sources   []net.IP
-	secret    []byte
+	tokens    []string // ?token= of each local slot, signed before the ramp; nil with ?user=
 	poller    *netpoll.Poller
 	conns     []conn
 	ready     chan int32     // indices of readable conns; capacity 4 × conns
@@ -139,7 +139,6 @@ func New(spec Spec) (*Engine, error) {
 	e := &Engine{
 		spec:         spec,
 		cfg:          cfg,
-		secret:       []byte(spec.JWTSecret),
 		handshakes:   hist.NewLocked(),
 		reconnHist:   hist.NewLocked(),
 		recoveryHist: hist.NewLocked(),
@@ -162,6 +161,11 @@ func New(spec Spec) (*Engine, error) {
 	e.poller, err = netpoll.New(netpoll.Config{OnError: func(error) { e.pollErrors.Add(1) }})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Auth == "jwt" {
+		if e.tokens, err = e.signTokens(); err != nil {
+			return nil, err
+		}
 	}
 	n := runtime.GOMAXPROCS(0)
 	for range n {
