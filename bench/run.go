@@ -82,6 +82,11 @@ func (r *runner) run(ctx context.Context, sc scenario) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A worker signs its clients' tokens before it is ready (an RSA key
+	// takes seconds for 10,000): the servers are sampled after that.
+	if _, err := r.all(ctx, workerCmd{}, "ready"); err != nil {
+		return nil, err
+	}
 	stopMonitor := r.startMonitor(ctx)
 	defer stopMonitor()
 
@@ -149,10 +154,14 @@ func (r *runner) startMonitor(ctx context.Context) (stop func()) {
 	}
 }
 
-// all sends c to every worker and waits for event from each. An exit or
-// an error event from any worker fails the run.
+// all sends c to every worker, unless c is the zero command, and waits
+// for event from each. An exit or an error event from any worker fails the
+// run.
 func (r *runner) all(ctx context.Context, c workerCmd, event string) ([]workerMsg, error) {
 	for _, w := range r.workers {
+		if c.Cmd == "" {
+			break
+		}
 		if err := w.send(c); err != nil {
 			return nil, err
 		}

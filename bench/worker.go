@@ -23,7 +23,8 @@ import (
 //	                      {"cmd":"churn","churn":"10s"}  {"cmd":"expect","expect":{…}}
 //	                      {"cmd":"cut"}  {"cmd":"resume","expect":{…}}  {"cmd":"upstream"}
 //	                      {"cmd":"finish","expect":{…}}
-//	worker → coordinator: {"event":"progress","progress":{…}} every 250 ms
+//	worker → coordinator: {"event":"ready"} once its engine is started (tokens signed)
+//	                      {"event":"progress","progress":{…}} every 250 ms
 //	                      {"event":"connected"} {"event":"churned"} {"event":"expected","n":…}
 //	                      {"event":"cut","n":…} {"event":"resumed","n":…} {"event":"upstreamed","n":…}
 //	                      {"event":"result","result":{…}}  {"event":"error","error":"…"}
@@ -89,6 +90,7 @@ func serveWorker(in io.Reader, out io.Writer) error {
 	}
 	heap0 := heapInUse()
 	e.Start()
+	emit(workerMsg{Event: "ready"})
 	var heapBytes int64
 
 	stop := make(chan struct{})
