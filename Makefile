@@ -166,6 +166,10 @@ bench-durable: ## durable vs volatile, same run: idle RSS and connect rate (--du
 bench-control: ## the control plane: presence and disconnect latency across 3 gateways, connect rate with 0 and 10,000 revocations (same run, alternating), upstream request/reply by rate, and a Node client's check of it; JSON and summary.txt in OUT
 	bash bench/control.sh
 
+.PHONY: bench-jwks
+bench-jwks: ## token verification at upgrade: connect rate and gateway CPU per connect with an HS256 secret vs RS256, ES256 and EdDSA keys of a JWKS (same rounds, order rotated), beside BenchmarkAuthenticate; JSON and summary.txt in OUT
+	bash bench/jwks.sh
+
 # bench-reconnect: RECONNECT_FLAGS go to the script (--n 1000, --bucket
 # 100); RECONNECT_OUT, a directory, gets its .txt and .json.
 RECONNECT_FLAGS ?=
