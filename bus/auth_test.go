@@ -346,6 +346,14 @@ func TestLogRedacted(t *testing.T) {
 	if !b.Connected() {
 		t.Fatal("not connected with the token in the URL")
 	}
+	// nats.go runs the connect handler on its callback goroutine: wait for
+	// its line before the server goes, or the handler may find no URL.
+	wstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if logs.FilterMessage("nats connected").Len() == 0 {
+			return errors.New("no connect logged")
+		}
+		return nil
+	})
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	wstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
