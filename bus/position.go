@@ -25,11 +25,15 @@ import (
 type Position = wire.Position
 
 // Epoch lookups after a reconnect that fail are retried after
-// epochRetryMin, doubling up to epochRetryMax, until one succeeds.
+// epochRetryMin, doubling up to epochRetryMax, until one succeeds. A lookup
+// gets no answer while a cluster elects the stream's new leader (4-8 s
+// after the leader's node dies, measured by TestClusterFailover); short
+// tries spaced closely find the new leader soon after it exists, where 5 s
+// tries a second apart left frames at epoch 0 for 6-13 s.
 const (
-	epochRetryMin    = time.Second
+	epochRetryMin    = 250 * time.Millisecond
 	epochRetryMax    = 30 * time.Second
-	epochLookupLimit = 5 * time.Second // bounds one lookup
+	epochLookupLimit = 2 * time.Second // bounds one lookup
 )
 
 // trackedStream is the stream whose epoch durable notifications carry.
