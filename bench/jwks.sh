@@ -17,7 +17,11 @@
 # no case always runs first on a cooler host; then BenchmarkAuthenticate
 # (go test -bench Authenticate -benchmem -count BENCH_COUNT ./gateway/), the
 # verification alone, and the medians and same-round ratios in
-# $OUT/summary.txt. ONLY (connect, verify) runs only those parts.
+# $OUT/summary.txt. ONLY (connect, verify, profile) runs only those parts;
+# profile (not run unless ONLY names it) runs wsbench connect once for each of
+# PROFILE_CASES ("hs256 rs256") against a gateway with --pprof and keeps
+# `go tool pprof -top -cum` of a PROFILE_S (15) s CPU profile over the run as
+# $OUT/gateway-profile-<case>.txt.
 # Environment: ROUNDS (3), CASES ("hs256 rs256 es256 eddsa"; none too),
 # CONNS (10000), RATE (20000 connects/s asked),
 # DIALERS (256 per worker), BENCH_COUNT (5), OUT (bench/results/jwks/latest),
@@ -30,6 +34,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 CASES=${CASES:-"hs256 rs256 es256 eddsa"}
+PROFILE_CASES=${PROFILE_CASES:-"hs256 rs256"}
+PROFILE_S=${PROFILE_S:-15}
 CONNS=${CONNS:-10000}
 RATE=${RATE:-20000}
 DIALERS=${DIALERS:-256}
@@ -39,7 +45,7 @@ QUIET_MAX=${QUIET_MAX:-120}
 OUT=${OUT:-bench/results/jwks/latest}
 source bench/lib.sh
 mkdir -p "$OUT"
-part() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+part() { if [ -z "${ONLY:-}" ]; then [ "$1" != profile ]; else [[ " $ONLY " == *" $1 "* ]]; fi; }
 
 # quiet NAME: wait up to QUIET_MAX s for the load to fall below QUIET_LOAD,
 # and log the load before NAME.
@@ -51,7 +57,7 @@ quiet() {
   echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg) before (waited ${waited}s)" >> "$OUT/load.txt"
 }
 
-if part connect; then
+if part connect || part profile; then
   go build -o "$BIN/wsgate" ./cmd/wsgate
   go build -o "$BIN/natsd" ./bench/natsd
   go build -o "$BIN/wsbench" ./cmd/wsbench
@@ -65,9 +71,11 @@ if part connect; then
   go run ./bench/jwks k-rs256="$BIN/keys/rs256.pem" k-es256="$BIN/keys/es256.pem" k-eddsa="$BIN/keys/eddsa.pem" > "$OUT/jwks.json"
   secret=$(head -c 32 /dev/urandom | base64)
 
-  # run CASE ROUND: a fresh NATS and gateway, one wsbench connect, both stopped.
+  # run CASE NAME [--pprof]: a fresh NATS and gateway, one wsbench connect
+  # into $OUT/NAME.json, both stopped. With --pprof, a CPU profile of the
+  # gateway over the run goes to $OUT/gateway-profile-CASE.txt.
   run() {
-    local c=$1 r=$2 env=(env) auth=(--auth jwt) client
+    local c=$1 name=$2 prof=${3:-} env=(env) auth=(--auth jwt) client
     if [ "$c" = none ]; then
       auth=(--auth none); client=(--user-prefix u)
     elif [ "$c" = hs256 ]; then
@@ -79,22 +87,40 @@ if part connect; then
     "$BIN/natsd" -listen 127.0.0.1:14222 -store-dir "$BIN/js" >/dev/null & local nats=$!; pids+=("$nats")
     sleep 0.5
     "${env[@]}" "$BIN/wsgate" "${auth[@]}" --listen 127.0.0.1:18081 --admin 127.0.0.1:19091 \
-      --nats-url nats://127.0.0.1:14222 --drain-delay=0 --drain-timeout=0 --log-level warn &
+      --nats-url nats://127.0.0.1:14222 --drain-delay=0 --drain-timeout=0 --log-level warn ${prof:+--pprof} &
     local gw=$!; pids+=("$gw")
     wait_http http://127.0.0.1:19091/readyz
     sleep 3 # idle first: the start's garbage is collected
-    quiet "connect-$c-r$r"
-    "$BIN/wsbench" connect --label "connect-$c-r$r" --url ws://127.0.0.1:18081/ws --server-pid "$gw" \
-      --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" "${client[@]}" --json "$OUT/connect-$c-r$r.json" |
-      tee "$OUT/connect-$c-r$r.txt"
+    quiet "$name"
+    local curl
+    if [ -n "$prof" ]; then # the workers sign first (seconds for RSA): the profile covers that idle time too
+      curl -fsS -o "$BIN/$c.pprof" "http://127.0.0.1:19091/debug/pprof/profile?seconds=$PROFILE_S" & curl=$!
+    fi
+    "$BIN/wsbench" connect --label "$name" --url ws://127.0.0.1:18081/ws --server-pid "$gw" \
+      --conns "$CONNS" --rate "$RATE" --dialers "$DIALERS" "${client[@]}" --json "$OUT/$name.json" |
+      tee "$OUT/$name.txt"
+    if [ -n "$prof" ]; then
+      wait "$curl"
+      { echo "# go tool pprof -top -cum of wsgate during wsbench $name ($c, --conns $CONNS, ${PROFILE_S} s profile, --pprof), $(date -u +%FT%TZ)"
+        go tool pprof -top -cum -nodecount 60 "$BIN/wsgate" "$BIN/$c.pprof" 2>&1; } > "$OUT/gateway-profile-$c.txt"
+    fi
     stop "$gw" "$nats"
   }
+fi
 
+if part connect; then
   read -ra cases <<< "$CASES"
   for r in $(seq "$ROUNDS"); do
     for i in "${!cases[@]}"; do
-      run "${cases[$(((i + r - 1) % ${#cases[@]}))]}" "$r"
+      c=${cases[$(((i + r - 1) % ${#cases[@]}))]}
+      run "$c" "connect-$c-r$r"
     done
+  done
+fi
+
+if part profile; then
+  for c in $PROFILE_CASES; do
+    run "$c" "profile-$c" --pprof
   done
 fi
 
@@ -139,6 +165,16 @@ if runs:
             x = runs.get((c, r))
             if x:
                 print(f"{c}-r{r:<6} {x['alg']:<7} {x['est']:>11} {x['failed']:>6}  {x['rate']:>10.0f}  {x['p50']:>8.1f} / {x['p99']:<10.1f}  {x['cpu']:>10.1f}")
+    print()
+    print("== same-round ratios case ÷ HS256: connects/s, handshake p50, p99, gateway CPU per connect")
+    for r in rounds:
+        h = runs.get(("hs256", r))
+        if not h:
+            continue
+        for c in cases:
+            x = runs.get((c, r))
+            if x and c != "hs256":
+                print(f"r{r}  {c:<6} {x['rate'] / h['rate']:>6.3f}  {x['p50'] / h['p50']:>5.2f}  {x['p99'] / h['p99']:>5.2f}  {x['cpu'] / h['cpu']:>6.3f}")
     print()
     print("== medians over rounds, and the medians of the same-round ratios case ÷ HS256")
     print("case     connects/s  p50 ms  p99 ms  µs CPU/connect   ratio: connects/s  p50   p99   CPU/connect   verify alone: ns/op  B/op  allocs  (share of the case's CPU per connect)")
