@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 // newFleet starts n gateways with the control plane (responder, denylist
@@ -21,19 +21,7 @@ import (
 // URL.
 func newFleet(t *testing.T, n int) ([]string, string) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
+	srv := natstest.Run(t, true)
 	var urls []string
 	for i := range n {
 		b, err := bus.New(bus.Config{URL: srv.ClientURL()})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/natstest"
 )
 
 func TestMain(m *testing.M) {
@@ -190,21 +191,9 @@ type restartable struct {
 
 func newRestartable(t testing.TB) *restartable {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	srv := natstest.Run(t, true) // shut down after g.stop below: cleanups run last first
 	g := &restartable{t: t, srv: srv}
-	t.Cleanup(func() {
-		g.stop()
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
+	t.Cleanup(g.stop)
 	nc, err := bus.Dial(srv.ClientURL(), "bench-setup")
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wsgate/wsgate/internal/wstest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -158,23 +159,6 @@ func newJWKSAuth(t testing.TB, cfg JWTConfig) *JWTAuth {
 	return a
 }
 
-// checkFor calls f every few milliseconds until it returns nil, and fails
-// the test with its last error if that takes longer than total.
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond) // the poll period, not a wait for an event
-	}
-}
-
 func TestJWKSVerify(t *testing.T) {
 	rs := newIdPKey(t, "rs", "RS256")
 	es := newIdPKey(t, "es", "ES256")
@@ -275,7 +259,7 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatalf("token of key a: %d, want 101", got)
 	}
 	srv.publish(jwksDoc(t, a.jwk, b.jwk))
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if got := upgradeStatus(t, e, b.token(t)); got != http.StatusSwitchingProtocols {
 			return fmt.Errorf("token of the added key b: %d, want 101", got)
 		}
@@ -285,7 +269,7 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatalf("token of key a while both are published: %d, want 101", got)
 	}
 	srv.publish(jwksDoc(t, b.jwk))
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if got := upgradeStatus(t, e, a.token(t)); got != http.StatusUnauthorized {
 			return fmt.Errorf("token of the retired key a: %d, want 401", got)
 		}
@@ -392,7 +376,7 @@ func TestJWKSUnknownKidHangingProvider(t *testing.T) {
 			first <- err
 		}()
 		if timeout == time.Hour {
-			checkFor(t, 5*time.Second, func() error {
+			wstest.CheckFor(t, 5*time.Second, poll, func() error {
 				if hanging.Load() == 0 {
 					return errors.New("the unknown kid asked for no load")
 				}
@@ -459,7 +443,7 @@ func failureLog() (*zap.Logger, *observer.ObservedLogs) {
 // rate-limited, but the first one is always written.
 func waitFailedLoad(t *testing.T, failures *observer.ObservedLogs) {
 	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if failures.FilterMessage("jwks load failed; keeping the last good keys").Len() == 0 {
 			return errors.New("no failed JWKS load yet")
 		}
@@ -489,7 +473,7 @@ func TestJWKSFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(b.jwk)
-	checkFor(t, 5*time.Second, func() error {
+	wstest.CheckFor(t, 5*time.Second, poll, func() error {
 		if _, err := auth.Authenticate(Credentials{Token: a.token(t)}); err == nil {
 			return errors.New("the key removed from the file still verifies")
 		}
@@ -572,7 +556,7 @@ func TestJWKSCloseLeavesNoGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 		hang.Store(hangs)
-		checkFor(t, 5*time.Second, func() error {
+		wstest.CheckFor(t, 5*time.Second, poll, func() error {
 			if fetches.Load() < 3 && hanging.Load() == 0 {
 				return errors.New("no refresh yet")
 			}

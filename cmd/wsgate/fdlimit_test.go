@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/wsgate/wsgate/internal/fdlimit"
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -276,19 +276,7 @@ func startLimitedGateway(t *testing.T, prlimit, bin string, limit int, args ...s
 // URL.
 func startNATS(t *testing.T) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns.ClientURL()
+	return natstest.Run(t, false).ClientURL()
 }
 
 // scrapeCounter returns the value of an unlabelled counter from a

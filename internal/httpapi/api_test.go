@@ -12,6 +12,7 @@ import (
 	"github.com/wsgate/wsgate/bus"
 	"github.com/wsgate/wsgate/control"
 	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // publishBody is a volatile publish that needs only NATS, used where a
@@ -197,13 +198,12 @@ func TestPublishUnavailable(t *testing.T) {
 		e := newEnv(t, srv, Config{Insecure: true, Publisher: bus.NewPublisher(nc, "")}, 0)
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		deadline := time.Now().Add(5 * time.Second)
-		for nc.IsConnected() {
-			if time.Now().After(deadline) {
-				t.Fatal("the client did not notice the server is gone")
+		wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+			if nc.IsConnected() {
+				return errors.New("the client did not notice the server is gone")
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		r := e.call(t, "POST", "/api/v1/publish", "", publishBody)
 		if r.status != 503 || r.errorCode() != "nats_unavailable" {
 			t.Fatalf("status %d: %s", r.status, r.raw)

@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"errors"
+
 	"github.com/wsgate/wsgate/control"
 	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // TestControlRoutes runs every control route against two gateways that
@@ -112,13 +115,12 @@ func TestDisconnectRevoked(t *testing.T) {
 			t.Fatalf("status %d: %s", r.status, r.raw)
 		}
 		// The denylist's watcher sees the revocation.
-		deadline := time.Now().Add(5 * time.Second)
-		for !dl.Revoked("42", "", time.Time{}) {
-			if time.Now().After(deadline) {
-				t.Fatal("the revocation did not reach the denylist")
+		wstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if !dl.Revoked("42", "", time.Time{}) {
+				return errors.New("the revocation did not reach the denylist")
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 	t.Run("no jetstream", func(t *testing.T) {
 		srv := natstest.Run(t, false)
