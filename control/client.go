@@ -109,8 +109,8 @@ type StatsResult struct {
 
 // Presence asks every gateway about q.
 func (c *Client) Presence(ctx context.Context, q PresenceQuery) (PresenceResult, error) {
-	if bad := q.check(); bad != "" {
-		return PresenceResult{}, fmt.Errorf("%w: %s", ErrInvalid, bad)
+	if err := q.Validate(); err != nil {
+		return PresenceResult{}, err
 	}
 	gws, err := gather(ctx, c, SubjectPresence, q,
 		func(g *GatewayPresence) string { return g.Gateway },
@@ -150,8 +150,8 @@ func (c *Client) Disconnect(ctx context.Context, d Disconnect) (CountResult, err
 		r := d.Revocation.withDefaults(now)
 		d.Revocation = &r
 	}
-	if bad := d.check(); bad != "" {
-		return CountResult{}, fmt.Errorf("%w: %s", ErrInvalid, bad)
+	if err := d.Validate(); err != nil {
+		return CountResult{}, err
 	}
 	var stored error
 	if d.Revocation != nil {
@@ -165,16 +165,16 @@ func (c *Client) Disconnect(ctx context.Context, d Disconnect) (CountResult, err
 
 // Subscribe adds s.Topic to every socket of s.User.
 func (c *Client) Subscribe(ctx context.Context, s Subscription) (CountResult, error) {
-	if bad := s.check(); bad != "" {
-		return CountResult{}, fmt.Errorf("%w: %s", ErrInvalid, bad)
+	if err := s.Validate(); err != nil {
+		return CountResult{}, err
 	}
 	return c.count(ctx, SubjectSubscribe, s)
 }
 
 // Unsubscribe removes s.Topic from every socket of s.User.
 func (c *Client) Unsubscribe(ctx context.Context, s Subscription) (CountResult, error) {
-	if bad := s.check(); bad != "" {
-		return CountResult{}, fmt.Errorf("%w: %s", ErrInvalid, bad)
+	if err := s.Validate(); err != nil {
+		return CountResult{}, err
 	}
 	return c.count(ctx, SubjectUnsubscribe, s)
 }
@@ -334,8 +334,8 @@ func noResponders(m *nats.Msg) bool {
 func (c *Client) Revoke(ctx context.Context, r Revocation) error {
 	now := time.Now()
 	r = r.withDefaults(now)
-	if bad := r.check(); bad != "" {
-		return fmt.Errorf("%w: %s", ErrInvalid, bad)
+	if err := invalid(r.check()); err != nil {
+		return err
 	}
 	if !now.Before(r.Until) {
 		return fmt.Errorf("%w: revocation until %v has passed", ErrInvalid, r.Until)

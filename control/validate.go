@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/wsgate/wsgate/internal/channel"
@@ -11,6 +12,24 @@ import (
 // another language sent anyway. Each returns what is wrong, or "" when
 // nothing is; the Client wraps it in ErrInvalid, the Responder answers it
 // as "invalid: <what>".
+
+// Validate returns an error wrapping ErrInvalid that says what makes q
+// invalid, or nil. Client.Presence calls it; so can a service (the HTTP
+// API does) to refuse a request before it reaches NATS.
+func (q PresenceQuery) Validate() error { return invalid(q.check()) }
+
+// Validate is PresenceQuery.Validate for a Subscription.
+func (s Subscription) Validate() error { return invalid(s.check()) }
+
+// Validate is PresenceQuery.Validate for a Disconnect.
+func (d Disconnect) Validate() error { return invalid(d.check()) }
+
+func invalid(bad string) error {
+	if bad == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, bad)
+}
 
 // maxTokenIDLen bounds a revocation's TokenID (a jti claim): longer ones
 // are refused rather than stored.

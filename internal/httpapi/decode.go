@@ -140,25 +140,7 @@ func decodeDisconnect(b []byte) (disconnectRequest, error) {
 }
 
 func (d *disconnectRequest) validate() error {
-	if d.User == "" && d.Conn == "" {
-		return badRequest("user or conn is required")
-	}
-	if d.User != "" {
-		if err := checkUser(d.User); err != nil {
-			return err
-		}
-	}
-	if d.Conn != "" && !channel.ValidToken(d.Conn) {
-		return badRequest("conn %q is not a connection id (one token of [A-Za-z0-9_-])", d.Conn)
-	}
-	switch d.Reason {
-	case control.ReasonLogout, control.ReasonRevoked, control.ReasonReconnect:
-	case "":
-		return badRequest("reason is required: %q, %q or %q", control.ReasonLogout, control.ReasonRevoked, control.ReasonReconnect)
-	default:
-		return badRequest("reason %q is not %q, %q or %q", d.Reason, control.ReasonLogout, control.ReasonRevoked, control.ReasonReconnect)
-	}
-	return nil
+	return asBadRequest(control.Disconnect{User: d.User, Conn: d.Conn, Reason: d.Reason}.Validate())
 }
 
 // subscriptionRequest is the body of POST /api/v1/subscribe and
@@ -181,11 +163,27 @@ func decodeSubscription(b []byte) (subscriptionRequest, error) {
 }
 
 func (s *subscriptionRequest) validate() error {
-	if err := checkUser(s.User); err != nil {
-		return err
+	if s.User == "" || s.Topic == "" {
+		return badRequest("user and topic are required")
 	}
-	return checkTopic(s.Topic)
+	return asBadRequest(control.Subscription{User: s.User, Topic: s.Topic}.Validate())
 }
+
+// asBadRequest marks an error of control's Validate as the caller's,
+// keeping its message.
+func asBadRequest(err error) error {
+	if err == nil {
+		return nil
+	}
+	return callerError{err}
+}
+
+// callerError is an error the caller made, found by another package.
+type callerError struct{ err error }
+
+func (e callerError) Error() string        { return e.err.Error() }
+func (e callerError) Unwrap() error        { return e.err }
+func (e callerError) Is(target error) bool { return target == errBadRequest }
 
 // decodePresence parses the query of GET /api/v1/presence: user or topic,
 // not both, each at most once, nothing else.
@@ -207,37 +205,13 @@ func decodePresence(q url.Values) (control.PresenceQuery, error) {
 	if q.Has("user") && q.Has("topic") {
 		return control.PresenceQuery{}, badRequest("give user or topic, not both")
 	}
-	if q.Has("user") {
-		if err := checkUser(pq.User); err != nil {
-			return control.PresenceQuery{}, err
-		}
+	if q.Has("user") && pq.User == "" || q.Has("topic") && pq.Topic == "" {
+		return control.PresenceQuery{}, badRequest("user and topic, when given, may not be empty")
 	}
-	if q.Has("topic") {
-		if err := checkTopic(pq.Topic); err != nil {
-			return control.PresenceQuery{}, err
-		}
+	if err := pq.Validate(); err != nil {
+		return control.PresenceQuery{}, asBadRequest(err)
 	}
 	return pq, nil
-}
-
-func checkUser(id string) error {
-	if id == "" {
-		return badRequest("user is required")
-	}
-	if !channel.ValidUser(id) {
-		return badRequest("user %q is not a user id (one token of [A-Za-z0-9_-], at most %d bytes)", id, channel.MaxUserLen)
-	}
-	return nil
-}
-
-func checkTopic(topic string) error {
-	if topic == "" {
-		return badRequest("topic is required")
-	}
-	if !channel.IsTopic(topic) {
-		return badRequest("topic %q is not a topic channel (\"topic.<name>\", dot-separated tokens of [A-Za-z0-9_-], at most %d bytes)", topic, channel.MaxLen)
-	}
-	return nil
 }
 
 // decodeJSON decodes the single JSON object in b into v, refusing unknown
