@@ -18,7 +18,9 @@ import (
 //     are dropped (the replay that follows the answer covers them), and
 //     the answer's seq becomes the last seq;
 //   - after a reconnect, and when the gateway says it missed notifications
-//     ({"type":"missed"}), every channel with a position is resumed.
+//     ({"type":"missed"}), every channel with a position is resumed;
+//   - a resume answered "unavailable" (JetStream, or the stream's epoch
+//     just after a NATS reconnect, not known yet) is sent again.
 //
 // It is safe for concurrent use.
 type Positions struct {
@@ -26,13 +28,14 @@ type Positions struct {
 	epoch    uint64
 	last     map[string]uint64
 	resuming map[string]bool
+	refs     map[float64]string // resume ref → its channel, until answered
 	applied  map[string][]uint64
 	lost     int // answers with recovered:false
 }
 
 // NewPositions returns empty bookkeeping.
 func NewPositions() *Positions {
-	return &Positions{last: map[string]uint64{}, resuming: map[string]bool{}, applied: map[string][]uint64{}}
+	return &Positions{last: map[string]uint64{}, resuming: map[string]bool{}, refs: map[float64]string{}, applied: map[string][]uint64{}}
 }
 
 // Resume returns the resume op for ch from its position (seq 0 in a known
@@ -42,6 +45,7 @@ func (p *Positions) Resume(ch string, ref int) map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.resuming[ch] = true
+	p.refs[float64(ref)] = ch
 	op := map[string]any{"op": "resume", "channel": ch, "ref": ref}
 	if last, ok := p.last[ch]; ok && p.epoch != 0 {
 		op["seq"], op["epoch"] = last, p.epoch
@@ -51,8 +55,10 @@ func (p *Positions) Resume(ch string, ref int) map[string]any {
 
 // Handle takes a frame the client read. It returns the channels to resume:
 // the frame's, when it shows a gap (and the channel is not resuming
-// already), or, for "missed", every channel with a position that is not
-// resuming; an error for a frame that breaks the protocol's promises.
+// already); for "missed", every channel with a position that is not
+// resuming; for a resume answered "unavailable", that resume's channel,
+// to send again. It returns an error for a frame that breaks the
+// protocol's promises, and for a resume refused otherwise.
 func (p *Positions) Handle(m map[string]any) (resume []string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -66,7 +72,20 @@ func (p *Positions) Handle(m map[string]any) (resume []string, err error) {
 			}
 		}
 		return resume, nil
+	case "error":
+		ref, _ := m["ref"].(float64)
+		failed, ok := p.refs[ref]
+		if !ok || ref == 0 {
+			return nil, nil // not a resume's
+		}
+		delete(p.refs, ref)
+		if m["code"] != "unavailable" {
+			return nil, fmt.Errorf("%s: resume refused: %v", failed, m)
+		}
+		return []string{failed}, nil // resuming still: send it again
 	case "resumed":
+		ref, _ := m["ref"].(float64)
+		delete(p.refs, ref)
 		p.resuming[ch] = false
 		p.last[ch] = uint64(num(m["seq"]))
 		p.epoch = uint64(num(m["epoch"]))

@@ -192,3 +192,22 @@ func TestCheckFor(t *testing.T) {
 		t.Fatalf("f called %d times, want 3", n)
 	}
 }
+
+// TestPositionsRetryUnavailable: a resume answered "unavailable" is sent
+// again, one refused otherwise is an error, and an error that answers no
+// resume changes nothing.
+func TestPositionsRetryUnavailable(t *testing.T) {
+	p := NewPositions()
+	p.Resume("user.1", 3)
+	again, err := p.Handle(map[string]any{"type": "error", "ref": float64(3), "code": "unavailable"})
+	if err != nil || len(again) != 1 || again[0] != "user.1" {
+		t.Fatalf("unavailable: %v, %v; want user.1 resumed again", again, err)
+	}
+	if again, err := p.Handle(map[string]any{"type": "error", "ref": float64(9), "code": "forbidden"}); err != nil || again != nil {
+		t.Fatalf("an error of another op: %v, %v; want nothing", again, err)
+	}
+	p.Resume("user.1", 4)
+	if _, err := p.Handle(map[string]any{"type": "error", "ref": float64(4), "code": "forbidden"}); err == nil {
+		t.Fatal("a refused resume: no error")
+	}
+}
