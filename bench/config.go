@@ -22,6 +22,7 @@ const (
 	ScenarioResume    = config.ScenarioResume
 	ScenarioControl   = config.ScenarioControl
 	ScenarioUpstream  = config.ScenarioUpstream
+	ScenarioScale     = config.ScenarioScale
 )
 
 // Scenarios lists every scenario name.

@@ -30,6 +30,7 @@ type serverSample struct {
 	CPU        float64
 	Goroutines int64
 	Written    int64 // wsgate_written_bytes_total; -1 unless every --server-metrics URL exports it
+	Conns      int64 // wsgate_connections; -1 unless every --server-metrics URL exports it
 }
 
 // serverProbe reads the servers' memory and CPU: from /proc for pids on
@@ -50,7 +51,7 @@ func newServerProbe(pids []int, metrics []string) *serverProbe {
 func (p *serverProbe) enabled() bool { return len(p.pids)+len(p.metrics) > 0 }
 
 func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
-	s := serverSample{RSS: -1, CPU: -1, Goroutines: -1, Written: -1}
+	s := serverSample{RSS: -1, CPU: -1, Goroutines: -1, Written: -1, Conns: -1}
 	if !p.enabled() {
 		return s, nil
 	}
@@ -69,12 +70,12 @@ func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
 	}
 	if len(p.metrics) > 0 {
 		var rss, cpu, gor float64
-		var written int64
+		var written, conns int64
 		for _, u := range p.metrics {
 			m, err := p.scrape(ctx, u)
 			if err != nil {
 				errs = append(errs, err)
-				written = -1
+				written, conns = -1, -1
 				continue
 			}
 			rss += m["process_resident_memory_bytes"]
@@ -85,11 +86,16 @@ func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
 			} else {
 				written = -1
 			}
+			if c, ok := m[connsMetric]; ok && conns >= 0 {
+				conns += int64(c)
+			} else {
+				conns = -1
+			}
 		}
 		if len(p.pids) == 0 {
 			s.RSS, s.CPU = int64(rss), cpu
 		}
-		s.Goroutines, s.Written = int64(gor), written
+		s.Goroutines, s.Written, s.Conns = int64(gor), written, conns
 	}
 	return s, errors.Join(errs...)
 }
@@ -97,9 +103,14 @@ func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
 // wantMetrics must be in every scrape; writtenMetric is read when present.
 var wantMetrics = []string{"process_resident_memory_bytes", "process_cpu_seconds_total", "go_goroutines"}
 
-const writtenMetric = "wsgate_written_bytes_total"
+// writtenMetric and connsMetric are read when present (the gorilla
+// baseline has neither).
+const (
+	writtenMetric = "wsgate_written_bytes_total"
+	connsMetric   = "wsgate_connections"
+)
 
-var scrapedMetrics = append(wantMetrics[:len(wantMetrics):len(wantMetrics)], writtenMetric)
+var scrapedMetrics = append(wantMetrics[:len(wantMetrics):len(wantMetrics)], writtenMetric, connsMetric)
 
 func (p *serverProbe) scrape(ctx context.Context, u string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -32,6 +32,7 @@ func (r *runner) result(msgs []workerMsg, w window, end serverSample, clientCPU 
 	if w.resume != nil {
 		res.Resume = r.resumeFigures(msgs, w.resume, res.Server)
 	}
+	res.Scale = w.scale
 	res.Revocations = r.revoked
 	if w.control != nil {
 		res.Control = r.controlFigures(msgs, w.control, res.Conns)

@@ -195,10 +195,17 @@ func (r *runner) all(ctx context.Context, c workerCmd, event string) ([]workerMs
 
 // drain waits until the open connections got what x says, or --timeout.
 func (r *runner) drain(ctx context.Context, x *engine.Expectation) error {
+	_, err := r.drainCount(ctx, x)
+	return err
+}
+
+// drainCount is drain returning the deliveries the open connections were
+// due in all.
+func (r *runner) drainCount(ctx context.Context, x *engine.Expectation) (int64, error) {
 	r.phase.Store("drain")
 	replies, err := r.all(ctx, workerCmd{Cmd: "expect", Expect: x}, "expected")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var want int64
 	for _, m := range replies {
@@ -208,13 +215,13 @@ func (r *runner) drain(ctx context.Context, x *engine.Expectation) error {
 	for r.delivered() < want {
 		if time.Now().After(deadline) {
 			r.warn("deliveries incomplete after --timeout %s: %d of %d", r.cfg.Timeout, r.delivered(), want)
-			return nil
+			return want, nil
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
+			return want, err
 		}
 	}
-	return nil
+	return want, nil
 }
 
 // settleDeliveries waits until deliveries stop for a second (churn, where

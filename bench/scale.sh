@@ -2,21 +2,41 @@
 # bench/scale.sh — many connections on one host: GATEWAYS gateway processes
 # share one port with --reuseport (each process is limited to 20,000 open
 # files here), one NATS server in its own process, and wsbench spreads its
-# clients over worker processes and loopback source addresses.
+# clients over worker processes and loopback source addresses. While it
+# runs, bench/procmon.sh samples the CPU and RSS of each group of processes,
+# the kernel's TCP sockets and memory, and the load (OUT/procmon.csv).
 #
-#   CONNS=100000 GATEWAYS=6 bash bench/scale.sh
+#   CONNS=100000 bash bench/scale.sh
+#   CONNS=1000000 HOLD=5m SAMPLE=10000 bash bench/scale.sh   # the million
 #
-# Environment: CONNS (100000), GATEWAYS (ceil(CONNS/16000)), RATE (5000/s),
-# MESSAGES (5), MSG_RATE (1), OUT (bench/results/latest), SOURCES
-# (127.0.0.1-127.0.0.50).
+# Environment:
+#   CONNS (100000); GATEWAYS (ceil(CONNS/18500)); WORKERS (ceil(CONNS/18500))
+#   SCENARIO (scale: hold, unicast to SAMPLE distinct users, MESSAGES
+#     broadcasts; or any wsbench scenario); HOLD (1m); SAMPLE (10000);
+#     MESSAGES (1); MSG_RATE (unicasts and broadcasts per second; 2000)
+#   RATE (connects per second over all workers; 3000); DIALERS (per worker; 8)
+#   PROCS (GOMAXPROCS of every gateway and worker process; 1)
+#   PING (the gateways' --ping-interval; 25s) and IDLE (--idle-timeout; 60s)
+#   PERF (seconds of a host-wide `perf record` started with the ramp; 0 = off)
+#   OUT (bench/results/latest); SOURCES (127.0.0.1-127.0.0.50)
+#   WSBENCH_FLAGS, WSGATE_FLAGS: more flags for wsbench and the gateways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-100000}
-GATEWAYS=${GATEWAYS:-$(( (CONNS + 15999) / 16000 ))}
-RATE=${RATE:-5000}
-MESSAGES=${MESSAGES:-5}
-MSG_RATE=${MSG_RATE:-1}
+GATEWAYS=${GATEWAYS:-$(( (CONNS + 18499) / 18500 ))}
+WORKERS=${WORKERS:-$(( (CONNS + 18499) / 18500 ))}
+SCENARIO=${SCENARIO:-scale}
+HOLD=${HOLD:-1m}
+SAMPLE=${SAMPLE:-10000}
+MESSAGES=${MESSAGES:-1}
+MSG_RATE=${MSG_RATE:-2000}
+RATE=${RATE:-3000}
+DIALERS=${DIALERS:-8}
+PROCS=${PROCS:-1}
+PING=${PING:-25s}
+IDLE=${IDLE:-60s}
+PERF=${PERF:-0}
 SOURCES=${SOURCES:-127.0.0.1-127.0.0.50}
 OUT=${OUT:-bench/results/latest}
 BIN=$(mktemp -d)
@@ -27,21 +47,55 @@ go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
 
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$BIN"; }
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$BIN"
+}
 trap cleanup EXIT
 
-"$BIN/natsd" -listen 127.0.0.1:14222 >/dev/null & pids+=($!)
+"$BIN/natsd" -listen 127.0.0.1:14222 -store-dir "$BIN/js" -prof-port 16060 >/dev/null & pids+=($!)
+echo "$!" >"$BIN/natsd.pids"
 sleep 0.5
 server_args=()
+: >"$BIN/gateways.pids"
 for i in $(seq 0 $((GATEWAYS - 1))); do
-  "$BIN/wsgate" --auth=none --reuseport --listen 127.0.0.1:18080 --admin 127.0.0.1:$((19090 + i)) \
-    --nats-url nats://127.0.0.1:14222 --durable=false --log-level warn & pids+=($!)
+  # shellcheck disable=SC2086 # WSGATE_FLAGS is a list of flags
+  GOMAXPROCS=$PROCS "$BIN/wsgate" --auth=none --reuseport --listen 127.0.0.1:18080 --admin 127.0.0.1:$((19090 + i)) \
+    --nats-url nats://127.0.0.1:14222 --durable=false --log-level warn --pprof \
+    --ping-interval "$PING" --idle-timeout "$IDLE" ${WSGATE_FLAGS:-} & pids+=($!)
+  echo "$!" >>"$BIN/gateways.pids"
   server_args+=(--server-pid "$!" --server-metrics "http://127.0.0.1:$((19090 + i))/metrics")
 done
 for i in $(seq 0 $((GATEWAYS - 1))); do
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$((19090 + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-"$BIN/wsbench" broadcast --label "scale-$CONNS" --url ws://127.0.0.1:18080/ws --nats nats://127.0.0.1:14222 \
-  --conns "$CONNS" --rate "$RATE" --messages "$MESSAGES" --msg-rate "$MSG_RATE" --source-addrs "$SOURCES" \
-  "${server_args[@]}" --timeout 10m --json "$OUT/scale-$CONNS.json" --html "$OUT/scale-$CONNS.html"
+# wsbench and its workers: the coordinator's pid, then its children's as
+# they start.
+: >"$BIN/wsbench.pids"
+bash bench/procmon.sh "$OUT/procmon.csv" 5 gateways="$BIN/gateways.pids" nats="$BIN/natsd.pids" \
+  wsbench="$BIN/wsbench.pids" & pids+=($!)
+
+label="$SCENARIO-$CONNS"
+scenario_args=(--messages "$MESSAGES" --msg-rate "$MSG_RATE" --hold "$HOLD")
+[[ $SCENARIO == scale ]] && scenario_args+=(--sample "$SAMPLE")
+# shellcheck disable=SC2086 # WSBENCH_FLAGS is a list of flags
+GOMAXPROCS=$PROCS "$BIN/wsbench" "$SCENARIO" --label "$label" --url ws://127.0.0.1:18080/ws \
+  --nats nats://127.0.0.1:14222 --nats-pid "$(cat "$BIN/natsd.pids")" \
+  --conns "$CONNS" --workers "$WORKERS" --rate "$RATE" --dialers "$DIALERS" "${scenario_args[@]}" \
+  --source-addrs "$SOURCES" "${server_args[@]}" --timeout 10m \
+  --json "$OUT/$label.json" --html "$OUT/$label.html" ${WSBENCH_FLAGS:-} & bench=$!
+pids+=("$bench")
+echo "$bench" >"$BIN/wsbench.pids"
+(
+  for _ in $(seq 120); do
+    sleep 1
+    { echo "$bench"; pgrep -P "$bench" || true; } >"$BIN/wsbench.pids.new"
+    mv "$BIN/wsbench.pids.new" "$BIN/wsbench.pids"
+  done
+) &
+if [[ $PERF != 0 ]]; then
+  perf record -e cpu-clock -a -g -o "$OUT/ramp.perf.data" -- sleep "$PERF" >/dev/null 2>&1 &
+fi
+wait "$bench"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wsgate/wsgate/bench/internal/engine"
 	"github.com/wsgate/wsgate/bench/internal/payload"
+	"github.com/wsgate/wsgate/bench/internal/report"
 	"github.com/wsgate/wsgate/bus"
 )
 
@@ -40,6 +41,7 @@ type window struct {
 	resume    *resumeWindow
 	control   *controlWindow
 	upstream  *upstreamWindow
+	scale     *report.Scale
 }
 
 func newScenario(name string) scenario {
@@ -60,6 +62,8 @@ func newScenario(name string) scenario {
 		return &controlScenario{}
 	case ScenarioUpstream:
 		return &upstreamScenario{}
+	case ScenarioScale:
+		return &scaleScenario{}
 	}
 	return connectScenario{}
 }
@@ -240,21 +244,31 @@ func toUsers(p *publisher, x *engine.Expectation) (int, func(int) error) {
 // channel was sent and how many messages went out.
 func (p *publisher) publish(ctx context.Context, to channels) (*engine.Expectation, int64, error) {
 	x := &engine.Expectation{}
+	n, err := p.publishInto(ctx, x, to)
+	if err != nil {
+		return nil, n, err
+	}
+	return x, n, nil
+}
+
+// publishInto is publish counting into x, which may hold what earlier
+// phases sent.
+func (p *publisher) publishInto(ctx context.Context, x *engine.Expectation, to channels) (int64, error) {
 	n, send := to(p, x)
 	start := time.Now()
 	for i := range n {
 		due := start.Add(time.Duration(float64(i) / p.cfg.MsgRate * float64(time.Second)))
 		if err := sleep(ctx, time.Until(due)); err != nil {
-			return nil, int64(i), err
+			return int64(i), err
 		}
 		if err := send(i); err != nil {
-			return nil, int64(i), err
+			return int64(i), err
 		}
 	}
 	if err := p.pub.Flush(0); err != nil {
-		return nil, int64(n), err
+		return int64(n), err
 	}
-	return x, int64(n), nil
+	return int64(n), nil
 }
 
 // send publishes one payload with seq, stamped now.

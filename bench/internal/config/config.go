@@ -25,11 +25,12 @@ const (
 	ScenarioResume    = "resume"
 	ScenarioControl   = "control"
 	ScenarioUpstream  = "upstream"
+	ScenarioScale     = "scale"
 )
 
 // Scenarios lists every scenario name.
 var Scenarios = []string{ScenarioConnect, ScenarioBroadcast, ScenarioTopic, ScenarioUnicast, ScenarioChurn, ScenarioFloor, ScenarioResume,
-	ScenarioControl, ScenarioUpstream}
+	ScenarioControl, ScenarioUpstream, ScenarioScale}
 
 // Payload kinds (--payload-kind). Every payload is a JSON object that
 // starts with "seq" and "ts", which the delivery accounting reads.
@@ -88,6 +89,7 @@ type Config struct {
 	ServerMetrics    []string `json:"server_metrics"`     // --server-metrics, repeatable
 	NATSPID          int      `json:"nats_pid,omitempty"` // --nats-pid: the NATS server's process, for its CPU over the measured window
 	Label            string   `json:"label"`              // --label; default the scenario and connection count
+	Sample           int      `json:"sample"`             // --sample; scale: distinct users unicast after the hold, default 10000
 	Seed             int64    `json:"seed"`               // --seed for unicast targets and churn picks; default 1
 	JSONFile         string   `json:"json_file,omitempty"`
 	HTMLFile         string   `json:"html_file,omitempty"`
@@ -230,7 +232,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.SubjectPrefix, "subject-prefix", "", "subject `prefix`: channel X is <prefix>.X (default notify)")
 	fs.IntVar(&c.Conns, "conns", 0, "connections `N` (default 1000; topic: topics × subs-per-topic)")
 	fs.Float64Var(&c.Rate, "rate", 0, "connects per second over all workers (default 5000)")
-	fs.Var(&c.Hold, "hold", "connect: hold the connections this long before closing; churn: how long to churn (default 0; churn 10s)")
+	fs.Var(&c.Hold, "hold", "connect: hold the connections this long before closing; churn: how long to churn; scale: how long to hold them before publishing (default 0; churn 10s)")
 	fs.StringVar(&c.SourceAddrs, "source-addrs", "", "local source `IPs` to dial from, round-robin: 127.0.0.1-127.0.0.50,10.0.0.7 (default: the kernel's choice; on loopback above 25000 connections 127.0.0.1-127.0.0.k)")
 	fs.IntVar(&c.Workers, "workers", 0, "client worker processes; 0 = ceil(conns / 15000), 1 = in this process")
 	fs.IntVar(&c.PayloadSize, "payload-size", 0, "published payload `bytes`, {\"seq\":N,\"ts\":T,\"pad\":\"xx…\"} padded to this size (default 200; --payload-kind pad only)")
@@ -268,6 +270,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.UpstreamChannel, "upstream-channel", "", "upstream: channel of the request ops; wsbench answers on NATS subject <prefix>.up.<channel> (default rpc.bench)")
 	fs.BoolVar(&c.NoResponder, "no-responder", false, "upstream: do not answer the requests; a responder of one's own must (wsgate upstream --echo)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in reports (default <scenario>-<conns>)")
+	fs.IntVar(&c.Sample, "sample", 0, "scale: distinct random users sent one unicast each after --hold, before the --messages broadcasts (default 10000, at most --conns)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed for unicast targets and churn picks (default 1)")
 	fs.StringVar(&c.JSONFile, "json", "", "write the full result as JSON to `FILE`")
 	fs.StringVar(&c.HTMLFile, "html", "", "write a self-contained HTML report with charts to `FILE`")
@@ -320,6 +323,9 @@ func (c *Config) Normalize() error {
 	}
 	if (c.Scenario == ScenarioChurn || c.Scenario == ScenarioUpstream) && c.Hold == 0 {
 		c.Hold = Duration(10 * time.Second)
+	}
+	if c.Scenario == ScenarioScale {
+		setDefaultInt(&c.Sample, min(10000, c.Conns))
 	}
 	if c.Scenario == ScenarioControl {
 		setDefaultInt(&c.Queries, 1000)
@@ -403,8 +409,10 @@ func (c *Config) Normalize() error {
 		bad("--revocations and --gateways must not be negative")
 	case c.Revocations > 0 && c.Scenario == ScenarioFloor:
 		bad("--revocations needs gateways: the floor has none")
+	case c.Sample < 0 || c.Sample > c.Conns:
+		bad("--sample must be between 0 and --conns")
 	case c.Durable && (c.Scenario == ScenarioFloor || c.Scenario == ScenarioChurn || c.Scenario == ScenarioConnect ||
-		c.Scenario == ScenarioControl || c.Scenario == ScenarioUpstream):
+		c.Scenario == ScenarioControl || c.Scenario == ScenarioUpstream || c.Scenario == ScenarioScale):
 		bad("--durable applies to broadcast, topic and unicast (resume is always durable)")
 	}
 	if _, err := ParseSources(c.SourceAddrs); err != nil {

@@ -76,6 +76,10 @@ type Engine struct {
 	tokens    []string // ?token= of each local slot, signed before the ramp; nil with ?user=
 	poller    *netpoll.Poller
 	conns     []conn
+	// bseq is, by local slot, the broadcast channel's sequence accounting
+	// in the scale scenario, whose connections get notifications on two
+	// channels (their user's and the broadcast); nil in every other.
+	bseq  []seqState
 	ready     chan int32     // indices of readable conns; capacity 4 × conns
 	spill     sync.WaitGroup // sends to ready that found it full
 	readers   []*reader
@@ -189,6 +193,9 @@ func (e *Engine) global(k int32) int { return e.spec.Index + int(k)*e.spec.Worke
 func (e *Engine) Start() {
 	n := e.count()
 	e.conns = make([]conn, n)
+	if e.cfg.Scenario == config.ScenarioScale {
+		e.bseq = make([]seqState, n)
+	}
 	if e.cfg.Scenario == config.ScenarioResume {
 		ds := make([]durState, n)
 		for k := range e.conns {
@@ -324,6 +331,9 @@ func (e *Engine) SetExpect(x *Expectation) int64 {
 		c.mu.Lock()
 		if c.state == stateOpen {
 			n += int64(x.of(e.cfg, e.global(int32(k))))
+			if e.bseq != nil {
+				n += int64(x.Broadcast)
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -361,6 +371,9 @@ func (e *Engine) finish(x *Expectation) SeqTotals {
 				t.addGaps(&c.seq)
 			} else {
 				t.addKnown(&c.seq, x.of(e.cfg, e.global(int32(k))))
+				if e.bseq != nil {
+					t.addKnown(&e.bseq[k], x.Broadcast)
+				}
 			}
 			c.state = stateDone
 		}
@@ -420,7 +433,7 @@ func (e *Engine) channel(dst []byte, g int) []byte {
 	switch e.cfg.Scenario {
 	case config.ScenarioTopic:
 		return strconv.AppendInt(append(dst, "topic.t"...), int64(g%e.cfg.Topics), 10)
-	case config.ScenarioUnicast, config.ScenarioResume:
+	case config.ScenarioUnicast, config.ScenarioResume, config.ScenarioScale:
 		dst = append(append(dst, "user."...), e.cfg.UserPrefix...)
 		return strconv.AppendInt(dst, int64(g), 10)
 	}

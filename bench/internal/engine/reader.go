@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/bench/internal/config"
 	"github.com/wsgate/wsgate/bench/internal/hist"
+	"github.com/wsgate/wsgate/internal/channel"
 	"github.com/wsgate/wsgate/internal/rawio"
 	"github.com/wsgate/wsgate/internal/wire"
 )
@@ -189,11 +190,15 @@ func (r *reader) onText(c *conn, k int32, p []byte, frameLen int, compressed boo
 		return
 	}
 	r.chbuf = e.channel(r.chbuf[:0], e.global(k))
-	if string(m.channel) != string(r.chbuf) {
+	switch {
+	case string(m.channel) == string(r.chbuf):
+		c.seq.add(m.seq)
+	case e.bseq != nil && string(m.channel) == channel.Broadcast:
+		e.bseq[k].add(m.seq)
+	default:
 		e.misrouted.Add(1)
 		return
 	}
-	c.seq.add(m.seq)
 	hist.Record(r.hist, (now-m.ts)/1000)
 	r.lastDelivery = now
 	r.frameBytes += int64(frameLen)

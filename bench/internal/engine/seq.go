@@ -128,7 +128,7 @@ func (x *Expectation) of(cfg *config.Config, g int) uint32 {
 			return x.Topics[t]
 		}
 		return 0
-	case config.ScenarioUnicast, config.ScenarioResume:
+	case config.ScenarioUnicast, config.ScenarioResume, config.ScenarioScale:
 		if g < len(x.Users) {
 			return x.Users[g]
 		}

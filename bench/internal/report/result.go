@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,7 @@ type Result struct {
 	Client    Client        `json:"client"`
 	Floor     *Floor        `json:"floor,omitempty"`
 	Churn     *Churn        `json:"churn,omitempty"`
+	Scale     *Scale        `json:"scale,omitempty"`
 	Resume    *Resume       `json:"resume,omitempty"`
 	// Control, Upstream and Revocations: see control.go.
 	Control     *Control     `json:"control,omitempty"`
@@ -141,6 +143,25 @@ type Churn struct {
 	Reconnects       int64       `json:"reconnects"`
 	ReconnectFailed  int64       `json:"reconnect_failed"`
 	ReconnectLatency Percentiles `json:"reconnect_latency_us"` // close → welcome
+}
+
+// Scale is the scale scenario: the connections held for Config.Hold, then
+// one unicast to each of Config.Sample distinct users, then
+// Config.Messages broadcasts, each phase drained before the next.
+type Scale struct {
+	HoldSeconds float64    `json:"hold_s"`
+	HeldConns   int64      `json:"held_conns"`   // open at the end of the hold, as the clients count them
+	ServerConns int64      `json:"server_conns"` // wsgate_connections summed over --server-metrics then; -1 without
+	Unicast     ScalePhase `json:"unicast"`
+	Broadcast   ScalePhase `json:"broadcast"`
+}
+
+// ScalePhase is one publishing phase of the scale scenario.
+type ScalePhase struct {
+	Published int64   `json:"published"`
+	Expected  int64   `json:"expected"`  // deliveries due to the open connections
+	Delivered int64   `json:"delivered"` // deliveries read during the phase
+	Seconds   float64 `json:"seconds"`   // first publish → last delivery (or --timeout)
 }
 
 // Resume is the resume scenario: every connection cut at once, Missed
@@ -299,6 +320,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if ch := r.Churn; ch != nil {
 		p("reconnects\t%d, %d failed", ch.Reconnects, ch.ReconnectFailed)
 		p("reconnect µs\t%s", pct(ch.ReconnectLatency))
+	}
+	if sc := r.Scale; sc != nil {
+		p("")
+		p("held\t%d open after %.0f s by the clients' count, %s by the gateways' wsgate_connections", sc.HeldConns, sc.HoldSeconds, countOrNone(sc.ServerConns))
+		for _, ph := range []struct {
+			name string
+			f    ScalePhase
+		}{{"unicast", sc.Unicast}, {"broadcast", sc.Broadcast}} {
+			p("%s\t%d published, %d of %d deliveries due in %.2f s", ph.name, ph.f.Published, ph.f.Delivered, ph.f.Expected, ph.f.Seconds)
+		}
 	}
 	if d := r.Delivery; d.Published > 0 && r.Upstream == nil { // upstream: the replies, below
 		p("")
@@ -464,4 +495,12 @@ func misrouted(n int64) string {
 		return ""
 	}
 	return fmt.Sprintf(", %d misrouted", n)
+}
+
+// countOrNone prints n, or "none" for a figure no source gave (-1).
+func countOrNone(n int64) string {
+	if n < 0 {
+		return "none"
+	}
+	return strconv.FormatInt(n, 10)
 }
