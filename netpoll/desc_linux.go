@@ -8,7 +8,7 @@ import (
 	"sync"
 	"syscall"
 
-	easy "github.com/mailru/easygo/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 // Desc is one observed socket. It is held per connection, so it is kept to
@@ -28,13 +28,13 @@ type Desc struct {
 // held.
 // EPOLLRDHUP goes with read interest only: a half-closed socket waiting
 // for write interest alone would otherwise report it again at every re-arm.
-func (d *Desc) events() easy.EpollEvent {
-	ev := easy.EpollEvent(easy.EPOLLONESHOT)
+func (d *Desc) events() uint32 {
+	ev := uint32(unix.EPOLLONESHOT)
 	if d.readArmed {
-		ev |= easy.EPOLLIN | easy.EPOLLRDHUP
+		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if d.writeWanted {
-		ev |= easy.EPOLLOUT
+		ev |= unix.EPOLLOUT
 	}
 	return ev
 }
@@ -64,20 +64,14 @@ func (p *Poller) Observe(rc syscall.RawConn, cb func(Event)) (*Desc, error) {
 	// Adding inside Control keeps the fd from being closed meanwhile.
 	err := rc.Control(func(fd uintptr) {
 		d.fd = int32(fd)
-		addErr = p.ep.Add(int(fd), d.events(), func(ev easy.EpollEvent) { p.dispatch(d, ev) })
-		var errno syscall.Errno
-		if errors.As(addErr, &errno) {
-			// easygo keeps the callback when epoll_ctl fails; drop it so
-			// that the fd number can be observed later.
-			_ = p.ep.Del(int(fd))
-		}
+		addErr = p.register(int(fd), d.events(), d)
 	})
 	if err == nil {
 		err = addErr
 	}
 	if err != nil {
 		d.stopped = true
-		if errors.Is(err, easy.ErrClosed) {
+		if errors.Is(err, ErrClosed) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("netpoll: observe fd %d: %w", d.fd, err)
@@ -120,11 +114,11 @@ func (p *Poller) WantWrite(d *Desc) error {
 
 // arm sets d's kernel registration to its interest. d.mu must be held.
 func (p *Poller) arm(d *Desc) error {
-	err := p.ep.Mod(int(d.fd), d.events())
+	err := p.modify(int(d.fd), d.events())
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, easy.ErrClosed) {
+	if errors.Is(err, ErrClosed) {
 		// Close is about to deliver EventClosed, or has done so.
 		return ErrNotObserved
 	}
@@ -143,53 +137,60 @@ func (p *Poller) Stop(d *Desc) error {
 	}
 	d.stopped = true
 	d.readArmed, d.writeWanted = false, false
-	err := p.ep.Del(int(d.fd))
-	if err == nil || errors.Is(err, easy.ErrClosed) {
+	err := p.unregister(int(d.fd))
+	if err == nil || errors.Is(err, ErrClosed) {
 		// Closed: the wait loop is gone and d will get no EventClosed.
 		return nil
 	}
 	return fmt.Errorf("netpoll: stop fd %d: %w", d.fd, err)
 }
 
-// dispatch is d's easygo callback. It runs on the poller goroutine, or with
-// easyClosed on the goroutine calling Close.
+// dispatchClosed delivers EventClosed to d unless it was stopped. It runs
+// on the goroutine calling Close, after the wait loop has ended.
+func (p *Poller) dispatchClosed(d *Desc) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	d.readArmed, d.writeWanted = false, false
+	d.cb(EventClosed)
+}
+
+// dispatch delivers the epoll events ev to d. It runs on the poller
+// goroutine.
 //
 // EPOLLONESHOT has disarmed the whole registration, so dispatch delivers
 // what was armed and re-arms whatever interest remains. Read-side
 // conditions reach only an armed reader; EPOLLERR and EPOLLHUP also reach a
 // write waiter, so that it learns of a dead socket.
-func (p *Poller) dispatch(d *Desc, ev easy.EpollEvent) {
+func (p *Poller) dispatch(d *Desc, ev uint32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
-		return // stale event fetched before Stop, or Close after Stop
-	}
-	if ev == easyClosed {
-		d.stopped = true
-		d.readArmed, d.writeWanted = false, false
-		d.cb(EventClosed)
-		return
+		return // stale event fetched before Stop, or after Close took the table
 	}
 
 	var out Event
-	if ev&easy.EPOLLERR != 0 {
+	if ev&unix.EPOLLERR != 0 {
 		out |= EventErr
 	}
-	if ev&easy.EPOLLHUP != 0 {
+	if ev&unix.EPOLLHUP != 0 {
 		out |= EventHup
 	}
 	// EventRead and EventWrite say which interest fired, so that a caller
 	// runs at most one reader and one writer per Desc: a read or write
 	// attempt will not block (it returns data, EOF or the error).
 	var e Event
-	if d.readArmed && ev&(easy.EPOLLIN|easy.EPOLLRDHUP|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
+	if d.readArmed && ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		d.readArmed = false
 		e |= EventRead | out
-		if ev&easy.EPOLLRDHUP != 0 {
+		if ev&unix.EPOLLRDHUP != 0 {
 			e |= EventHup
 		}
 	}
-	if d.writeWanted && ev&(easy.EPOLLOUT|easy.EPOLLHUP|easy.EPOLLERR) != 0 {
+	if d.writeWanted && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		d.writeWanted = false
 		e |= EventWrite | out
 	}

@@ -2,16 +2,21 @@
 // that a server can hold hundreds of thousands of idle connections without
 // a goroutine, and its stack, per connection.
 //
-// On Linux a Poller is one epoll instance driven by a single goroutine,
-// built on easygo's raw epoll API (EpollCreate, Add, Mod, Del). Each
-// socket's own file descriptor is registered, taken with
-// syscall.RawConn.Control: never a dup from File() or Fd(), which would
-// switch the socket to blocking mode and break its deadlines. Registrations
-// are one-shot: after a callback the caller re-arms read interest with
-// Resume once it has read what it wanted. On other systems a portable
-// implementation with one goroutine per armed interest provides the same
-// API for development; on Linux the build tag netpoll_portable selects it,
-// so that its tests can run there too.
+// On Linux a Poller is one epoll instance driven by a single goroutine.
+// The epoll fd is itself registered in the Go runtime's network poller:
+// the goroutine collects ready events with epoll_wait and a zero timeout
+// and parks in the runtime while nothing is ready, so no thread ever sits
+// in a blocking epoll_wait. (A thread blocked in a system call makes the
+// runtime's monitor thread take its P away at every wait and poll every
+// 20 µs afterwards; with dozens of gateway processes on a host that costs
+// more CPU than the sockets.) Each socket's own file descriptor is
+// registered, taken with syscall.RawConn.Control: never a dup from File()
+// or Fd(), which would switch the socket to blocking mode and break its
+// deadlines. Registrations are one-shot: after a callback the caller
+// re-arms read interest with Resume once it has read what it wanted. On
+// other systems a portable implementation with one goroutine per armed
+// interest provides the same API for development; on Linux the build tag
+// netpoll_portable selects it, so that its tests can run there too.
 //
 // Usage:
 //
