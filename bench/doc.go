@@ -77,6 +77,14 @@
 //     the connections, answered on NATS by the scenario's responder with
 //     the request's data; the reply's latency is its read time − the send
 //     time in the data.
+//   - scale: hold the connections for Hold and count them on both sides
+//     (the workers' open connections, and wsgate_connections summed over
+//     ServerMetrics), then publish one unicast to each of Sample distinct
+//     random users (Seed) at MsgRate and wait until each has it, then
+//     publish Messages broadcasts and wait until every open connection
+//     has them. Every connection is its own user; the finish checks both
+//     of its channels, its user's and the broadcast, for losses and
+//     duplicates. This is the capacity run of bench/scale.sh.
 //
 // With Revocations, any scenario first stores that many revocations of
 // users not in the run and waits until every URL refuses the last.

@@ -106,6 +106,12 @@ second, each one user u<i> (?user=, or a ?token= signed before the ramp with
              CPU of the gateway (--server-pid), NATS (--nats-pid) and wsbench per
              1,000 requests. The gateway limits each connection to --upstream-rate
              (10/s, bursts of 20): spread the rate over enough connections.
+  scale      the capacity run (bench/scale.sh): hold the connections for --hold and
+             count them on both sides (the clients' and the gateways'
+             wsgate_connections), then one unicast to each of --sample (10000)
+             distinct random users, drained, then --messages broadcasts, drained.
+             Reports each phase's deliveries and time; the finish checks every
+             connection's user and broadcast channels for losses and duplicates.
 
 --revocations N (any scenario): before the ramp, store N revocations in the
 denylist's KV bucket with control.Client.Revoke (users rv0…rvN-1, who are not in

@@ -50,6 +50,27 @@ func newServerProbe(pids []int, metrics []string) *serverProbe {
 
 func (p *serverProbe) enabled() bool { return len(p.pids)+len(p.metrics) > 0 }
 
+// rss is the servers' summed RSS for the monitor's timeline, -1 when no
+// source gives it. With pids it reads /proc only: the monitor runs every
+// second, and scraping a gateway's /metrics costs the gateway about 4 ms
+// of CPU, which over dozens of gateways on the host under test is load of
+// the harness's own making.
+func (p *serverProbe) rss(ctx context.Context) int64 {
+	if len(p.pids) == 0 {
+		s, _ := p.sample(ctx)
+		return s.RSS
+	}
+	var total int64
+	for _, pid := range p.pids {
+		rss, _, err := procUsage(pid)
+		if err != nil {
+			return -1
+		}
+		total += rss
+	}
+	return total
+}
+
 func (p *serverProbe) sample(ctx context.Context) (serverSample, error) {
 	s := serverSample{RSS: -1, CPU: -1, Goroutines: -1, Written: -1, Conns: -1}
 	if !p.enabled() {

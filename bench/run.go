@@ -285,12 +285,12 @@ func (r *runner) monitor(ctx context.Context) {
 				agg.P99US = max(agg.P99US, p.P99US)
 				agg.RSSBytes += p.RSSBytes
 			}
-			srv, _ := r.probe.sample(ctx)
+			srvRSS := r.probe.rss(ctx)
 			phase := r.phase.Load().(string)
 			r.mu.Lock()
 			r.timeline = append(r.timeline, report.Sample{
 				T: now.Sub(r.start).Seconds(), Phase: phase, Connections: agg.Open, Delivered: agg.Delivered,
-				ServerRSS: srv.RSS, ClientRSS: agg.RSSBytes, P99US: agg.P99US,
+				ServerRSS: srvRSS, ClientRSS: agg.RSSBytes, P99US: agg.P99US,
 			})
 			r.mu.Unlock()
 			rate := agg.Delivered - lastDelivered
@@ -302,8 +302,8 @@ func (r *runner) monitor(ctx context.Context) {
 			line := fmt.Sprintf("[%5.0fs] %-9s %-7s conns %d/%d  failed %d  delivered %d (%s/s)  p99 %s",
 				now.Sub(r.start).Seconds(), r.cfg.Scenario, phase, agg.Open, r.cfg.Conns, agg.Failed,
 				agg.Delivered, report.Num(float64(rate)), p99String(agg.P99US))
-			if srv.RSS >= 0 {
-				line += "  server " + report.Bytes(srv.RSS)
+			if srvRSS >= 0 {
+				line += "  server " + report.Bytes(srvRSS)
 			}
 			if r.tty {
 				fmt.Fprintf(r.prog, "\r%-110s", line)

@@ -17,8 +17,11 @@
 #   RATE (connects per second over all workers; 3000); DIALERS (per worker; 8)
 #   PROCS (GOMAXPROCS of every gateway and worker process; 1)
 #   PING (the gateways' --ping-interval; 25s) and IDLE (--idle-timeout; 60s)
-#   PERF (seconds of a host-wide `perf record` started with the ramp; 0 = off)
+#   PERF (seconds of a host-wide `perf record`, 0 = off) started PERF_DELAY
+#     seconds (0) after wsbench
 #   OUT (bench/results/latest); SOURCES (127.0.0.1-127.0.0.50)
+#   PREBUILT: a directory with wsgate, natsd and wsbench binaries to run
+#     instead of building the working tree (to compare two builds)
 #   WSBENCH_FLAGS, WSGATE_FLAGS: more flags for wsbench and the gateways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,9 +45,13 @@ OUT=${OUT:-bench/results/latest}
 BIN=$(mktemp -d)
 mkdir -p "$OUT"
 
-go build -o "$BIN/wsgate" ./cmd/wsgate
-go build -o "$BIN/natsd" ./bench/natsd
-go build -o "$BIN/wsbench" ./cmd/wsbench
+if [[ -n ${PREBUILT:-} ]]; then
+  cp "$PREBUILT/wsgate" "$PREBUILT/natsd" "$PREBUILT/wsbench" "$BIN/"
+else
+  go build -o "$BIN/wsgate" ./cmd/wsgate
+  go build -o "$BIN/natsd" ./bench/natsd
+  go build -o "$BIN/wsbench" ./cmd/wsbench
+fi
 
 pids=()
 cleanup() {
@@ -96,6 +103,6 @@ echo "$bench" >"$BIN/wsbench.pids"
   done
 ) &
 if [[ $PERF != 0 ]]; then
-  perf record -e cpu-clock -a -g -o "$OUT/ramp.perf.data" -- sleep "$PERF" >/dev/null 2>&1 &
+  (sleep "${PERF_DELAY:-0}" && perf record -e cpu-clock -a -g -o "$OUT/ramp.perf.data" -- sleep "$PERF" >/dev/null 2>&1) &
 fi
 wait "$bench"
