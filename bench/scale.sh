@@ -19,6 +19,7 @@
 #   PING (the gateways' --ping-interval; 25s) and IDLE (--idle-timeout; 60s)
 #   PERF (seconds of a host-wide `perf record`, 0 = off) started PERF_DELAY
 #     seconds (0) after wsbench
+#   BACKLOG (net.core.netdev_max_backlog during the run; 65536)
 #   OUT (bench/results/latest); SOURCES (127.0.0.1-127.0.0.50)
 #   PREBUILT: a directory with wsgate, natsd and wsbench binaries to run
 #     instead of building the working tree (to compare two builds)
@@ -53,10 +54,22 @@ else
   go build -o "$BIN/wsbench" ./cmd/wsbench
 fi
 
+# Both ends of every connection are on this host, so every packet goes
+# through the loopback's per-CPU backlog, which drops beyond
+# net.core.netdev_max_backlog (1000 by default) when softirq falls behind
+# a saturated host: drops, then retransmissions, then connections aborted
+# on timeout. The run raises it (BACKLOG) when it may and puts it back.
+BACKLOG=${BACKLOG:-65536}
+backlog0=$(cat /proc/sys/net/core/netdev_max_backlog)
+if ! sysctl -qw net.core.netdev_max_backlog="$BACKLOG" 2>/dev/null; then
+  echo "scale.sh: cannot raise net.core.netdev_max_backlog ($backlog0); loopback drops may abort connections" >&2
+fi
+
 pids=()
 cleanup() {
   for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  sysctl -qw net.core.netdev_max_backlog="$backlog0" 2>/dev/null || true
   rm -rf "$BIN"
 }
 trap cleanup EXIT
