@@ -150,6 +150,12 @@ func (r *runner) merge(res *Result, msgs []workerMsg, pubStart time.Time) {
 		for k, v := range w.Dropped {
 			c.DroppedByReason[k] += v
 		}
+		for k, v := range w.Retried {
+			if c.RetriedByReason == nil {
+				c.RetriedByReason = map[string]int64{}
+			}
+			c.RetriedByReason[k] += v
+		}
 		seq.Merge(w.Seq)
 		delivered += w.Delivered
 		frameBytes += w.FrameBytes

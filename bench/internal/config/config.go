@@ -79,6 +79,7 @@ type Config struct {
 	HandshakeTimeout Duration `json:"handshake_timeout"`  // --handshake-timeout per connection; default 10s
 	Settle           Duration `json:"settle"`             // --settle before the server is sampled after the ramp; default 2s
 	Dialers          int      `json:"dialers"`            // --dialers per worker; default 64
+	Retries          int      `json:"retries"`            // --retries of a failed ramp dial; default 0
 	UserPrefix       string   `json:"user_prefix"`        // --user-prefix; users are <prefix><i>; default u
 	Auth             string   `json:"auth"`               // "user" (?user=) or "jwt" (?token=, when --jwt-secret or --jwt-key is set)
 	JWTSecret        string   `json:"-"`                  // --jwt-secret; never written to reports
@@ -249,6 +250,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var(&c.HandshakeTimeout, "handshake-timeout", "per connection: dial start to welcome (and subscribed) (default 10s)")
 	fs.Var(&c.Settle, "settle", "wait after the ramp before sampling the server's memory (default 2s)")
 	fs.IntVar(&c.Dialers, "dialers", 0, "dialer goroutines per worker (default 64)")
+	fs.IntVar(&c.Retries, "retries", 0, "dial a connection that failed in the ramp again, up to N times, after 1 s, 2 s, 4 s, … (plus up to half as jitter), as a client would; the report counts the retries by reason")
 	fs.StringVar(&c.UserPrefix, "user-prefix", "", "user ids are <prefix><i>, i = 0..conns-1 (default u)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "sign an HS256 token per user (sub=<user>, channels [topic.>], 24h) sent as ?token= instead of ?user=; every token is signed before the ramp")
 	fs.StringVar(&c.JWTKey, "jwt-key", "", "like --jwt-secret, with the PEM private key in `FILE`: RS256 for RSA, ES256 for EC P-256, EdDSA for Ed25519 (a gateway with --jwks-file, --jwks-url or --jwt-public-key verifies them)")
@@ -387,6 +389,8 @@ func (c *Config) Normalize() error {
 		bad("--topics and --subs-per-topic must be positive")
 	case c.Dialers < 1:
 		bad("--dialers must be positive")
+	case c.Retries < 0 || c.Retries > 10:
+		bad("--retries must be between 0 and 10")
 	case c.Deflate && c.Scenario == ScenarioFloor:
 		bad("--deflate needs a WebSocket handshake: the floor has none")
 	case c.InflateOnce && !c.Deflate:

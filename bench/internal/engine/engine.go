@@ -69,17 +69,17 @@ const (
 // its handshake a connection has no goroutine: it is a conn in a slice
 // and one one-shot registration in the epoll set.
 type Engine struct {
-	spec      Spec
-	cfg       *config.Config
-	targets   []config.Target
-	sources   []net.IP
-	tokens    []string // ?token= of each local slot, signed before the ramp; nil with ?user=
-	poller    *netpoll.Poller
-	conns     []conn
+	spec    Spec
+	cfg     *config.Config
+	targets []config.Target
+	sources []net.IP
+	tokens  []string // ?token= of each local slot, signed before the ramp; nil with ?user=
+	poller  *netpoll.Poller
+	conns   []conn
 	// bseq is, by local slot, the broadcast channel's sequence accounting
 	// in the scale scenario, whose connections get notifications on two
 	// channels (their user's and the broadcast); nil in every other.
-	bseq  []seqState
+	bseq      []seqState
 	ready     chan int32     // indices of readable conns; capacity 4 × conns
 	spill     sync.WaitGroup // sends to ready that found it full
 	readers   []*reader
@@ -96,6 +96,7 @@ type Engine struct {
 
 	mu       sync.Mutex // protects the fields below
 	failures map[string]int64
+	retried  map[string]int64 // ramp dials that failed and were dialed again, by reason
 	dropped  map[string]int64
 	folded   SeqTotals // churn: connections folded when they closed
 
@@ -134,6 +135,7 @@ type dialJob struct {
 	k         int32
 	reconnect bool
 	since     time.Time // reconnect: when the old socket was closed
+	attempt   int       // ramp: 0 for the first dial, n for the nth retry (--retries)
 }
 
 // New returns an engine for spec, with its poller and readers ready and no
@@ -148,6 +150,7 @@ func New(spec Spec) (*Engine, error) {
 		recoveryHist: hist.NewLocked(),
 		resumeHist:   hist.NewLocked(),
 		failures:     map[string]int64{},
+		retried:      map[string]int64{},
 		dropped:      map[string]int64{},
 		dialq:        make(chan dialJob),
 	}
@@ -294,6 +297,18 @@ func (e *Engine) drop(c *conn, reason string) {
 }
 
 func (e *Engine) fail(job dialJob, reason string) {
+	if !job.reconnect && job.attempt < e.cfg.Retries {
+		// Dial again after a backoff, as a client would: 1 s, 2 s, 4 s, …
+		// with up to half of it again as jitter. The ramp waits for it.
+		e.mu.Lock()
+		e.retried[reason]++
+		e.mu.Unlock()
+		d := time.Second << job.attempt
+		d += time.Duration(rand.Int64N(int64(d / 2)))
+		job.attempt++
+		time.AfterFunc(d, func() { e.dialq <- job })
+		return
+	}
 	e.mu.Lock()
 	e.failures[reason]++
 	e.mu.Unlock()
@@ -492,6 +507,7 @@ type Totals struct {
 	DeflateAccepted int64            `json:"deflate_accepted"`
 	Failed          int64            `json:"failed"`
 	Failures        map[string]int64 `json:"failures"` // handshake failures by reason
+	Retried         map[string]int64 `json:"retried"`  // ramp dials that failed and were retried (--retries), by reason
 	Dropped         map[string]int64 `json:"dropped"`  // connections closed after their welcome, by reason
 	Reconnects      int64            `json:"reconnects"`
 	ReconnectFailed int64            `json:"reconnect_failed"`
@@ -525,6 +541,7 @@ func (e *Engine) totals(t SeqTotals) Totals {
 		DeflateAccepted: e.deflated.Load(),
 		Failed:          e.failed.Load(),
 		Failures:        e.failures,
+		Retried:         e.retried,
 		Dropped:         e.dropped,
 		Reconnects:      e.reconnects.Load(),
 		ReconnectFailed: e.reconnectFailed.Load(),

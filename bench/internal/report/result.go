@@ -55,7 +55,11 @@ type Connections struct {
 	DeflateAccepted int64 `json:"deflate_accepted"`
 	// DroppedByReason counts connections the server or the network closed
 	// after their welcome (eof, reset, server_close_<code>, protocol).
-	DroppedByReason  map[string]int64 `json:"dropped_by_reason"`
+	DroppedByReason map[string]int64 `json:"dropped_by_reason"`
+	// RetriedByReason counts ramp dials that failed and were dialed again
+	// (Config.Retries); a connection that then succeeded counts as
+	// established only.
+	RetriedByReason  map[string]int64 `json:"retried_by_reason,omitempty"`
 	ConnectRatePerS  float64          `json:"connect_rate_per_s"` // established / (first dial → last welcome)
 	RampSeconds      float64          `json:"ramp_s"`
 	HandshakeLatency Percentiles      `json:"handshake_latency_us"` // dial start → welcome (topic: → subscribed)
@@ -312,6 +316,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	c := r.Conns
 	p("")
 	p("connections\t%d of %d established, %d failed%s", c.Established, c.Target, c.Failed, reasons(c.FailedByReason))
+	if len(c.RetriedByReason) > 0 {
+		p("retried\t%s", strings.TrimPrefix(reasons(c.RetriedByReason), ": "))
+	}
 	if len(c.DroppedByReason) > 0 {
 		p("dropped later\t%s", strings.TrimPrefix(reasons(c.DroppedByReason), ": "))
 	}
