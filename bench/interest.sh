@@ -17,12 +17,14 @@ go build -o "$BIN/interest" ./bench/interest
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$BIN"; }
 trap cleanup EXIT
-routes=(nats-route://127.0.0.1:16231 nats-route://127.0.0.1:16232 nats-route://127.0.0.1:16233)
-for i in 0 1 2; do
-  others=$(printf '%s\n' "${routes[@]}" | grep -v ":1623$((i + 1))\$" | paste -sd,)
-  "$BIN/natsd" -name "n$((i + 1))" -listen "127.0.0.1:1422$((i + 1))" -cluster "127.0.0.1:1623$((i + 1))" \
-    -routes "$others" >/dev/null & pids+=($!)
+routes=(nats-route://127.0.0.1:16241 nats-route://127.0.0.1:16242 nats-route://127.0.0.1:16243)
+for i in 1 2 3; do
+  others=$(printf '%s\n' "${routes[@]}" | grep -v ":1624$i\$" | paste -sd,)
+  "$BIN/natsd" -name "n$i" -listen "127.0.0.1:1423$i" -cluster "127.0.0.1:1624$i" -routes "$others" >/dev/null & pids+=($!)
 done
-sleep 3 # routes connect
-"$BIN/interest" -url nats://127.0.0.1:14221,nats://127.0.0.1:14222,nats://127.0.0.1:14223 \
+for i in 1 2 3; do # each node accepts clients
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/1423$i") 2>/dev/null && break; sleep 0.1; done
+done
+sleep 3 # and the routes connect
+"$BIN/interest" -url nats://127.0.0.1:14231,nats://127.0.0.1:14232,nats://127.0.0.1:14233 \
   -pid "$(IFS=,; echo "${pids[*]}")" -subs "$SUBS" -batch "$BATCH" -json "$OUT/interest-$SUBS.json"
