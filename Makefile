@@ -102,6 +102,7 @@ FUZZ_TARGETS = \
 	./internal/wire:FuzzParseHeader \
 	./internal/wire:FuzzAppendJSONString \
 	./internal/wire:FuzzAppendMessage \
+	./bus:FuzzServerOp \
 	./bus:FuzzPosition \
 	./bus:FuzzMark \
 	./internal/wire:FuzzInflate \

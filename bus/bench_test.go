@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // BenchmarkDispatch measures the whole path of a notification: a publisher
@@ -52,9 +50,9 @@ func BenchmarkDeliver(b *testing.B) {
 	bus, _ := newBus(b, Config{}, func(ch string, payload []byte, pos Position) { n += uint64(len(ch)) + pos.Seq })
 	for _, bc := range []struct {
 		name string
-		m    *nats.Msg
+		m    *message
 	}{
-		{"volatile", &nats.Msg{Subject: "notify.user.42", Data: []byte("{}")}},
+		{"volatile", &message{subject: "notify.user.42", data: []byte("{}")}},
 		{"durable", republished()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

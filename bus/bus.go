@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -95,9 +94,9 @@ type Config struct {
 	Dispatchers int
 
 	// QueueLen is the capacity of the dispatch queues, in messages, split
-	// evenly among the dispatchers. Zero means 65536 (512 KiB of pointers). When it is full,
-	// nats.go drops further messages for this client (a client-side slow
-	// consumer); Dropped counts them.
+	// evenly among the dispatchers. Zero means 65536 (512 KiB of pointers).
+	// When a queue is full, further messages for it are dropped (a
+	// client-side slow consumer); Dropped counts them.
 	QueueLen int
 
 	// SubscribeTimeout bounds how long Interest waits for the server to
@@ -111,12 +110,14 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// Bus is the gateway's link to NATS: it holds one NATS connection, one
-// subscription per channel some caller has an interest in, and the
-// goroutines that hand messages to Config.Handler. All methods are safe for
-// concurrent use.
+// Bus is the gateway's link to NATS: it holds two NATS connections, one
+// (nats.go's) for publishing, JetStream and requests and one of its own
+// (subconn.go) for the subscription of every channel some caller has an
+// interest in, and the goroutines that hand messages to Config.Handler.
+// All methods are safe for concurrent use.
 type Bus struct {
 	nc      *nats.Conn
+	sc      *subConn
 	srv     *server.Server // the embedded server; nil when Config.URL is set
 	url     string         // what ClientURL reports
 	redact  redactor       // secrets of Config.URL and Config.Connect, kept out of errors and logs
@@ -125,11 +126,11 @@ type Bus struct {
 	timeout time.Duration
 	log     *zap.Logger
 
-	// queues are shared by the subscriptions (ChanSubscribe), one per
-	// dispatcher: the number of goroutines does not grow with the number of
-	// subscriptions. A channel always uses the queue its name hashes to, so
-	// its messages keep their order through dispatch.
-	queues []chan *nats.Msg
+	// queues are shared by the subscriptions, one per dispatcher: the
+	// number of goroutines does not grow with the number of subscriptions.
+	// A channel always uses the queue its name hashes to, so its messages
+	// keep their order through dispatch.
+	queues []chan *message
 	seed   maphash.Seed
 
 	shards [numShards]shard
@@ -141,13 +142,14 @@ type Bus struct {
 	flushes atomic.Uint64 // PING/PONG round trips made to confirm subscriptions; read by tests
 
 	subs         atomic.Int64  // live NATS subscriptions (map entries)
-	dropped      atomic.Uint64 // messages dropped by subscriptions since unsubscribed
+	sids         atomic.Uint64 // the last subscription id handed out
+	dropped      atomic.Uint64 // messages dropped because their dispatch queue was full
 	reconnects   atomic.Uint64
 	badPositions atomic.Uint64 // messages whose stream headers made no position
 
 	epochs epochs // the epoch of the stream durable notifications come from (position.go)
 
-	asyncErrs, reconnectErrs, unsubErrs, badHeaders lograte.Limiter
+	asyncErrs, reconnectErrs, badHeaders lograte.Limiter
 
 	startMu   sync.Mutex    // orders Start against Close, so no dispatcher starts after Close waits
 	started   bool          // guarded by startMu
@@ -221,7 +223,7 @@ func New(cfg Config) (*Bus, error) {
 		done:    make(chan struct{}),
 	}
 	for i := range b.shards {
-		b.shards[i].m = make(map[string]*entry)
+		b.shards[i].m = make(map[string]entry)
 	}
 
 	if b.url == "" {
@@ -253,13 +255,39 @@ func New(cfg Config) (*Bus, error) {
 	if !nc.IsConnected() {
 		log.Warn("nats not reachable yet, connecting in the background", zap.String("url", RedactURL(b.url)))
 	}
-
-	b.queues = make([]chan *nats.Msg, max(dispatchers, 1))
-	for i := range b.queues {
-		b.queues[i] = make(chan *nats.Msg, max(queueLen/len(b.queues), 1))
+	resolved := nats.GetDefaultOptions()
+	for _, o := range append(connOpts, nats.Name(name+subConnSuffix)) {
+		if err := o(&resolved); err != nil {
+			nc.Close()
+			b.stopEmbedded()
+			return nil, fmt.Errorf("bus: %w", b.redact.error(err))
+		}
 	}
-	b.wg.Add(1)
+	if b.sc, err = newSubConn(b, b.url, &resolved); err != nil {
+		nc.Close()
+		b.stopEmbedded()
+		return nil, err
+	}
+
+	b.queues = make([]chan *message, max(dispatchers, 1))
+	for i := range b.queues {
+		b.queues[i] = make(chan *message, max(queueLen/len(b.queues), 1))
+	}
+	b.wg.Add(2)
 	go b.runFlusher()
+	go b.sc.run()
+	if nc.IsConnected() {
+		// The server answered: return with the subscription connection up
+		// too, as a caller of Connected expects. Should it take longer, it
+		// goes on in the background, as after a first failed connect.
+		t := time.NewTimer(dialTimeout + handshakeTimeout)
+		select {
+		case <-b.sc.firstSync:
+		case <-t.C:
+			log.Warn("nats subscription connection not up yet, connecting in the background", zap.String("url", RedactURL(b.url)))
+		}
+		t.Stop()
+	}
 	return b, nil
 }
 
@@ -354,12 +382,12 @@ func (b *Bus) options(name string) []nats.Option {
 }
 
 // queue returns the dispatch queue of channel ch.
-func (b *Bus) queue(ch string) chan *nats.Msg {
+func (b *Bus) queue(ch string) chan *message {
 	return b.queues[maphash.String(b.seed, ch)%uint64(len(b.queues))]
 }
 
 // dispatch hands the messages of queue q to the Handler until Close.
-func (b *Bus) dispatch(q chan *nats.Msg) {
+func (b *Bus) dispatch(q chan *message) {
 	defer b.wg.Done()
 	for {
 		select {
@@ -373,56 +401,33 @@ func (b *Bus) dispatch(q chan *nats.Msg) {
 
 // deliver calls the Handler with the channel of m, its subject without the
 // prefix, as a substring (no allocation), and its position. Only a message
-// with headers can have one: nats.go parses headers into the map only for
-// messages that have some, so a volatile message costs one length check.
-func (b *Bus) deliver(m *nats.Msg) {
-	n := len(b.prefix) + 1
-	if len(m.Subject) <= n {
-		return
-	}
+// with headers can have one: the subscription connection parses headers
+// only for messages that have some, so a volatile message costs one length
+// check.
+func (b *Bus) deliver(m *message) {
 	var pos Position
-	if len(m.Header) > 0 {
-		pos = b.position(m.Subject, m.Header)
+	if len(m.header) > 0 {
+		pos = b.position(m.subject, m.header)
 	}
-	b.handler(m.Subject[n:], m.Data, pos)
+	b.handler(m.subject[len(b.prefix)+1:], m.data, pos)
 }
 
-// Connected reports whether the NATS connection is up.
-func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+// Connected reports whether both NATS connections are up and the
+// subscription connection has confirmed every subscription the bus holds.
+func (b *Bus) Connected() bool { return b.nc.IsConnected() && b.sc.synced.Load() }
 
 // Subscriptions returns how many NATS subscriptions the bus holds now: one
 // per channel with at least one interest.
 func (b *Bus) Subscriptions() int { return int(b.subs.Load()) }
 
-// Dropped returns how many messages nats.go dropped because the shared
-// channel was full. It visits every subscription, so it costs O(channels):
-// call it from a metrics scrape, not per message.
-func (b *Bus) Dropped() uint64 {
-	n := b.dropped.Load()
-	for i := range b.shards {
-		s := &b.shards[i]
-		s.mu.Lock()
-		for _, e := range s.m {
-			n += subDropped(e.sub)
-		}
-		s.mu.Unlock()
-	}
-	return n
-}
+// Dropped returns how many messages were dropped because the dispatch
+// queue of their channel was full.
+func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
 
-// subDropped returns how many messages nats.go dropped for sub, 0 once it is
-// closed.
-func subDropped(sub *nats.Subscription) uint64 {
-	n, err := sub.Dropped()
-	if err != nil || n < 0 {
-		return 0
-	}
-	return uint64(n)
-}
-
-// Reconnects returns how many times the connection was re-established after
-// it was lost. The count is updated from nats.go's callback goroutine, a
-// moment after Connected turns true.
+// Reconnects returns how many times a connection to NATS was
+// re-established after it was lost; each of the two counts, so a NATS
+// server that restarts counts 2. nats.go's is counted from its callback
+// goroutine, a moment after it is up again.
 func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
 
 // ClientURL returns the URL publishers should use: the embedded server's
@@ -430,9 +435,9 @@ func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
 // secret Config.URL holds: log RedactURL(ClientURL()).
 func (b *Bus) ClientURL() string { return b.url }
 
-// Conn returns the underlying connection, e.g. for a Publisher in the same
-// process. The Bus owns it: do not close it, and do not Subscribe on it with
-// a callback per channel.
+// Conn returns the nats.go connection, e.g. for a Publisher in the same
+// process. The Bus owns it: do not close it, and do not Subscribe on it
+// per channel (Interest does that on a connection of its own).
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
 // Close forgets every interest, closes the connection without draining
@@ -450,23 +455,16 @@ func (b *Bus) Close() error {
 		for i := range b.shards {
 			s := &b.shards[i]
 			s.mu.Lock()
-			for _, e := range s.m {
-				b.dropped.Add(subDropped(e.sub))
-			}
 			clear(s.m)
 			s.mu.Unlock()
 		}
 		b.subs.Store(0)
 		b.nc.Close()
 		close(b.done)
+		b.sc.close()
 		b.wg.Wait()
 		b.stopEmbedded()
 		b.log.Info("bus closed")
 	})
 	return nil
-}
-
-// errIsClosed reports whether err says the connection is closed.
-func errIsClosed(err error) bool {
-	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, ErrClosed)
 }

@@ -193,7 +193,7 @@ func TestRefcount(t *testing.T) {
 	if got, want := b.Subscriptions(), 1; got != want {
 		t.Fatalf("Subscriptions() after the last DropInterest = %d, want %d", got, want)
 	}
-	if err := b.Conn().Flush(); err != nil { // the server has the UNSUB
+	if err := b.flush(); err != nil { // the server has the UNSUB
 		t.Fatal(err)
 	}
 	if got, want := serverSubs(t, b.srv, DefaultName), 1; got != want {
@@ -423,12 +423,12 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("Interest across the reconnect: %v", err)
 	}
 	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := b.Reconnects(); n != 1 {
-			return fmt.Errorf("Reconnects() = %d, want 1", n)
+		if n := b.Reconnects(); n != 2 { // both connections
+			return fmt.Errorf("Reconnects() = %d, want 2", n)
 		}
 		return nil
 	})
-	if err := b.Conn().Flush(); err != nil { // the server has the resent SUBs
+	if err := b.flush(); err != nil { // the server has the resent SUBs
 		t.Fatal(err)
 	}
 	if got := serverSubs(t, srv2, "long"); got != 2 {

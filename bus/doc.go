@@ -103,21 +103,41 @@
 // returns. Close may race with anything: calls made after it fail with
 // ErrClosed (Interest) or do nothing (DropInterest).
 //
-// The bus starts Dispatchers+1 goroutines (the flusher that confirms
-// subscriptions in New, the dispatchers in Start), one more while it looks
-// up the tracked stream's epoch in the background (TrackStream), and nats.go starts three
-// per connection; the count does not grow with the number of subscriptions.
-// Close ends them all.
+// The bus starts Dispatchers+3 goroutines (the flusher that confirms
+// subscriptions, the subscription connection's reader and writer in New,
+// the dispatchers in Start), one more while it looks up the tracked
+// stream's epoch in the background (TrackStream), and nats.go starts three
+// for its connection; the count does not grow with the number of
+// subscriptions. Close ends them all.
 //
-// # Why one shared channel
+// # Two connections, and why the subscriptions have their own
 //
-// nats.go's Subscribe with a callback starts one goroutine per subscription:
-// 20,000 users would cost 20,000 goroutines (measured). Each subscription
-// here is made with ChanSubscribe into one shared channel of *nats.Msg that
-// a few dispatcher goroutines drain, so a subscription costs only nats.go's
-// Subscription struct and the bus's map entry; nats.go's per-subscription
-// pending limits do not apply to channel subscriptions, the shared
-// channel's capacity (QueueLen) is the bound.
+// The bus holds two connections to the same NATS servers, with the same
+// credentials: nats.go's (Conn), for publishing, JetStream and the
+// control plane, and a connection of the bus's own that carries only the
+// subscriptions Interest makes and the messages they bring. A gateway
+// subscribes once per connected user, so what a subscription costs is
+// paid per connection: nats.go keeps a 240-byte Subscription and a map
+// entry for each (about 300 bytes with the subject), while the bus's own
+// connection keeps nothing beyond the bus's map slot (channel name, sid,
+// interest count: about 70 bytes, TestSubscriptionMemory). It routes a
+// message by its subject, which names the channel, so it needs no table
+// from sid to subscription. It speaks the client protocol's subscribing
+// half (INFO, CONNECT, SUB, UNSUB, PING/PONG, MSG, HMSG), authenticates
+// as nats.go does with the same options, reconnects forever with the
+// same pause and jitter, learns the cluster's servers from INFO, and
+// sends every SUB again on each new connection before a confirmation can
+// pass.
+//
+// # Why shared queues
+//
+// Every message is handed to one of a few dispatcher goroutines through a
+// shared queue chosen by the hash of its channel, so one channel's
+// messages keep their order and the number of goroutines does not grow
+// with the number of subscriptions (nats.go's Subscribe with a callback
+// starts one per subscription: 20,000 users would cost 20,000 goroutines,
+// measured). The queues' capacity (QueueLen) is the bound: when one is
+// full the message is dropped and counted (Dropped).
 //
 // The alternative, a few wildcard subscriptions ("notify.user.>") filtered
 // locally, is cheaper in subscriptions but makes NATS send every gateway the
@@ -129,7 +149,7 @@
 // # Confirming subscriptions
 //
 // A NATS SUB is fire-and-forget; the server has it once it answers a later
-// PING. Interest must not return before that, or a message published right
+// PING on the same connection. Interest must not return before that, or a message published right
 // after the welcome frame could be missed. Concurrent Interest calls share
 // one PING/PONG: a single flusher goroutine takes every waiter queued so far,
 // makes one round trip, and wakes them all, so a thousand sockets arriving

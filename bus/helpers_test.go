@@ -107,7 +107,7 @@ func serverSubs(t testing.TB, srv *server.Server, name string) int {
 	}
 	n := 0
 	for _, c := range cz.Conns {
-		if c.Name == name {
+		if c.Name == name || c.Name == name+subConnSuffix {
 			n += int(c.NumSubs)
 		}
 	}

@@ -1,13 +1,10 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/channel"
 )
@@ -21,28 +18,28 @@ const numShards = 64
 // shards' locks never share one.
 type shard struct {
 	mu sync.Mutex
-	// m maps a channel to its subscription; guarded by mu. The key is a
-	// substring of entry.sub.Subject, so it costs no memory of its own.
-	m map[string]*entry
+	// m maps a channel to its subscription; guarded by mu. This is all a
+	// subscription costs: a map slot and the channel's name.
+	m map[string]entry
 	_ [64 - 16]byte
 }
 
 // entry is the bookkeeping of one subscribed channel, guarded by its shard's
-// lock.
+// lock. It is stored by value: 16 bytes in the map's slot.
 type entry struct {
-	sub   *nats.Subscription
-	refs  int32 // interests held; the entry is removed when it drops to 0
-	ready bool  // a flush has confirmed sub on the server
+	sid   uint64 // the subscription's id on the subscription connection
+	refs  int32  // interests held; the entry is removed when it drops to 0
+	ready bool   // a flush has confirmed the subscription on the server
 }
 
-// shard returns the shard of ch (FNV-1a, no allocation).
-func (b *Bus) shard(ch string) *shard {
+// shard returns the index of ch's shard (FNV-1a, no allocation).
+func shardOf(ch string) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(ch); i++ {
 		h ^= uint32(ch[i])
 		h *= 16777619
 	}
-	return &b.shards[h%numShards]
+	return int(h % numShards)
 }
 
 // Interest declares that the caller needs the messages of channel. The first
@@ -59,8 +56,8 @@ func (b *Bus) Interest(ch string) error {
 	if !channel.Valid(ch) {
 		return fmt.Errorf("%w: %q", ErrInvalidName, ch)
 	}
-	e, err := b.acquire(ch)
-	if err != nil || e == nil {
+	sid, err := b.acquire(ch)
+	if err != nil || sid == 0 {
 		return err
 	}
 	if err := b.confirm(); err != nil {
@@ -70,47 +67,52 @@ func (b *Bus) Interest(ch string) error {
 		}
 		return fmt.Errorf("%w: channel %s", err, ch)
 	}
-	s := b.shard(ch)
+	s := &b.shards[shardOf(ch)]
 	s.mu.Lock()
-	e.ready = true // harmless if Close has removed e meanwhile
+	// The same subscription unless every interest was dropped meanwhile
+	// (or Close removed it).
+	if e, ok := s.m[ch]; ok && e.sid == sid {
+		e.ready = true
+		s.m[ch] = e
+	}
 	s.mu.Unlock()
 	return nil
 }
 
 // acquire takes one reference on ch and subscribes on NATS if it is the
-// first. It returns the entry when the caller must wait for a confirmation,
-// nil when the subscription is confirmed already.
+// first. It returns the subscription's sid when the caller must wait for a
+// confirmation, 0 when the subscription is confirmed already.
 //
-// The shard lock is held across ChanSubscribe, so a first Interest racing a
-// last DropInterest of the same channel leaves exactly one subscription or none.
-// The wait for the confirmation happens outside the lock.
-func (b *Bus) acquire(ch string) (*entry, error) {
-	s := b.shard(ch)
+// The shard lock is held while the SUB is queued, so a first Interest
+// racing a last DropInterest of the same channel leaves exactly one
+// subscription or none. The wait for the confirmation happens outside the
+// lock.
+func (b *Bus) acquire(ch string) (uint64, error) {
+	i := shardOf(ch)
+	s := &b.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Close sets closed before it sweeps the shards, so under this lock
 	// either the sweep is still to come or closed is visible.
 	if b.closed.Load() {
-		return nil, ErrClosed
+		return 0, ErrClosed
 	}
 	if e, ok := s.m[ch]; ok {
 		e.refs++
+		s.m[ch] = e
 		// While disconnected the server does not have the subscription;
 		// wait for the confirmation that follows the resubscription.
-		if e.ready && b.nc.IsConnected() {
-			return nil, nil
+		if e.ready && b.sc.synced.Load() {
+			return 0, nil
 		}
-		return e, nil
+		return e.sid, nil
 	}
-	subject := b.prefix + "." + ch
-	sub, err := b.nc.ChanSubscribe(subject, b.queue(ch))
-	if err != nil {
-		return nil, fmt.Errorf("bus: subscribe %s: %w", ch, err)
-	}
-	e := &entry{sub: sub, refs: 1}
-	s.m[subject[len(b.prefix)+1:]] = e
+	e := entry{sid: b.sids.Add(1), refs: 1}
+	ch = strings.Clone(ch) // the caller's string may be part of a larger one
+	s.m[ch] = e
+	b.sc.subscribed(i, ch, e.sid)
 	b.subs.Add(1)
-	return e, nil
+	return e.sid, nil
 }
 
 // DropInterest drops one interest in ch; the last one unsubscribes from
@@ -118,7 +120,8 @@ func (b *Bus) acquire(ch string) (*entry, error) {
 // receive a few messages of ch that were queued before the last one was
 // dropped.
 func (b *Bus) DropInterest(ch string) {
-	s := b.shard(ch)
+	i := shardOf(ch)
+	s := &b.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[ch]
@@ -126,16 +129,12 @@ func (b *Bus) DropInterest(ch string) {
 		return
 	}
 	if e.refs--; e.refs > 0 {
+		s.m[ch] = e
 		return
 	}
 	delete(s.m, ch)
 	b.subs.Add(-1)
-	b.dropped.Add(subDropped(e.sub))
-	if err := e.sub.Unsubscribe(); err != nil && !errIsClosed(err) {
-		if ok, held := b.unsubErrs.Allow(); ok {
-			b.log.Warn("nats unsubscribe failed", zap.String("channel", ch), zap.Error(err), zap.Int("suppressed", held))
-		}
-	}
+	b.sc.unsubscribed(i, e.sid)
 }
 
 // round is one confirmation round trip shared by every Interest that joined
@@ -149,10 +148,12 @@ type round struct {
 // goroutine made before calling it. It joins the open round (opening one if
 // there is none) and waits for the flusher to complete it.
 //
-// Correctness: a caller joins a round only after its SUB is in nats.go's
-// write buffer, and the flusher sends the round's PING only after taking the
-// round, so the PING follows every SUB of the round and the server's PONG
-// proves it has processed them.
+// Correctness: a caller joins a round only after its SUB is queued on the
+// subscription connection (or its shard is still to be walked, and the
+// connection takes no PING before the walk is done), and the flusher
+// queues the round's PING only after taking the round, so the PING
+// follows every SUB of the round and the server's PONG proves it has
+// processed them.
 func (b *Bus) confirm() error {
 	b.fmu.Lock()
 	r := b.next
@@ -201,29 +202,10 @@ func (b *Bus) runFlusher() {
 	}
 }
 
-// flush makes one PING/PONG round trip, retrying within SubscribeTimeout if
-// the connection drops while the PING is in flight: nats.go then releases
-// the flush with ErrConnectionClosed, and on reconnect it resends every
-// subscription before any PING queued meanwhile, so a retried flush still
-// confirms them.
+// flush makes one PING/PONG round trip on the subscription connection
+// within SubscribeTimeout. A connection lost while the PING is in flight
+// does not fail it: the next connection is sent every subscription before
+// the PING is made again.
 func (b *Bus) flush() error {
-	deadline := time.Now().Add(b.timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return ErrSubscribeTimeout
-		}
-		b.flushes.Add(1)
-		err := b.nc.FlushTimeout(left)
-		switch {
-		case err == nil:
-			return nil
-		case b.closed.Load() || b.nc.IsClosed():
-			return ErrClosed
-		case errors.Is(err, nats.ErrTimeout):
-			return ErrSubscribeTimeout
-		case !errors.Is(err, nats.ErrConnectionClosed):
-			return fmt.Errorf("bus: flush: %w", err)
-		}
-	}
+	return b.sc.flush(time.Now().Add(b.timeout))
 }
