@@ -108,7 +108,8 @@ FUZZ_TARGETS = \
 	./internal/wire:FuzzInflate \
 	./internal/channel:FuzzMatch \
 	./internal/channel:FuzzValid \
-	./bench/internal/engine:FuzzClientFrames
+	./bench/internal/engine:FuzzClientFrames \
+	./bench/crosscheck:FuzzParseDelivery
 FUZZMINTIME ?= 5s
 
 .PHONY: fuzz
@@ -158,6 +159,10 @@ bench-drain: ## a graceful drain of 10,000 connections: its duration and how rec
 .PHONY: bench-compare
 bench-compare: ## the standard broadcast scenario against wsgate and the gorilla baseline, plus the kernel floor; prints the ratios
 	bash bench/compare.sh
+
+.PHONY: bench-crosscheck
+bench-crosscheck: ## the standard comparison with an independent gorilla client (not wsbench): wsgate, the gorilla baseline and a floor server, ROUNDS rounds; connect rate, idle RSS, CPU per million delivered, broadcast p99 and their ratios; JSON and summary.txt in OUT
+	bash bench/crosscheck.sh
 
 .PHONY: bench-durable
 bench-durable: ## durable vs volatile, same run: idle RSS and connect rate (--durable on/off), live unicast and broadcast p99, resume storms of 10,000 with 10 missed and none (history requests, CPU per resume); JSON in OUT

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +152,56 @@ func TestConnectFailures(t *testing.T) {
 	res := runOK(t, cfg)
 	if res.Conns.Established != 0 || res.Conns.FailedByReason["http_404"] != 20 {
 		t.Errorf("connections %+v", res.Conns)
+	}
+}
+
+// TestRetries: a ramp dial that fails is dialed again after a backoff
+// (--retries), and the report counts the retries by reason. A proxy in
+// front of the gateway answers 503 to the first dial of every user and
+// passes the second through.
+func TestRetries(t *testing.T) {
+	g := newGateway(t)
+	target, err := url.Parse(strings.Replace(g.url, "ws://", "http://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Path = "" // the request's path goes through as it is
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user := r.URL.Query().Get("user")
+		mu.Lock()
+		again := seen[user]
+		seen[user] = true
+		mu.Unlock()
+		if !again {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	const conns = 20
+	cfg := fastConfig(g, ScenarioConnect)
+	cfg.Conns = conns
+	cfg.URLs = []string{"ws://" + front.Listener.Addr().String() + "/ws"}
+	cfg.Retries = 1
+	res := runOK(t, cfg)
+	if res.Conns.Established != conns || res.Conns.Failed != 0 {
+		t.Errorf("connections %+v, want %d established after one retry each", res.Conns, conns)
+	}
+	if got := res.Conns.RetriedByReason["http_503"]; got != conns {
+		t.Errorf("retried by reason %v, want http_503: %d", res.Conns.RetriedByReason, conns)
+	}
+
+	// Without retries, the same proxy fails every first dial for good.
+	cfg.Retries = 0
+	cfg.UserPrefix = "fresh"
+	res = runOK(t, cfg)
+	if res.Conns.Established != 0 || res.Conns.FailedByReason["http_503"] != conns || len(res.Conns.RetriedByReason) != 0 {
+		t.Errorf("without --retries: connections %+v", res.Conns)
 	}
 }
 
