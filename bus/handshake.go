@@ -85,6 +85,7 @@ func (c *subConn) connect(u *url.URL) (_ net.Conn, br *bufio.Reader, info server
 	if err := json.Unmarshal(first.arg, &info); err != nil {
 		return nil, nil, info, fmt.Errorf("%w: INFO: %w", errProto, err)
 	}
+	c.learnInfo(info)
 	secure := c.opts.Secure || u.Scheme == "tls"
 	if secure && !info.TLSRequired && !info.TLSAvailable {
 		return nil, nil, info, nats.ErrSecureConnWanted
@@ -221,15 +222,18 @@ func (c *subConn) connectLine(u *url.URL, info serverInfo, secure bool) ([]byte,
 // URL but its scheme: credentials come from the options.
 func (c *subConn) learn(infoJSON []byte) {
 	var info serverInfo
-	if json.Unmarshal(infoJSON, &info) != nil {
-		return
+	if json.Unmarshal(infoJSON, &info) == nil {
+		c.learnInfo(info)
 	}
+}
+
+func (c *subConn) learnInfo(info serverInfo) {
 	if info.LameDuckMode {
 		c.log.Info("nats server of the subscription connection entering lame duck mode")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	scheme := c.servers[0].Scheme
+	scheme := c.servers[0].url.Scheme
 next:
 	for _, hp := range info.ConnectURLs {
 		u, err := parseServerURL(scheme + "://" + hp)
@@ -237,10 +241,10 @@ next:
 			continue
 		}
 		for _, s := range c.servers {
-			if s.Host == u.Host {
+			if s.url.Host == u.Host {
 				continue next
 			}
 		}
-		c.servers = append(c.servers, u)
+		c.servers = append(c.servers, &natsServer{url: u})
 	}
 }

@@ -9,8 +9,13 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 func TestParseOp(t *testing.T) {
@@ -67,7 +72,7 @@ func readerBus() (*subConn, chan *message) {
 	q := make(chan *message, 64)
 	b := &Bus{prefix: "notify", log: zap.NewNop(), seed: maphash.MakeSeed(), queues: []chan *message{q}}
 	u, _ := url.Parse("nats://127.0.0.1:4222")
-	c := &subConn{b: b, log: b.log, kick: make(chan struct{}, 1), servers: []*url.URL{u}}
+	c := &subConn{b: b, log: b.log, kick: make(chan struct{}, 1), servers: []*natsServer{{url: u}}}
 	return c, q
 }
 
@@ -132,4 +137,45 @@ func FuzzServerOp(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Losing its server, the subscription connection moves at once to the
+// next seed, well within ReconnectWait (30 s here), and that server has
+// every subscription before Connected turns true: a message published
+// there right after is delivered.
+func TestFailoverToNextSeed(t *testing.T) {
+	a, b := natstest.RunWith(t, &server.Options{}), natstest.RunWith(t, &server.Options{})
+	urls := a.ClientURL() + "," + b.ClientURL()
+	bus, rec := newBus(t, Config{URL: urls, Connect: ConnectOptions{ReconnectWait: 30 * time.Second}}, nil)
+	if err := bus.Interest("user.f"); err != nil {
+		t.Fatal(err)
+	}
+	var live, other *server.Server
+	for _, s := range []*server.Server{a, b} {
+		if serverSubs(t, s, DefaultName) > 0 {
+			live = s
+		} else {
+			other = s
+		}
+	}
+	if live == nil {
+		t.Fatal("no server holds the subscription")
+	}
+	shutdown(live)
+	start := time.Now()
+	wstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if bus.sc.connects.Load() < 2 || !bus.Connected() {
+			return errors.New("not connected again yet")
+		}
+		return nil
+	})
+	t.Logf("connected again %v after the server went", time.Since(start))
+	if got := serverSubs(t, other, DefaultName); got != 1 {
+		t.Fatalf("the other server holds %d subscriptions, want 1", got)
+	}
+	p := newPublisher(t, other.ClientURL())
+	if err := p.User("f", []byte("moved")); err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, delivery{channel: "user.f", payload: "moved"})
 }

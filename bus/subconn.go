@@ -70,10 +70,10 @@ type subConn struct {
 	pongs []chan error
 	// pingsOut counts keep-alive PINGs without an answer since the last PONG.
 	pingsOut int
-	// servers are the URLs to try, the configured ones first, then those
+	// servers are the ones to try, the configured ones first, then those
 	// the servers announced (INFO connect_urls); next is the one after the
-	// last tried.
-	servers []*url.URL
+	// last tried. Only appended to.
+	servers []*natsServer
 	next    int
 	conn    net.Conn // the connection being made or served, closed by Close; nil between connections
 
@@ -115,7 +115,7 @@ func newSubConn(b *Bus, urls string, opts *nats.Options) (*subConn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: URL %s: %w", ErrInvalidConfig, RedactURL(s), err)
 		}
-		c.servers = append(c.servers, u)
+		c.servers = append(c.servers, &natsServer{url: u})
 	}
 	if !opts.NoRandomize {
 		rand.Shuffle(len(c.servers), func(i, j int) { c.servers[i], c.servers[j] = c.servers[j], c.servers[i] })
@@ -123,75 +123,69 @@ func newSubConn(b *Bus, urls string, opts *nats.Options) (*subConn, error) {
 	return c, nil
 }
 
+// natsServer is a NATS server the connection may use.
+type natsServer struct {
+	url  *url.URL
+	last time.Time // the last attempt to connect; used by run's goroutine only
+}
+
 // run connects, serves the connection until it is lost, and again, until
-// Close. A lost connection is followed at once by an attempt at the next
-// server, as nats.go does, so that a gateway moves to a surviving node in
-// milliseconds. After a round in which no server could be reached, or
-// after a connection that did not last ReconnectWait, it waits
-// ReconnectWait plus up to ReconnectJitter (a fleet of gateways must not
-// come back in one wave, nor loop on a server that takes and drops it).
+// Close. It goes through the servers in turn, as nats.go does: a lost
+// connection is followed at once by an attempt at the next server, so that
+// a gateway moves to a surviving node in milliseconds, while a server
+// tried less than ReconnectWait ago is tried again only once that has
+// passed, plus up to ReconnectJitter (a fleet of gateways must not come
+// back in one wave, nor loop on a server that takes and drops it).
 func (c *subConn) run() {
 	defer c.b.wg.Done()
-	failed := 0
 	for {
-		select {
-		case <-c.b.done:
+		s := c.nextServer()
+		if !c.waitTurn(s) {
 			return
-		default:
 		}
-		u := c.nextServer()
-		conn, br, info, err := c.connect(u)
+		conn, br, info, err := c.connect(s.url)
 		if err != nil {
-			failed++
 			if ok, held := c.errs.Allow(); ok {
-				c.log.Warn("nats subscription connection failed", zap.String("url", RedactURL(u.Redacted())),
+				c.log.Warn("nats subscription connection failed", zap.String("url", RedactURL(s.url.Redacted())),
 					zap.Error(c.b.redact.error(err)), zap.Int("suppressed", held))
-			}
-			if failed >= c.serverCount() {
-				failed = 0
-				if !c.pause() {
-					return
-				}
 			}
 			continue
 		}
-		failed = 0
-		start := time.Now()
-		c.serve(u, conn, br, info)
-		if time.Since(start) < c.opts.ReconnectWait && !c.pause() {
-			return
-		}
+		c.serve(s.url, conn, br, info)
 	}
 }
 
-// pause waits ReconnectWait plus jitter; false when Close came first.
-func (c *subConn) pause() bool {
-	d := c.opts.ReconnectWait
-	if j := c.opts.ReconnectJitter; j > 0 {
-		d += rand.N(j)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+// waitTurn waits until s may be tried again and records the attempt;
+// false when Close came first.
+func (c *subConn) waitTurn(s *natsServer) bool {
 	select {
-	case <-t.C:
-		return true
 	case <-c.b.done:
 		return false
+	default:
 	}
+	if since := time.Since(s.last); since < c.opts.ReconnectWait {
+		d := c.opts.ReconnectWait - since
+		if j := c.opts.ReconnectJitter; j > 0 {
+			d += rand.N(j)
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.b.done:
+			return false
+		}
+	}
+	s.last = time.Now()
+	return true
 }
 
-func (c *subConn) nextServer() *url.URL {
+func (c *subConn) nextServer() *natsServer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.servers[c.next%len(c.servers)]
+	s := c.servers[c.next%len(c.servers)]
 	c.next++
-	return u
-}
-
-func (c *subConn) serverCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.servers)
+	return s
 }
 
 // serve runs one connection: the writer in a goroutine, the SUB of every
