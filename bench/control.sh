@@ -55,7 +55,7 @@ part() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 go build -o "$BIN/wsgate" ./cmd/wsgate
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/wsbench" ./cmd/wsbench
-echo "built from $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench' || echo ' with uncommitted changes outside bench/') at $(date -u +%FT%TZ)" >> "$OUT/build.txt"
+note_build
 
 check_ports 14222 18081 18082 18083 19091 19092 19093
 
@@ -79,15 +79,6 @@ start_fleet() {
 
 stop_fleet() { stop "${gws[@]}" "$nats"; }
 
-# quiet NAME: wait up to QUIET_MAX s for the load to fall below QUIET_LOAD, and
-# log the load before run NAME.
-quiet() {
-  local waited=0
-  while [ "$waited" -lt "$QUIET_MAX" ] && ! awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v q="$QUIET_LOAD" 'BEGIN {exit !(l < q)}'; do
-    sleep 5; waited=$((waited + 5))
-  done
-  echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg) before (waited ${waited}s)" >> "$OUT/load.txt"
-}
 
 # bench NAME SCENARIO FLAGS...: one wsbench run into $OUT/NAME.json.
 bench() {

@@ -40,19 +40,10 @@ go build -o "$BIN/wsgate" ./cmd/wsgate
 go build -o "$BIN/baseline" ./bench/baseline
 go build -o "$BIN/natsd" ./bench/natsd
 go build -o "$BIN/crosscheck" ./bench/crosscheck
-echo "built from $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench' || echo ' with uncommitted changes outside bench/') at $(date -u +%FT%TZ)" >> "$OUT/build.txt"
+note_build
 
 check_ports 14222 18080 19090
 
-# quiet NAME: wait up to QUIET_MAX s for the load to fall below QUIET_LOAD, and
-# log the load before run NAME.
-quiet() {
-  local waited=0
-  while [ "$waited" -lt "$QUIET_MAX" ] && ! awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v q="$QUIET_LOAD" 'BEGIN {exit !(l < q)}'; do
-    sleep 5; waited=$((waited + 5))
-  done
-  echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg) before (waited ${waited}s)" >> "$OUT/load.txt"
-}
 
 # start_server LABEL: start a server, exactly as compare.sh starts wsgate and
 # the baseline; sets srv.

@@ -47,21 +47,12 @@ source bench/lib.sh
 mkdir -p "$OUT"
 part() { if [ -z "${ONLY:-}" ]; then [ "$1" != profile ]; else [[ " $ONLY " == *" $1 "* ]]; fi; }
 
-# quiet NAME: wait up to QUIET_MAX s for the load to fall below QUIET_LOAD,
-# and log the load before NAME.
-quiet() {
-  local waited=0
-  while [ "$waited" -lt "$QUIET_MAX" ] && ! awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v q="$QUIET_LOAD" 'BEGIN {exit !(l < q)}'; do
-    sleep 5; waited=$((waited + 5))
-  done
-  echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg) before (waited ${waited}s)" >> "$OUT/load.txt"
-}
 
 if part connect || part profile; then
   go build -o "$BIN/wsgate" ./cmd/wsgate
   go build -o "$BIN/natsd" ./bench/natsd
   go build -o "$BIN/wsbench" ./cmd/wsbench
-  echo "built from $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench' || echo ' with uncommitted changes outside bench/') at $(date -u +%FT%TZ)" >> "$OUT/build.txt"
+  note_build
   check_ports 14222 18081 19091
 
   mkdir -m 700 "$BIN/keys"
