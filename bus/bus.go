@@ -352,9 +352,11 @@ func (b *Bus) options(name string) []nats.Option {
 			b.log.Warn("nats disconnected", zap.Error(b.redact.error(err)))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.reconnects.Add(1)
 			b.log.Info("nats reconnected", zap.String("url", RedactURL(nc.ConnectedUrl())))
 			b.reconnected() // the stream may have been recreated meanwhile
+			// Counted after the epoch is forgotten: once Reconnects has
+			// grown, Epoch reports the stream as looked up again.
+			b.reconnects.Add(1)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if ok, held := b.reconnectErrs.Allow(); ok {

@@ -206,8 +206,8 @@ func (c *subConn) serve(u *url.URL, conn net.Conn, br *bufio.Reader, info server
 	wg.Go(func() { c.write(conn, stop) })
 	if n := c.connects.Add(1); n > 1 {
 		c.log.Info("nats subscription connection reconnected", zap.String("url", RedactURL(u.Redacted())))
-		c.b.reconnects.Add(1)
 		c.b.reconnected()
+		c.b.reconnects.Add(1) // after, as in nats.go's handler
 	}
 	synced := c.resubscribe()
 	err := c.read(br, maxBody, synced)
