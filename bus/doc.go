@@ -120,7 +120,7 @@
 // paid per connection: nats.go keeps a 240-byte Subscription and a map
 // entry for each (about 300 bytes with the subject), while the bus's own
 // connection keeps nothing beyond the bus's map slot (channel name, sid,
-// interest count: about 70 bytes, TestSubscriptionMemory). It routes a
+// interest count: 73 bytes, TestMemoryPerSubscription). It routes a
 // message by its subject, which names the channel, so it needs no table
 // from sid to subscription. It speaks the client protocol's subscribing
 // half (INFO, CONNECT, SUB, UNSUB, PING/PONG, MSG, HMSG), authenticates
